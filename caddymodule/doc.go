@@ -1,0 +1,2 @@
+// Package caddymodule registers the session gateway with Caddy.
+package caddymodule

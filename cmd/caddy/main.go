@@ -1,0 +1,19 @@
+// Command caddy is Caddy with the session gateway module compiled in.
+//
+// Build a production binary with:
+//
+//	go build -trimpath -ldflags "-s -w" -o caddy ./cmd/caddy
+package main
+
+import (
+	_ "time/tzdata"
+
+	caddycmd "github.com/caddyserver/caddy/v2/cmd"
+	_ "github.com/caddyserver/caddy/v2/modules/standard"
+
+	_ "github.com/sessiongate/caddy-session/caddymodule"
+)
+
+func main() {
+	caddycmd.Main()
+}

@@ -1,0 +1,158 @@
+package sessioncore
+
+import (
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"golang.org/x/net/idna"
+)
+
+// MaxCookieSize is the largest Set-Cookie line (name, value and attributes)
+// the gateway will send. RFC 6265 only promises that browsers keep cookies
+// up to 4096 bytes; beyond that they drop them silently, and the user's
+// session with them.
+const MaxCookieSize = 4096
+
+// SameSite values, as they appear in the cookie.
+const (
+	SameSiteUnset  = ""
+	SameSiteLax    = "Lax"
+	SameSiteStrict = "Strict"
+	SameSiteNone   = "None"
+)
+
+// deletionExpires is the Expires attribute of a cookie being deleted.
+const deletionExpires = "Thu, 01 Jan 1970 00:00:00 GMT"
+
+// ParseSameSite reads a SameSite setting case-insensitively (lax, strict,
+// none, or empty for unset) and returns it as it appears in a cookie.
+func ParseSameSite(s string) (string, error) {
+	switch strings.ToLower(s) {
+	case "":
+		return SameSiteUnset, nil
+	case "lax":
+		return SameSiteLax, nil
+	case "strict":
+		return SameSiteStrict, nil
+	case "none":
+		return SameSiteNone, nil
+	}
+	return "", fmt.Errorf("SameSite must be lax, strict or none, not %q", s)
+}
+
+// normalizeCookieDomain renders a Domain attribute the way Werkzeug does:
+// without a port or a leading dot, IDNA-encoded, lower case.
+func normalizeCookieDomain(domain string) (string, error) {
+	if domain == "" {
+		return "", nil
+	}
+	host, _, _ := strings.Cut(domain, ":")
+	host = strings.TrimLeft(host, ".")
+	ascii, err := idna.Lookup.ToASCII(host)
+	if err != nil {
+		return "", fmt.Errorf("cookie domain %q: %w", domain, err)
+	}
+	return strings.ToLower(ascii), nil
+}
+
+// quoteCookiePath percent-encodes a Path attribute the way Werkzeug does
+// (Python's urllib.parse.quote with safe="%!$&'()*+,/:=@"), so ';', spaces
+// and non-ASCII cannot break the Set-Cookie line.
+func quoteCookiePath(path string) string {
+	const safe = "%!$&'()*+,/:=@-._~"
+	const hex = "0123456789ABCDEF"
+	var b strings.Builder
+	for i := 0; i < len(path); i++ {
+		c := path[i]
+		if 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || strings.IndexByte(safe, c) >= 0 {
+			b.WriteByte(c)
+			continue
+		}
+		b.WriteByte('%')
+		b.WriteByte(hex[c>>4])
+		b.WriteByte(hex[c&0xf])
+	}
+	return b.String()
+}
+
+// cookieAttributes holds the attributes every session cookie of one
+// Interface shares, already rendered, in Werkzeug's order: Domain comes
+// before the expiry, the rest after it.
+type cookieAttributes struct {
+	name   string
+	domain string // "; Domain=..." or ""
+	tail   string // "; Secure; HttpOnly; Path=...; SameSite=...; Partitioned"
+}
+
+func newCookieAttributes(c *Config) cookieAttributes {
+	a := cookieAttributes{name: c.CookieName}
+	if c.CookieDomain != "" {
+		a.domain = "; Domain=" + c.CookieDomain
+	}
+	var tail strings.Builder
+	if c.CookieSecure || c.CookiePartitioned { // browsers require Secure on partitioned cookies
+		tail.WriteString("; Secure")
+	}
+	if c.CookieHTTPOnly {
+		tail.WriteString("; HttpOnly")
+	}
+	if c.CookiePath != "" {
+		tail.WriteString("; Path=" + quoteCookiePath(c.CookiePath))
+	}
+	if c.CookieSameSite != SameSiteUnset {
+		tail.WriteString("; SameSite=" + c.CookieSameSite)
+	}
+	if c.CookiePartitioned {
+		tail.WriteString("; Partitioned")
+	}
+	a.tail = tail.String()
+	return a
+}
+
+// setLine renders a Set-Cookie value that stores value. A zero expires
+// makes a browser-session cookie; otherwise both Expires and Max-Age are set.
+func (a *cookieAttributes) setLine(value string, now, expires time.Time) string {
+	var b strings.Builder
+	b.Grow(len(a.name) + 1 + len(value) + len(a.domain) + 64 + len(a.tail))
+	b.WriteString(a.name)
+	b.WriteByte('=')
+	b.WriteString(value)
+	b.WriteString(a.domain)
+	if !expires.IsZero() {
+		b.WriteString("; Expires=")
+		b.WriteString(expires.UTC().Format(http.TimeFormat))
+		b.WriteString("; Max-Age=")
+		b.WriteString(strconv.FormatInt(int64(expires.Sub(now)/time.Second), 10))
+	}
+	b.WriteString(a.tail)
+	return b.String()
+}
+
+// deleteLine renders a Set-Cookie value that deletes the cookie, with the
+// same name, Domain, Path, Secure, SameSite and Partitioned it was set with.
+func (a *cookieAttributes) deleteLine() string {
+	return a.name + "=" + a.domain + "; Expires=" + deletionExpires + "; Max-Age=0" + a.tail
+}
+
+// AddVaryCookie makes h vary by Cookie, merging into an existing Vary
+// header instead of adding a second one. It leaves h alone when it already
+// varies by Cookie or by everything (*).
+func AddVaryCookie(h http.Header) {
+	values := h["Vary"]
+	for _, v := range values {
+		for field := range strings.SplitSeq(v, ",") {
+			field = strings.TrimSpace(field)
+			if field == "*" || strings.EqualFold(field, "Cookie") {
+				return
+			}
+		}
+	}
+	if n := len(values); n > 0 && strings.TrimSpace(values[n-1]) != "" {
+		values[n-1] += ", Cookie"
+		return
+	}
+	h.Set("Vary", "Cookie")
+}

@@ -1,0 +1,180 @@
+package sessioncore
+
+import (
+	"fmt"
+	"net/http"
+	"strings"
+
+	"golang.org/x/net/http/httpguts"
+)
+
+// DefaultHeaderPrefix is the prefix of every header of the protocol.
+const DefaultHeaderPrefix = "X-Session"
+
+// MaxMutationBytes caps the total size of the mutation headers in one
+// response. Larger mutations are rejected whole.
+const MaxMutationBytes = 64 << 10
+
+// Suffixes of the response headers an upstream uses to change the session.
+const (
+	replaceSuffix = "-Replace"
+	updateSuffix  = "-Update"
+)
+
+// MutationError says which mutation header was malformed and why.
+type MutationError struct {
+	Header string // the header's name as the upstream spelled it
+	Err    error
+}
+
+func (e *MutationError) Error() string { return fmt.Sprintf("header %s: %v", e.Header, e.Err) }
+
+func (e *MutationError) Unwrap() error { return e.Err }
+
+// HeaderProtocol is how the gateway and its upstream pass the session in
+// HTTP headers (shown with the default prefix):
+//
+//   - to the upstream, X-Session carries the whole session as JSON;
+//   - from the upstream, X-Session-Replace replaces it and X-Session-Update
+//     (repeatable) merge-patches it.
+//
+// A header belongs to the protocol when its name, lower-cased and with '_'
+// read as '-', starts with the lower-cased prefix. Backends such as PHP, CGI
+// and WSGI fold '_' and '-' together, so every such spelling is the
+// gateway's own and is removed from what clients send and from what clients
+// receive.
+type HeaderProtocol struct {
+	prefix     string // as configured, e.g. "X-Session"
+	normPrefix string // lower-cased, e.g. "x-session"
+	replace    string // normalized name of the replace header
+	update     string // normalized name of the update header
+}
+
+// NewHeaderProtocol returns the protocol for prefix, which must be a valid
+// header name.
+func NewHeaderProtocol(prefix string) (*HeaderProtocol, error) {
+	if !httpguts.ValidHeaderFieldName(prefix) {
+		return nil, fmt.Errorf("header prefix %q is not a valid header name", prefix)
+	}
+	norm := normalizeHeaderName(prefix)
+	return &HeaderProtocol{
+		prefix:     http.CanonicalHeaderKey(prefix),
+		normPrefix: norm,
+		replace:    norm + strings.ToLower(replaceSuffix),
+		update:     norm + strings.ToLower(updateSuffix),
+	}, nil
+}
+
+// SessionHeader returns the name of the request header that carries the
+// session to the upstream (the prefix itself).
+func (p *HeaderProtocol) SessionHeader() string { return p.prefix }
+
+// Owns reports whether the header called name belongs to the protocol.
+func (p *HeaderProtocol) Owns(name string) bool {
+	if len(name) < len(p.normPrefix) {
+		return false
+	}
+	for i := 0; i < len(p.normPrefix); i++ {
+		if normalizeHeaderByte(name[i]) != p.normPrefix[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// Strip deletes every header the protocol owns from h.
+func (p *HeaderProtocol) Strip(h http.Header) {
+	for name := range h {
+		if p.Owns(name) {
+			delete(h, name)
+		}
+	}
+}
+
+// WriteRequest removes every header the protocol owns from a request's
+// headers, whatever the client sent, then sets the session header to s.
+// jsonBuf is scratch space that may be reused; the header keeps its own copy.
+func (p *HeaderProtocol) WriteRequest(h http.Header, s *Session) {
+	p.Strip(h)
+	h[p.prefix] = []string{s.String()}
+}
+
+// TakeMutation reads the upstream's changes from a response's headers and
+// removes every header the protocol owns, whatever the outcome. It returns
+// a *MutationError when a mutation header is malformed: not a JSON object,
+// nested deeper than MaxNestingDepth, more than one replacement, spelled in
+// two ways, or, all together, over MaxMutationBytes. Then no part of the
+// mutation is returned.
+func (p *HeaderProtocol) TakeMutation(h http.Header) (*Mutation, error) {
+	var replaceName, updateName string
+	var replaceValues, updateValues []string
+	total := 0
+	var firstErr error
+	for name, values := range h {
+		if !p.Owns(name) {
+			continue
+		}
+		delete(h, name)
+		if firstErr != nil {
+			continue // keep stripping
+		}
+		var kind *string
+		switch normalizeHeaderName(name) {
+		case p.replace:
+			kind = &replaceName
+			replaceValues = append(replaceValues, values...)
+		case p.update:
+			kind = &updateName
+			updateValues = append(updateValues, values...)
+		default:
+			continue
+		}
+		if *kind != "" {
+			// Two spellings of one header arrive as two map keys whose
+			// relative order is lost, so the order of the patches is unknown.
+			firstErr = &MutationError{Header: name, Err: fmt.Errorf("also sent as %s; send one spelling", *kind)}
+			continue
+		}
+		*kind = name
+		for _, v := range values {
+			total += len(v)
+		}
+		if total > MaxMutationBytes {
+			firstErr = &MutationError{Header: name, Err: fmt.Errorf("mutation headers exceed %d bytes", MaxMutationBytes)}
+		}
+	}
+	if firstErr != nil {
+		return nil, firstErr
+	}
+	m := new(Mutation)
+	for _, v := range replaceValues {
+		if err := m.SetReplace([]byte(v)); err != nil {
+			return nil, &MutationError{Header: replaceName, Err: err}
+		}
+	}
+	for _, v := range updateValues {
+		if err := m.AddUpdate([]byte(v)); err != nil {
+			return nil, &MutationError{Header: updateName, Err: err}
+		}
+	}
+	return m, nil
+}
+
+// normalizeHeaderName lower-cases name and reads '_' as '-'.
+func normalizeHeaderName(name string) string {
+	b := []byte(name)
+	for i, c := range b {
+		b[i] = normalizeHeaderByte(c)
+	}
+	return string(b)
+}
+
+func normalizeHeaderByte(c byte) byte {
+	switch {
+	case c == '_':
+		return '-'
+	case 'A' <= c && c <= 'Z':
+		return c + 'a' - 'A'
+	}
+	return c
+}

@@ -1,0 +1,303 @@
+package sessioncore
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+)
+
+// Flask's defaults for the session cookie.
+const (
+	DefaultCookieName = "session"
+	DefaultCookiePath = "/"
+	DefaultLifetime   = 31 * 24 * time.Hour // PERMANENT_SESSION_LIFETIME
+)
+
+// MaxClockSkew is how far in the future a cookie's issue time may lie and
+// still be accepted. Flask accepts none; several gateways sharing one secret
+// never have perfectly equal clocks, and a user must not be logged out
+// because the instance that answered runs a second behind.
+const MaxClockSkew = time.Minute
+
+// ErrCookieTooLarge is returned by Save when the session would not fit in
+// one cookie of MaxCookieSize bytes. Nothing is written then.
+var ErrCookieTooLarge = errors.New("session cookie too large")
+
+// Config is the session cookie's configuration. Its fields mirror Flask's
+// config keys; DefaultConfig returns Flask's defaults.
+type Config struct {
+	CookieName         string        // SESSION_COOKIE_NAME
+	CookieDomain       string        // SESSION_COOKIE_DOMAIN; empty: no Domain attribute
+	CookiePath         string        // SESSION_COOKIE_PATH
+	CookieHTTPOnly     bool          // SESSION_COOKIE_HTTPONLY
+	CookieSecure       bool          // SESSION_COOKIE_SECURE
+	CookieSameSite     string        // SESSION_COOKIE_SAMESITE: "", Lax, Strict or None
+	CookiePartitioned  bool          // SESSION_COOKIE_PARTITIONED; implies Secure
+	Lifetime           time.Duration // PERMANENT_SESSION_LIFETIME
+	RefreshEachRequest bool          // SESSION_REFRESH_EACH_REQUEST
+}
+
+// DefaultConfig returns Flask's defaults: cookie "session" on path "/",
+// HttpOnly, not Secure, no SameSite, not partitioned, a 31-day lifetime,
+// permanent sessions refreshed on each request.
+func DefaultConfig() Config {
+	return Config{
+		CookieName:         DefaultCookieName,
+		CookiePath:         DefaultCookiePath,
+		CookieHTTPOnly:     true,
+		Lifetime:           DefaultLifetime,
+		RefreshEachRequest: true,
+	}
+}
+
+// Outcome says how Open came by the session it returned.
+type Outcome string
+
+// The outcomes of Open. All but OutcomeValid and OutcomeFallbackKey give a
+// new, empty session (OutcomeUnavailable a null one).
+const (
+	OutcomeNew          Outcome = "new"           // no cookie, or an empty one
+	OutcomeValid        Outcome = "valid"         // opened with the current key
+	OutcomeFallbackKey  Outcome = "fallback_key"  // opened with a fallback key
+	OutcomeBadSignature Outcome = "bad_signature" // tampered, unknown key, garbage
+	OutcomeExpired      Outcome = "expired"       // older than the lifetime, or from the future
+	OutcomeUndecodable  Outcome = "undecodable"   // signed, but the contents are unreadable
+	OutcomeUnavailable  Outcome = "unavailable"   // no codec: a null session
+)
+
+// CookieAction says what Save did to the session cookie.
+type CookieAction string
+
+// The actions of Save.
+const (
+	CookieUntouched CookieAction = "untouched"
+	CookieSet       CookieAction = "set"
+	CookieDeleted   CookieAction = "deleted"
+)
+
+// Interface is a Go port of Flask's SessionInterface together with
+// SecureCookieSessionInterface: it opens a session from a request's cookie
+// and saves it into a response's headers by Flask's rules. It is safe for
+// concurrent use.
+type Interface struct {
+	config Config
+	codec  Codec
+	attrs  cookieAttributes
+	now    func() time.Time
+	logger *zap.Logger
+}
+
+// Option configures an Interface.
+type Option func(*Interface)
+
+// WithClock makes the Interface read the time from now, so expiry can be
+// tested without sleeping.
+func WithClock(now func() time.Time) Option { return func(i *Interface) { i.now = now } }
+
+// WithLogger sets the logger for the reasons a cookie was rejected, at
+// debug level. Cookie values are never logged.
+func WithLogger(l *zap.Logger) Option { return func(i *Interface) { i.logger = l } }
+
+// NewInterface returns an Interface for cfg that seals cookies with codec.
+// A nil codec gives an Interface whose sessions are all null sessions, as
+// Flask's are without a secret key.
+func NewInterface(cfg Config, codec Codec, opts ...Option) (*Interface, error) {
+	if cfg.CookieName == "" {
+		return nil, errors.New("cookie name must not be empty")
+	}
+	if !validCookieName(cfg.CookieName) {
+		return nil, fmt.Errorf("cookie name %q is not a valid cookie name", cfg.CookieName)
+	}
+	if cfg.Lifetime <= 0 {
+		return nil, fmt.Errorf("lifetime must be positive, not %s", cfg.Lifetime)
+	}
+	sameSite, err := ParseSameSite(cfg.CookieSameSite)
+	if err != nil {
+		return nil, err
+	}
+	cfg.CookieSameSite = sameSite
+	if cfg.CookieDomain, err = normalizeCookieDomain(cfg.CookieDomain); err != nil {
+		return nil, err
+	}
+	i := &Interface{config: cfg, codec: codec, now: time.Now, logger: zap.NewNop()}
+	for _, opt := range opts {
+		opt(i)
+	}
+	i.attrs = newCookieAttributes(&i.config)
+	return i, nil
+}
+
+// validCookieName reports whether name is an RFC 6265 token.
+func validCookieName(name string) bool {
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		if c <= ' ' || c >= 0x7f || isSeparator(c) {
+			return false
+		}
+	}
+	return true
+}
+
+func isSeparator(c byte) bool {
+	switch c {
+	case '(', ')', '<', '>', '@', ',', ';', ':', '\\', '"', '/', '[', ']', '?', '=', '{', '}':
+		return true
+	}
+	return false
+}
+
+// MakeNullSession returns a null session that says reason when asked to
+// change; see NewNullSession.
+func (i *Interface) MakeNullSession(reason error) *Session { return NewNullSession(reason) }
+
+// IsNullSession reports whether s is a null session. Null sessions are never saved.
+func (i *Interface) IsNullSession(s *Session) bool { return s.IsNull() }
+
+// CookieName returns the session cookie's name.
+func (i *Interface) CookieName() string { return i.config.CookieName }
+
+// CookieDomain returns the cookie's Domain attribute, empty when it has none.
+func (i *Interface) CookieDomain() string { return i.config.CookieDomain }
+
+// CookiePath returns the cookie's Path attribute.
+func (i *Interface) CookiePath() string { return i.config.CookiePath }
+
+// CookieHTTPOnly reports whether the cookie is HttpOnly.
+func (i *Interface) CookieHTTPOnly() bool { return i.config.CookieHTTPOnly }
+
+// CookieSecure reports whether the cookie is sent with the Secure
+// attribute; a partitioned cookie always is.
+func (i *Interface) CookieSecure() bool { return i.config.CookieSecure || i.config.CookiePartitioned }
+
+// CookieSameSite returns the cookie's SameSite attribute: "", Lax, Strict or None.
+func (i *Interface) CookieSameSite() string { return i.config.CookieSameSite }
+
+// CookiePartitioned reports whether the cookie is partitioned (CHIPS).
+func (i *Interface) CookiePartitioned() bool { return i.config.CookiePartitioned }
+
+// Lifetime returns how long a session lives after its cookie was last issued.
+func (i *Interface) Lifetime() time.Duration { return i.config.Lifetime }
+
+// ExpirationTime returns when a permanent session's cookie expires if it
+// is issued now, and false for a non-permanent session, whose cookie lasts
+// as long as the browser session.
+func (i *Interface) ExpirationTime(s *Session) (time.Time, bool) {
+	if !s.Permanent() {
+		return time.Time{}, false
+	}
+	return i.now().Add(i.config.Lifetime), true
+}
+
+// ShouldSetCookie reports whether Save must (re)issue the cookie: when the
+// session was modified, or when it is permanent and refresh-each-request is
+// on, so that its expiry slides forward.
+func (i *Interface) ShouldSetCookie(s *Session) bool {
+	return s.Modified() || (s.Permanent() && i.config.RefreshEachRequest)
+}
+
+// Open returns the session carried by r's cookie and how it was obtained.
+// No cookie gives a new, empty session; so does a cookie that is forged,
+// tampered with, undecodable, older than the lifetime (permanent or not, as
+// in Flask) or issued more than MaxClockSkew in the future. The reason is
+// logged at debug level. Without a codec, Open returns a null session.
+func (i *Interface) Open(r *http.Request) (*Session, Outcome) {
+	if i.codec == nil {
+		return i.MakeNullSession(errors.New("no secret key is configured")), OutcomeUnavailable
+	}
+	cookie, err := r.Cookie(i.config.CookieName) // the first one, as in Werkzeug
+	if err != nil || cookie.Value == "" {
+		return NewSession(), OutcomeNew
+	}
+	s, outcome, err := i.decode(cookie.Value)
+	if err != nil {
+		if ce := i.logger.Check(zapcore.DebugLevel, "session cookie rejected"); ce != nil {
+			ce.Write(zap.String("outcome", string(outcome)), zap.Error(err))
+		}
+		return NewSession(), outcome
+	}
+	return s, outcome
+}
+
+func (i *Interface) decode(value string) (*Session, Outcome, error) {
+	payload, keyIndex, err := i.codec.Decode(i.config.CookieName, value)
+	switch {
+	case errors.Is(err, ErrUndecodable):
+		return nil, OutcomeUndecodable, err
+	case err != nil:
+		return nil, OutcomeBadSignature, err
+	}
+	now := i.now()
+	if age := now.Sub(payload.Issued); age > i.config.Lifetime {
+		return nil, OutcomeExpired, fmt.Errorf("issued %s ago, lifetime is %s", age.Truncate(time.Second), i.config.Lifetime)
+	} else if -age > MaxClockSkew {
+		return nil, OutcomeExpired, fmt.Errorf("issued %s in the future", (-age).Truncate(time.Second))
+	}
+	values, err := parseObject(payload.JSON)
+	if err != nil {
+		return nil, OutcomeUndecodable, fmt.Errorf("%w: %w", ErrUndecodable, err)
+	}
+	outcome := OutcomeValid
+	if keyIndex > 0 {
+		outcome = OutcomeFallbackKey
+	}
+	return sessionFromPayload(values, payload.Created), outcome, nil
+}
+
+// Save writes s into the response headers h by Flask's save_session rules:
+//
+//   - a null session is never saved;
+//   - an accessed session makes the response vary by Cookie;
+//   - an empty session that was modified deletes the cookie; an empty,
+//     unmodified one leaves it alone;
+//   - otherwise, when ShouldSetCookie, the cookie is reissued under the
+//     current key with a new issue time, expiring after the lifetime when
+//     the session is permanent and with the browser session otherwise.
+//
+// When the cookie would exceed MaxCookieSize, Save writes nothing and
+// returns an error wrapping ErrCookieTooLarge.
+func (i *Interface) Save(s *Session, h http.Header) (CookieAction, error) {
+	if s.IsNull() {
+		return CookieUntouched, nil
+	}
+	action, line := CookieUntouched, ""
+	switch {
+	case s.Len() == 0 && s.Modified():
+		action, line = CookieDeleted, i.attrs.deleteLine()
+	case s.Len() > 0 && i.ShouldSetCookie(s):
+		var err error
+		if line, err = i.cookieLine(s); err != nil {
+			return CookieUntouched, err
+		}
+		action = CookieSet
+	}
+	if s.Accessed() || action != CookieUntouched {
+		AddVaryCookie(h)
+	}
+	if line != "" {
+		h.Add("Set-Cookie", line)
+	}
+	return action, nil
+}
+
+// cookieLine seals s and renders its Set-Cookie line.
+func (i *Interface) cookieLine(s *Session) (string, error) {
+	now := i.now()
+	created := s.created
+	if created.IsZero() {
+		created = now
+	}
+	value, err := i.codec.Encode(i.config.CookieName, Payload{JSON: s.AppendJSON(nil), Issued: now, Created: created})
+	if err != nil {
+		return "", err
+	}
+	expires, _ := i.ExpirationTime(s)
+	line := i.attrs.setLine(value, now, expires)
+	if len(line) > MaxCookieSize {
+		return "", fmt.Errorf("%w: %d bytes, the limit is %d", ErrCookieTooLarge, len(line), MaxCookieSize)
+	}
+	return line, nil
+}

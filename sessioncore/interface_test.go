@@ -1,0 +1,448 @@
+package sessioncore
+
+import (
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+)
+
+var (
+	testSecret     = []byte("0123456789abcdef0123456789abcdef-current")
+	testOldSecret  = []byte("0123456789abcdef0123456789abcdef-previous")
+	testAlienSecret = []byte("0123456789abcdef0123456789abcdef-unrelated")
+	testEpoch      = time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
+)
+
+// testClock is an injectable clock that only moves when told to.
+type testClock struct{ t time.Time }
+
+func (c *testClock) Now() time.Time          { return c.t }
+func (c *testClock) Advance(d time.Duration) { c.t = c.t.Add(d) }
+
+func newTestInterface(t *testing.T, cfg Config, clock *testClock, fallbacks ...[]byte) *Interface {
+	t.Helper()
+	codec, err := NewSecureCookieCodec(testSecret, fallbacks...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	iface, err := NewInterface(cfg, codec, WithClock(clock.Now))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return iface
+}
+
+// issue returns a cookie value for values, sealed by iface at the clock's time.
+func issue(t *testing.T, iface *Interface, values string) string {
+	t.Helper()
+	s := NewSession()
+	var m Mutation
+	if err := m.SetReplace([]byte(values)); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Apply(&m); err != nil {
+		t.Fatal(err)
+	}
+	h := http.Header{}
+	if _, err := iface.Save(s, h); err != nil {
+		t.Fatal(err)
+	}
+	return cookieValue(t, h, iface.CookieName())
+}
+
+func cookieValue(t *testing.T, h http.Header, name string) string {
+	t.Helper()
+	lines := h.Values("Set-Cookie")
+	if len(lines) != 1 {
+		t.Fatalf("want one Set-Cookie, got %q", lines)
+	}
+	c, err := http.ParseSetCookie(lines[0])
+	if err != nil || c.Name != name {
+		t.Fatalf("bad Set-Cookie %q: %v", lines[0], err)
+	}
+	return c.Value
+}
+
+func requestWithCookie(name, value string) *http.Request {
+	r := httptest.NewRequest(http.MethodGet, "/", nil)
+	if value != "" {
+		r.Header.Set("Cookie", name+"="+value)
+	}
+	return r
+}
+
+func TestOpen(t *testing.T) {
+	clock := &testClock{t: testEpoch}
+	cfg := DefaultConfig()
+	iface := newTestInterface(t, cfg, clock, testOldSecret)
+	valid := issue(t, iface, `{"user":"alice"}`)
+	permanent := issue(t, iface, `{"user":"alice","_permanent":true}`)
+
+	oldIface := newTestInterface(t, cfg, clock)
+	oldIface.codec, _ = NewSecureCookieCodec(testOldSecret)
+	byFallback := issue(t, oldIface, `{"user":"bob"}`)
+	alienIface := newTestInterface(t, cfg, clock)
+	alienIface.codec, _ = NewSecureCookieCodec(testAlienSecret)
+	byAlien := issue(t, alienIface, `{"user":"mallory"}`)
+
+	otherName := cfg
+	otherName.CookieName = "other"
+	renamed := issue(t, newTestInterface(t, otherName, clock), `{"user":"alice"}`)
+
+	tests := []struct {
+		name    string
+		value   string
+		advance time.Duration
+		outcome Outcome
+		want    string
+	}{
+		{"no cookie", "", 0, OutcomeNew, `{}`},
+		{"valid", valid, 0, OutcomeValid, `{"user":"alice"}`},
+		{"valid at exactly the lifetime", valid, DefaultLifetime, OutcomeValid, `{"user":"alice"}`},
+		{"non-permanent older than the lifetime", valid, DefaultLifetime + time.Second, OutcomeExpired, `{}`},
+		{"permanent older than the lifetime", permanent, DefaultLifetime + time.Second, OutcomeExpired, `{}`},
+		{"issued within the clock skew", valid, -MaxClockSkew, OutcomeValid, `{"user":"alice"}`},
+		{"issued in the future", valid, -MaxClockSkew - time.Second, OutcomeExpired, `{}`},
+		{"fallback key", byFallback, 0, OutcomeFallbackKey, `{"user":"bob"}`},
+		{"unknown key", byAlien, 0, OutcomeBadSignature, `{}`},
+		{"signed for another cookie name", renamed, 0, OutcomeBadSignature, `{}`},
+		{"tampered", valid[:len(valid)-4] + "AAAA", 0, OutcomeBadSignature, `{}`},
+		{"truncated", valid[:len(valid)/2], 0, OutcomeBadSignature, `{}`},
+		{"garbage", "not-a-cookie", 0, OutcomeBadSignature, `{}`},
+		{"oversized", strings.Repeat("A", MaxCookieSize+1), 0, OutcomeBadSignature, `{}`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			clock.t = testEpoch.Add(tt.advance)
+			s, outcome := iface.Open(requestWithCookie(cfg.CookieName, tt.value))
+			if outcome != tt.outcome {
+				t.Errorf("outcome = %s, want %s", outcome, tt.outcome)
+			}
+			if got := s.String(); got != tt.want {
+				t.Errorf("session = %s, want %s", got, tt.want)
+			}
+			if s.Modified() || s.Accessed() {
+				t.Errorf("a freshly opened session must be neither modified nor accessed")
+			}
+			if s.IsNull() {
+				t.Errorf("got a null session")
+			}
+			if wantNew := tt.want == `{}`; s.IsNew() != wantNew {
+				t.Errorf("IsNew = %v, want %v", s.IsNew(), wantNew)
+			}
+		})
+	}
+}
+
+func TestOpenUsesFirstCookieOfTheName(t *testing.T) {
+	clock := &testClock{t: testEpoch}
+	iface := newTestInterface(t, DefaultConfig(), clock)
+	valid := issue(t, iface, `{"user":"alice"}`)
+
+	r := httptest.NewRequest(http.MethodGet, "/", nil)
+	r.Header.Set("Cookie", "session="+valid+"; session=bogus")
+	if s, _ := iface.Open(r); s.String() != `{"user":"alice"}` {
+		t.Errorf("valid first: got %s", s)
+	}
+	r.Header.Set("Cookie", "session=bogus; session="+valid)
+	if s, outcome := iface.Open(r); s.Len() != 0 || outcome != OutcomeBadSignature {
+		t.Errorf("bogus first: got %s (%s)", s, outcome)
+	}
+}
+
+func TestOpenUndecodablePayload(t *testing.T) {
+	clock := &testClock{t: testEpoch}
+	iface := newTestInterface(t, DefaultConfig(), clock)
+	for _, payload := range []string{`not json`, `"a string"`, `[1,2]`, strings.Repeat("[", 40) + strings.Repeat("]", 40)} {
+		value, err := iface.codec.Encode("session", Payload{JSON: []byte(payload), Issued: clock.t})
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, outcome := iface.Open(requestWithCookie("session", value))
+		if outcome != OutcomeUndecodable || s.Len() != 0 || s.IsNull() {
+			t.Errorf("%s: got %s (%s), want a fresh session", payload, s, outcome)
+		}
+	}
+}
+
+func TestOpenWithoutCodecGivesNullSession(t *testing.T) {
+	iface, err := NewInterface(DefaultConfig(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, outcome := iface.Open(requestWithCookie("session", "anything"))
+	if !iface.IsNullSession(s) || outcome != OutcomeUnavailable {
+		t.Fatalf("want a null session, got %v (%s)", s, outcome)
+	}
+	h := http.Header{}
+	s.MarkAccessed()
+	if action, err := iface.Save(s, h); err != nil || action != CookieUntouched || len(h) != 0 {
+		t.Errorf("a null session must never be saved: %s %v %v", action, err, h)
+	}
+}
+
+func TestNullSessionRefusesEveryChange(t *testing.T) {
+	s := NewNullSession(errors.New("the store is down"))
+	var m Mutation
+	_ = m.AddUpdate([]byte(`{"a":1}`))
+	changes := map[string]func() error{
+		"Set":          func() error { return s.Set("a", json.RawMessage(`1`)) },
+		"Delete":       func() error { return s.Delete("a") },
+		"Clear":        s.Clear,
+		"SetPermanent": func() error { return s.SetPermanent(true) },
+		"Apply":        func() error { return s.Apply(&m) },
+	}
+	for name, change := range changes {
+		err := change()
+		if !errors.Is(err, ErrUnavailable) || !strings.Contains(err.Error(), "the store is down") {
+			t.Errorf("%s: err = %v, want ErrUnavailable saying why", name, err)
+		}
+	}
+	if s.Len() != 0 || s.String() != "{}" || s.Modified() {
+		t.Errorf("a null session reads as empty and unmodified, got %s", s)
+	}
+	if _, ok := s.Get("a"); ok {
+		t.Error("Get on a null session found a key")
+	}
+}
+
+func TestSave(t *testing.T) {
+	type step func(s *Session)
+	set := func(k, v string) step { return func(s *Session) { _ = s.Set(k, json.RawMessage(v)) } }
+	del := func(k string) step { return func(s *Session) { _ = s.Delete(k) } }
+	access := func(s *Session) { s.MarkAccessed() }
+	clearAll := func(s *Session) { _ = s.Clear() }
+
+	tests := []struct {
+		name      string
+		initial   string // "" for no cookie
+		refresh   bool
+		steps     []step
+		action    CookieAction
+		vary      bool
+		permanent bool // the cookie carries an expiry
+	}{
+		{"untouched, no cookie", "", true, nil, CookieUntouched, false, false},
+		{"untouched, non-permanent cookie", `{"a":1}`, true, nil, CookieUntouched, false, false},
+		{"read only", `{"a":1}`, true, []step{access}, CookieUntouched, true, false},
+		{"write", `{"a":1}`, true, []step{set("b", "2")}, CookieSet, true, false},
+		{"write of the same value", `{"a":1}`, true, []step{set("a", "1")}, CookieSet, true, false},
+		{"delete of a missing key", `{"a":1}`, true, []step{del("zz")}, CookieUntouched, false, false},
+		{"permanent untouched, refresh on", `{"_permanent":true,"a":1}`, true, nil, CookieSet, true, true},
+		{"permanent untouched, refresh off", `{"_permanent":true,"a":1}`, false, nil, CookieUntouched, false, false},
+		{"permanent modified, refresh off", `{"_permanent":true,"a":1}`, false, []step{set("b", "2")}, CookieSet, true, true},
+		{"permanent as Python truthiness", `{"_permanent":1,"a":1}`, true, nil, CookieSet, true, true},
+		{"_permanent false", `{"_permanent":false,"a":1}`, true, nil, CookieUntouched, false, false},
+		{"clear deletes the cookie", `{"a":1}`, true, []step{clearAll}, CookieDeleted, true, false},
+		{"deleting the last key deletes the cookie", `{"a":1}`, true, []step{del("a")}, CookieDeleted, true, false},
+		{"clearing an empty session still deletes", "", true, []step{clearAll}, CookieDeleted, true, false},
+		{"empty and unmodified: nothing", "", true, []step{access}, CookieUntouched, true, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			clock := &testClock{t: testEpoch}
+			cfg := DefaultConfig()
+			cfg.RefreshEachRequest = tt.refresh
+			iface := newTestInterface(t, cfg, clock)
+			r := requestWithCookie("session", "")
+			if tt.initial != "" {
+				r = requestWithCookie("session", issue(t, iface, tt.initial))
+			}
+			clock.Advance(time.Hour)
+			s, _ := iface.Open(r)
+			for _, st := range tt.steps {
+				st(s)
+			}
+			h := http.Header{}
+			action, err := iface.Save(s, h)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if action != tt.action {
+				t.Errorf("action = %s, want %s", action, tt.action)
+			}
+			if got := h.Get("Vary") == "Cookie"; got != tt.vary {
+				t.Errorf("Vary: Cookie = %v, want %v (%q)", got, tt.vary, h.Values("Vary"))
+			}
+			lines := h.Values("Set-Cookie")
+			if tt.action == CookieUntouched {
+				if len(lines) != 0 {
+					t.Errorf("want no Set-Cookie, got %q", lines)
+				}
+				return
+			}
+			if len(lines) != 1 {
+				t.Fatalf("want one Set-Cookie, got %q", lines)
+			}
+			line := lines[0]
+			switch {
+			case tt.action == CookieDeleted:
+				if want := "session=; Expires=Thu, 01 Jan 1970 00:00:00 GMT; Max-Age=0; HttpOnly; Path=/"; line != want {
+					t.Errorf("deletion = %q, want %q", line, want)
+				}
+			case tt.permanent:
+				expires := clock.t.Add(DefaultLifetime).Format(http.TimeFormat)
+				if !strings.Contains(line, "; Expires="+expires+"; Max-Age=2678400; HttpOnly; Path=/") {
+					t.Errorf("permanent cookie %q lacks Expires %s and Max-Age", line, expires)
+				}
+			default:
+				if strings.Contains(line, "Expires") || strings.Contains(line, "Max-Age") {
+					t.Errorf("browser-session cookie %q has an expiry", line)
+				}
+			}
+		})
+	}
+}
+
+func TestSaveReissuesWithNewTimestampAndCurrentKey(t *testing.T) {
+	clock := &testClock{t: testEpoch}
+	cfg := DefaultConfig()
+	current := newTestInterface(t, cfg, clock, testOldSecret)
+	old := newTestInterface(t, cfg, clock)
+	old.codec, _ = NewSecureCookieCodec(testOldSecret)
+	value := issue(t, old, `{"_permanent":true,"user":"bob"}`)
+
+	clock.Advance(DefaultLifetime - time.Minute)
+	s, outcome := current.Open(requestWithCookie("session", value))
+	if outcome != OutcomeFallbackKey {
+		t.Fatalf("outcome = %s", outcome)
+	}
+	h := http.Header{}
+	if _, err := current.Save(s, h); err != nil {
+		t.Fatal(err)
+	}
+	reissued := cookieValue(t, h, "session")
+
+	// The reissued cookie opens with the current key alone, and lives a
+	// whole lifetime from now: a sliding expiry.
+	clock.Advance(DefaultLifetime - time.Minute)
+	onlyCurrent := newTestInterface(t, cfg, clock)
+	s, outcome = onlyCurrent.Open(requestWithCookie("session", reissued))
+	if outcome != OutcomeValid || s.String() != `{"_permanent":true,"user":"bob"}` {
+		t.Errorf("reissued cookie: %s (%s)", s, outcome)
+	}
+	if !s.Created().Equal(testEpoch) {
+		t.Errorf("created = %s, want it kept from the first issue (%s)", s.Created(), testEpoch)
+	}
+}
+
+func TestSaveRefusesOversizedCookie(t *testing.T) {
+	clock := &testClock{t: testEpoch}
+	iface := newTestInterface(t, DefaultConfig(), clock)
+	s := NewSession()
+	if err := s.Set("blob", json.RawMessage(`"`+strings.Repeat("x", 3000)+`"`)); err != nil {
+		t.Fatal(err)
+	}
+	h := http.Header{}
+	action, err := iface.Save(s, h)
+	if !errors.Is(err, ErrCookieTooLarge) || action != CookieUntouched {
+		t.Fatalf("Save = %s, %v; want ErrCookieTooLarge", action, err)
+	}
+	if len(h) != 0 {
+		t.Errorf("a refused save must write nothing, wrote %v", h)
+	}
+}
+
+func TestCookieAttributes(t *testing.T) {
+	tests := []struct {
+		name    string
+		change  func(*Config)
+		set     string // the attributes after the value of a non-permanent cookie
+		deleted string
+	}{
+		{"flask defaults", func(*Config) {}, "; HttpOnly; Path=/", "session=; Expires=Thu, 01 Jan 1970 00:00:00 GMT; Max-Age=0; HttpOnly; Path=/"},
+		{"every attribute", func(c *Config) {
+			c.CookieName, c.CookieDomain, c.CookiePath = "sid", ".Example.COM:8443", "/app"
+			c.CookieSecure, c.CookieSameSite, c.CookiePartitioned = true, "lax", true
+		}, "; Domain=example.com; Secure; HttpOnly; Path=/app; SameSite=Lax; Partitioned",
+			"sid=; Domain=example.com; Expires=Thu, 01 Jan 1970 00:00:00 GMT; Max-Age=0; Secure; HttpOnly; Path=/app; SameSite=Lax; Partitioned"},
+		{"partitioned forces Secure", func(c *Config) { c.CookiePartitioned = true; c.CookieHTTPOnly = false },
+			"; Secure; Path=/; Partitioned", "session=; Expires=Thu, 01 Jan 1970 00:00:00 GMT; Max-Age=0; Secure; Path=/; Partitioned"},
+		{"strict, path quoted", func(c *Config) { c.CookieSameSite = "STRICT"; c.CookiePath = "/a b;c" },
+			"; HttpOnly; Path=/a%20b%3Bc; SameSite=Strict", "session=; Expires=Thu, 01 Jan 1970 00:00:00 GMT; Max-Age=0; HttpOnly; Path=/a%20b%3Bc; SameSite=Strict"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := DefaultConfig()
+			tt.change(&cfg)
+			clock := &testClock{t: testEpoch}
+			iface := newTestInterface(t, cfg, clock)
+
+			s := NewSession()
+			_ = s.Set("a", json.RawMessage(`1`))
+			h := http.Header{}
+			if _, err := iface.Save(s, h); err != nil {
+				t.Fatal(err)
+			}
+			line := h.Get("Set-Cookie")
+			if _, attrs, _ := strings.Cut(line, ";"); "; "+strings.TrimPrefix(attrs, " ") != tt.set {
+				t.Errorf("set line %q, want attributes %q", line, tt.set)
+			}
+			_ = s.Clear()
+			h = http.Header{}
+			if _, err := iface.Save(s, h); err != nil {
+				t.Fatal(err)
+			}
+			if got := h.Get("Set-Cookie"); got != tt.deleted {
+				t.Errorf("deletion %q, want %q", got, tt.deleted)
+			}
+		})
+	}
+}
+
+func TestNewInterfaceRejectsBadConfig(t *testing.T) {
+	codec, _ := NewSecureCookieCodec(testSecret)
+	bad := map[string]func(*Config){
+		"empty name":   func(c *Config) { c.CookieName = "" },
+		"name with ;":  func(c *Config) { c.CookieName = "a;b" },
+		"zero life":    func(c *Config) { c.Lifetime = 0 },
+		"bad samesite": func(c *Config) { c.CookieSameSite = "sometimes" },
+	}
+	for name, change := range bad {
+		cfg := DefaultConfig()
+		change(&cfg)
+		if _, err := NewInterface(cfg, codec); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+}
+
+func TestSecureCookieCodecRejectsShortSecrets(t *testing.T) {
+	if _, err := NewSecureCookieCodec([]byte("short")); err == nil {
+		t.Error("short secret accepted")
+	} else if strings.Contains(err.Error(), "short") {
+		t.Errorf("error %q reveals the secret", err)
+	}
+	if _, err := NewSecureCookieCodec(testSecret, []byte("tiny-fallback")); err == nil || !strings.Contains(err.Error(), "fallback secret 1") {
+		t.Errorf("short fallback: err = %v", err)
+	}
+}
+
+func TestAddVaryCookie(t *testing.T) {
+	tests := []struct {
+		before []string
+		after  []string
+	}{
+		{nil, []string{"Cookie"}},
+		{[]string{"Cookie"}, []string{"Cookie"}},
+		{[]string{"cookie"}, []string{"cookie"}},
+		{[]string{"Accept-Encoding, Accept-Language"}, []string{"Accept-Encoding, Accept-Language, Cookie"}},
+		{[]string{"Accept", "Origin"}, []string{"Accept", "Origin, Cookie"}},
+		{[]string{"Origin, Cookie", "Accept"}, []string{"Origin, Cookie", "Accept"}},
+		{[]string{"*"}, []string{"*"}},
+	}
+	for _, tt := range tests {
+		h := http.Header{}
+		for _, v := range tt.before {
+			h.Add("Vary", v)
+		}
+		AddVaryCookie(h)
+		if got := h.Values("Vary"); strings.Join(got, "|") != strings.Join(tt.after, "|") {
+			t.Errorf("Vary %q -> %q, want %q", tt.before, got, tt.after)
+		}
+	}
+}

@@ -1,0 +1,228 @@
+package sessioncore
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"unicode/utf8"
+)
+
+// MaxNestingDepth is how deeply arrays and objects may nest inside a value
+// that an upstream writes into the session. Deeper documents are rejected
+// before they are parsed further, so a hostile upstream cannot make the
+// gateway recurse without bound.
+const MaxNestingDepth = 32
+
+// Errors returned when a JSON document cannot become part of a session.
+var (
+	// ErrNotJSON means the bytes are not one valid JSON value.
+	ErrNotJSON = errors.New("not valid JSON")
+	// ErrNotObject means the JSON value is valid but not an object.
+	ErrNotObject = errors.New("not a JSON object")
+	// ErrTooDeep means arrays or objects nest deeper than MaxNestingDepth.
+	ErrTooDeep = fmt.Errorf("nested deeper than %d levels", MaxNestingDepth)
+)
+
+// normalizeJSON validates one JSON value and returns it compact, with every
+// character outside printable ASCII escaped as \uXXXX (a surrogate pair
+// beyond the Basic Multilingual Plane). The result is safe to place in an
+// HTTP header value and is byte-stable: the same value always normalizes to
+// the same bytes, keeping the key order it came with.
+func normalizeJSON(raw []byte) ([]byte, error) {
+	var compact bytes.Buffer
+	compact.Grow(len(raw))
+	if err := json.Compact(&compact, raw); err != nil {
+		return nil, ErrNotJSON
+	}
+	b := compact.Bytes()
+	if len(b) == 0 {
+		return nil, ErrNotJSON
+	}
+	if err := checkDepth(b); err != nil {
+		return nil, err
+	}
+	if isPrintableASCII(b) {
+		return b, nil
+	}
+	return escapeNonASCII(b), nil
+}
+
+// checkDepth reports ErrTooDeep when the compact JSON text b nests arrays or
+// objects deeper than MaxNestingDepth. Brackets inside strings do not count.
+func checkDepth(b []byte) error {
+	depth := 0
+	inString := false
+	for i := 0; i < len(b); i++ {
+		c := b[i]
+		if inString {
+			switch c {
+			case '\\':
+				i++ // skip the escaped character
+			case '"':
+				inString = false
+			}
+			continue
+		}
+		switch c {
+		case '"':
+			inString = true
+		case '[', '{':
+			depth++
+			if depth > MaxNestingDepth {
+				return ErrTooDeep
+			}
+		case ']', '}':
+			depth--
+		}
+	}
+	return nil
+}
+
+func isPrintableASCII(b []byte) bool {
+	for _, c := range b {
+		if c < 0x20 || c > 0x7e {
+			return false
+		}
+	}
+	return true
+}
+
+// escapeNonASCII rewrites every byte sequence outside printable ASCII as a
+// JSON \u escape. Valid compact JSON only holds such bytes inside strings,
+// where the escape means the same character, so the document's meaning is
+// unchanged. Invalid UTF-8 becomes U+FFFD, as encoding/json would decode it.
+func escapeNonASCII(b []byte) []byte {
+	out := make([]byte, 0, len(b)+len(b)/2)
+	for i := 0; i < len(b); {
+		if c := b[i]; c >= 0x20 && c <= 0x7e {
+			out = append(out, c)
+			i++
+			continue
+		}
+		r, size := utf8.DecodeRune(b[i:])
+		i += size
+		out = appendUnicodeEscape(out, r)
+	}
+	return out
+}
+
+// appendUnicodeEscape appends r as \uXXXX, or as a surrogate pair of two
+// such escapes beyond the Basic Multilingual Plane, in lowercase hex as
+// Python writes it.
+func appendUnicodeEscape(buf []byte, r rune) []byte {
+	const hex = "0123456789abcdef"
+	if r >= 0x10000 {
+		r -= 0x10000
+		buf = appendUnicodeEscape(buf, 0xd800+(r>>10)&0x3ff)
+		return appendUnicodeEscape(buf, 0xdc00+r&0x3ff)
+	}
+	return append(buf, '\\', 'u', hex[r>>12&0xf], hex[r>>8&0xf], hex[r>>4&0xf], hex[r&0xf])
+}
+
+// parseObject parses a JSON object into its top-level members, each kept as
+// normalized raw JSON. When a key repeats, the last one wins, as it does in
+// Go's encoding/json and in Python's json module, so the gateway and a
+// Python upstream never disagree about what a document says.
+func parseObject(raw []byte) (map[string]json.RawMessage, error) {
+	normalized, err := normalizeJSON(raw)
+	if err != nil {
+		return nil, err
+	}
+	if normalized[0] != '{' {
+		return nil, ErrNotObject
+	}
+	var members map[string]json.RawMessage
+	if err := json.Unmarshal(normalized, &members); err != nil {
+		return nil, ErrNotJSON
+	}
+	return members, nil
+}
+
+// appendObject appends members as one compact JSON object with its keys in
+// sorted (code point) order, the order Flask writes them in. The members'
+// values must already be normalized.
+func appendObject(buf []byte, members map[string]json.RawMessage) []byte {
+	keys := make([]string, 0, len(members))
+	for k := range members {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	buf = append(buf, '{')
+	for i, k := range keys {
+		if i > 0 {
+			buf = append(buf, ',')
+		}
+		buf = appendString(buf, k)
+		buf = append(buf, ':')
+		buf = append(buf, members[k]...)
+	}
+	return append(buf, '}')
+}
+
+// appendString appends s as a JSON string in printable ASCII, escaping the
+// way Python's json module does with ensure_ascii (and leaving <, > and &
+// alone, unlike Go's HTML-safe default).
+func appendString(buf []byte, s string) []byte {
+	buf = append(buf, '"')
+	for _, r := range s { // invalid UTF-8 arrives as U+FFFD
+		switch {
+		case r == '"' || r == '\\':
+			buf = append(buf, '\\', byte(r))
+		case r == '\n':
+			buf = append(buf, '\\', 'n')
+		case r == '\r':
+			buf = append(buf, '\\', 'r')
+		case r == '\t':
+			buf = append(buf, '\\', 't')
+		case r >= 0x20 && r <= 0x7e:
+			buf = append(buf, byte(r))
+		default:
+			buf = appendUnicodeEscape(buf, r)
+		}
+	}
+	return append(buf, '"')
+}
+
+// mergePatch applies an RFC 7386 JSON Merge Patch to target and returns the
+// result. target may be nil (absent). Both are normalized JSON; so is the
+// result. Objects that take part in a merge are written with sorted keys.
+func mergePatch(target, patch json.RawMessage) json.RawMessage {
+	if len(patch) == 0 || patch[0] != '{' {
+		return patch
+	}
+	var patchMembers map[string]json.RawMessage
+	_ = json.Unmarshal(patch, &patchMembers) // normalized JSON always parses
+
+	targetMembers := map[string]json.RawMessage{}
+	if len(target) > 0 && target[0] == '{' {
+		_ = json.Unmarshal(target, &targetMembers)
+	}
+	for k, v := range patchMembers {
+		if isNull(v) {
+			delete(targetMembers, k)
+			continue
+		}
+		targetMembers[k] = mergePatch(targetMembers[k], v)
+	}
+	return appendObject(nil, targetMembers)
+}
+
+func isNull(v json.RawMessage) bool { return string(v) == "null" }
+
+// truthy reports whether a JSON value is true in Python's sense, which is how
+// Flask reads the _permanent flag: false, null, 0, "", [] and {} are false.
+func truthy(v json.RawMessage) bool {
+	switch string(v) {
+	case "", "false", "null", `""`, "[]", "{}":
+		return false
+	}
+	if c := v[0]; c == '-' || (c >= '0' && c <= '9') {
+		var f float64
+		if err := json.Unmarshal(v, &f); err == nil {
+			return f != 0
+		}
+	}
+	return true
+}

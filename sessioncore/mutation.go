@@ -1,0 +1,77 @@
+package sessioncore
+
+import (
+	"encoding/json"
+	"errors"
+	"maps"
+)
+
+// ErrConflictingReplace means an upstream sent more than one whole-session
+// replacement in one response, so which one it meant is unknown.
+var ErrConflictingReplace = errors.New("more than one replacement in one response")
+
+// Mutation is the change an upstream asked for in one response: an optional
+// replacement of the whole session, then any number of JSON Merge Patches
+// (RFC 7386), applied in order. A Mutation is validated as it is built, so
+// applying it cannot fail halfway.
+type Mutation struct {
+	replace    map[string]json.RawMessage
+	hasReplace bool
+	updates    []map[string]json.RawMessage
+}
+
+// SetReplace sets the replacement session from a JSON object.
+func (m *Mutation) SetReplace(raw []byte) error {
+	if m.hasReplace {
+		return ErrConflictingReplace
+	}
+	members, err := parseObject(raw)
+	if err != nil {
+		return err
+	}
+	m.replace, m.hasReplace = members, true
+	return nil
+}
+
+// AddUpdate appends a merge patch, a JSON object, to be applied after any
+// replacement and after the patches added before it.
+func (m *Mutation) AddUpdate(raw []byte) error {
+	members, err := parseObject(raw)
+	if err != nil {
+		return err
+	}
+	m.updates = append(m.updates, members)
+	return nil
+}
+
+// IsEmpty reports whether the mutation asks for no change at all.
+func (m *Mutation) IsEmpty() bool { return !m.hasReplace && len(m.updates) == 0 }
+
+// Apply makes the change to s. A non-empty mutation marks the session
+// modified even when it leaves the values as they were, as any write does in
+// Flask. A null session refuses the change and is left untouched.
+func (s *Session) Apply(m *Mutation) error {
+	if m == nil || m.IsEmpty() {
+		return nil
+	}
+	if err := s.checkAvailable(); err != nil {
+		return err
+	}
+	if m.hasReplace {
+		s.values = maps.Clone(m.replace)
+		if s.values == nil {
+			s.values = map[string]json.RawMessage{}
+		}
+	}
+	for _, patch := range m.updates {
+		for k, v := range patch {
+			if isNull(v) {
+				delete(s.values, k)
+				continue
+			}
+			s.values[k] = mergePatch(s.values[k], v)
+		}
+	}
+	s.touch()
+	return nil
+}

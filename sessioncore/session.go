@@ -1,0 +1,175 @@
+package sessioncore
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+)
+
+// PermanentKey is the key under which a session stores whether it is
+// permanent, exactly as Flask stores it: {"_permanent": true}.
+const PermanentKey = "_permanent"
+
+// ErrUnavailable is wrapped by every error a null session returns when asked
+// to change.
+var ErrUnavailable = errors.New("the session is unavailable")
+
+// Session is one client's session: top-level keys mapped to JSON values,
+// with the flags Flask keeps beside them.
+//
+// Values are held as normalized raw JSON (compact, printable ASCII) and are
+// parsed only when a change needs it. A Session is not safe for concurrent
+// use; the gateway uses one per request.
+type Session struct {
+	values map[string]json.RawMessage
+
+	modified bool
+	accessed bool
+	isNew    bool
+
+	// created is when the session was first issued; it travels in the
+	// cookie unchanged across reissues. Zero for a session never saved.
+	created time.Time
+
+	// unavailable is non-nil for a null session and says why.
+	unavailable error
+}
+
+// NewSession returns a new, empty session, as Flask's open_session does
+// when the request carries no usable cookie.
+func NewSession() *Session {
+	return &Session{values: map[string]json.RawMessage{}, isNew: true}
+}
+
+// NewNullSession returns a session that reads as empty and refuses every
+// change with an error that wraps ErrUnavailable and says why. reason may be
+// nil, in which case a generic reason is used.
+func NewNullSession(reason error) *Session {
+	if reason == nil {
+		reason = errors.New("no session could be opened")
+	}
+	return &Session{values: map[string]json.RawMessage{}, unavailable: reason}
+}
+
+// IsNull reports whether s is a null session.
+func (s *Session) IsNull() bool { return s.unavailable != nil }
+
+// Modified reports whether the session was changed since it was opened.
+func (s *Session) Modified() bool { return s.modified }
+
+// Accessed reports whether the session was read or changed since it was opened.
+func (s *Session) Accessed() bool { return s.accessed }
+
+// IsNew reports whether the session did not come from a valid cookie.
+func (s *Session) IsNew() bool { return s.isNew }
+
+// Created returns when the session was first issued (zero if it never was).
+func (s *Session) Created() time.Time { return s.created }
+
+// MarkAccessed records that the session's contents were read, which makes
+// the response vary by cookie.
+func (s *Session) MarkAccessed() { s.accessed = true }
+
+// Len returns the number of top-level keys.
+func (s *Session) Len() int { return len(s.values) }
+
+// Keys returns the top-level keys in sorted order.
+func (s *Session) Keys() []string {
+	keys := make([]string, 0, len(s.values))
+	for k := range s.values {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}
+
+// Get returns the raw JSON value stored under key. The returned bytes must
+// not be modified.
+func (s *Session) Get(key string) (json.RawMessage, bool) {
+	v, ok := s.values[key]
+	return v, ok
+}
+
+// Permanent reports whether the session is permanent: its _permanent value
+// is true in Python's sense, as Flask reads it.
+func (s *Session) Permanent() bool {
+	v, ok := s.values[PermanentKey]
+	return ok && truthy(v)
+}
+
+// SetPermanent stores the permanent flag under PermanentKey. Like every
+// assignment in Flask, it marks the session modified even when the flag
+// does not change.
+func (s *Session) SetPermanent(permanent bool) error {
+	return s.Set(PermanentKey, json.RawMessage(fmt.Sprint(permanent)))
+}
+
+// Set stores value, which must be one valid JSON value, under key and marks
+// the session modified (even when the value is unchanged, as Flask does).
+func (s *Session) Set(key string, value json.RawMessage) error {
+	if err := s.checkAvailable(); err != nil {
+		return err
+	}
+	normalized, err := normalizeJSON(value)
+	if err != nil {
+		return fmt.Errorf("session key %q: %w", key, err)
+	}
+	s.values[key] = normalized
+	s.touch()
+	return nil
+}
+
+// Delete removes key. Like Flask's pop, it marks the session modified only
+// when the key was present.
+func (s *Session) Delete(key string) error {
+	if err := s.checkAvailable(); err != nil {
+		return err
+	}
+	if _, ok := s.values[key]; ok {
+		delete(s.values, key)
+		s.touch()
+	}
+	return nil
+}
+
+// Clear removes every key and marks the session modified, even when it was
+// already empty, as Flask's clear does.
+func (s *Session) Clear() error {
+	if err := s.checkAvailable(); err != nil {
+		return err
+	}
+	clear(s.values)
+	s.touch()
+	return nil
+}
+
+// AppendJSON appends the whole session as one compact JSON object in
+// printable ASCII, with keys in sorted order. An empty session is {}.
+func (s *Session) AppendJSON(buf []byte) []byte {
+	return appendObject(buf, s.values)
+}
+
+// String returns the session as JSON; see AppendJSON.
+func (s *Session) String() string { return string(s.AppendJSON(nil)) }
+
+func (s *Session) touch() {
+	s.modified = true
+	s.accessed = true
+}
+
+func (s *Session) checkAvailable() error {
+	if s.unavailable != nil {
+		return fmt.Errorf("%w: %w", ErrUnavailable, s.unavailable)
+	}
+	return nil
+}
+
+// sessionFromPayload builds the session a valid cookie carried.
+func sessionFromPayload(values map[string]json.RawMessage, created time.Time) *Session {
+	if values == nil {
+		values = map[string]json.RawMessage{}
+	}
+	return &Session{values: values, created: created}
+}
