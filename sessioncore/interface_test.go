@@ -11,10 +11,10 @@ import (
 )
 
 var (
-	testSecret     = []byte("0123456789abcdef0123456789abcdef-current")
-	testOldSecret  = []byte("0123456789abcdef0123456789abcdef-previous")
+	testSecret      = []byte("0123456789abcdef0123456789abcdef-current")
+	testOldSecret   = []byte("0123456789abcdef0123456789abcdef-previous")
 	testAlienSecret = []byte("0123456789abcdef0123456789abcdef-unrelated")
-	testEpoch      = time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
+	testEpoch       = time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
 )
 
 // testClock is an injectable clock that only moves when told to.

@@ -1,0 +1,196 @@
+package caddymodule
+
+import (
+	"strconv"
+	"strings"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+
+	"github.com/sessiongate/caddy-session/sessioncore"
+)
+
+func init() {
+	httpcaddyfile.RegisterHandlerDirective("session", parseCaddyfile)
+	// With the auth family: after header, rewrite and uri (which see the
+	// raw request), before basic_auth, forward_auth, request_header,
+	// handle, route, respond, reverse_proxy, php_fastcgi and file_server.
+	// "Before reverse_proxy" would be too late: respond and handle come
+	// earlier and would answer without a session.
+	httpcaddyfile.RegisterDirectiveOrder("session", httpcaddyfile.Before, "basic_auth")
+}
+
+func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
+	s := new(Handler)
+	err := s.UnmarshalCaddyfile(h.Dispenser)
+	return s, err
+}
+
+// UnmarshalCaddyfile sets up the handler from Caddyfile tokens. Syntax:
+//
+//	session [<matcher>] {
+//		secret <value>
+//		secret_fallbacks <value> [<value>...]
+//		cookie_name <name>
+//		cookie_domain <domain>
+//		cookie_path <path>
+//		cookie_httponly true|false
+//		cookie_secure true|false
+//		cookie_samesite lax|strict|none
+//		cookie_partitioned true|false
+//		lifetime <duration>
+//		refresh_each_request true|false
+//		header_prefix <header-name>
+//	}
+//
+// secret is required and must be at least 32 bytes; write it as a
+// placeholder such as {env.SESSION_SECRET} to keep it out of the config.
+func (s *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	d.Next() // consume the directive name
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	seen := map[string]bool{}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		sub := d.Val()
+		if seen[sub] {
+			return d.Errf("%s specified more than once", sub)
+		}
+		seen[sub] = true
+		var err error
+		switch sub {
+		case "secret":
+			if s.Secret, err = secretArg(d); err != nil {
+				return err
+			}
+		case "secret_fallbacks":
+			args := d.RemainingArgs()
+			if len(args) == 0 {
+				return d.ArgErr()
+			}
+			for _, a := range args {
+				if err := checkLiteralSecret(d, "secret_fallbacks", a); err != nil {
+					return err
+				}
+			}
+			s.SecretFallbacks = args
+		case "cookie_name":
+			if s.CookieName, err = singleArg(d); err != nil {
+				return err
+			}
+		case "cookie_domain":
+			if s.CookieDomain, err = singleArg(d); err != nil {
+				return err
+			}
+		case "cookie_path":
+			if s.CookiePath, err = singleArg(d); err != nil {
+				return err
+			}
+			if !strings.HasPrefix(s.CookiePath, "/") {
+				return d.Errf("cookie_path must start with /, not %q", s.CookiePath)
+			}
+		case "cookie_httponly":
+			var v bool
+			if v, err = boolArg(d); err != nil {
+				return err
+			}
+			s.CookieHTTPOnly = &v
+		case "cookie_secure":
+			if s.CookieSecure, err = boolArg(d); err != nil {
+				return err
+			}
+		case "cookie_samesite":
+			if s.CookieSameSite, err = singleArg(d); err != nil {
+				return err
+			}
+			if _, err := sessioncore.ParseSameSite(s.CookieSameSite); err != nil || s.CookieSameSite == "" {
+				return d.Errf("cookie_samesite must be lax, strict or none, not %q", s.CookieSameSite)
+			}
+			s.CookieSameSite = strings.ToLower(s.CookieSameSite)
+		case "cookie_partitioned":
+			if s.CookiePartitioned, err = boolArg(d); err != nil {
+				return err
+			}
+		case "lifetime":
+			var v string
+			if v, err = singleArg(d); err != nil {
+				return err
+			}
+			dur, err := caddy.ParseDuration(v)
+			if err != nil || dur <= 0 {
+				return d.Errf("lifetime must be a positive duration such as 31d or 12h, not %q", v)
+			}
+			s.Lifetime = caddy.Duration(dur)
+		case "refresh_each_request":
+			var v bool
+			if v, err = boolArg(d); err != nil {
+				return err
+			}
+			s.RefreshEachRequest = &v
+		case "header_prefix":
+			if s.HeaderPrefix, err = singleArg(d); err != nil {
+				return err
+			}
+			if _, err := sessioncore.NewHeaderProtocol(s.HeaderPrefix); err != nil {
+				return d.Errf("header_prefix: %v", err)
+			}
+		default:
+			return d.Errf("unrecognized session subdirective %q", sub)
+		}
+	}
+	if s.Secret == "" {
+		return d.Err("session: secret is required (for example: secret {env.SESSION_SECRET})")
+	}
+	return nil
+}
+
+// singleArg returns the one argument of the current subdirective.
+func singleArg(d *caddyfile.Dispenser) (string, error) {
+	args := d.RemainingArgs()
+	if len(args) != 1 {
+		return "", d.ArgErr()
+	}
+	return args[0], nil
+}
+
+// boolArg returns the one true|false argument of the current subdirective.
+func boolArg(d *caddyfile.Dispenser) (bool, error) {
+	sub := d.Val()
+	v, err := singleArg(d)
+	if err != nil {
+		return false, err
+	}
+	b, err := strconv.ParseBool(v)
+	if err != nil {
+		return false, d.Errf("%s must be true or false, not %q", sub, v)
+	}
+	return b, nil
+}
+
+// secretArg returns the secret argument, checked when it is written out.
+func secretArg(d *caddyfile.Dispenser) (string, error) {
+	v, err := singleArg(d)
+	if err != nil {
+		return "", err
+	}
+	return v, checkLiteralSecret(d, "secret", v)
+}
+
+// checkLiteralSecret rejects a secret shorter than the minimum when it is
+// written in the Caddyfile itself, so the error names the line. A secret
+// from a placeholder is checked when the config is provisioned. The error
+// gives the length, never the secret.
+func checkLiteralSecret(d *caddyfile.Dispenser, sub, v string) error {
+	if strings.Contains(v, "{") {
+		return nil
+	}
+	if len(v) < sessioncore.MinSecretLength {
+		return d.Errf("%s is %d bytes long; it must be at least %d", sub, len(v), sessioncore.MinSecretLength)
+	}
+	return nil
+}
+
+// Interface guard
+var _ caddyfile.Unmarshaler = (*Handler)(nil)

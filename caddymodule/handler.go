@@ -1,0 +1,307 @@
+package caddymodule
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
+	"github.com/sessiongate/caddy-session/sessioncore"
+)
+
+func init() {
+	caddy.RegisterModule(Handler{})
+}
+
+// Handler is the session gateway. For each request it opens the session
+// from the signed and encrypted cookie, passes it to the next handler in a
+// request header (and as {http.session.*} placeholders), takes the
+// upstream's changes from the response headers and reissues, refreshes or
+// deletes the cookie by the rules of Flask's SessionInterface.
+type Handler struct {
+	// The secret the cookie is signed and encrypted with: at least 32
+	// bytes. Placeholders are resolved when the config is loaded, so
+	// {env.SESSION_SECRET} or {file./run/secrets/session} keep the secret
+	// out of the JSON config. Required.
+	Secret string `json:"secret,omitempty"`
+
+	// Older secrets that are still accepted when reading a cookie, never
+	// used to write one. A cookie opened with one of them is reissued under
+	// Secret whenever it is written. Placeholders are resolved as for Secret.
+	SecretFallbacks []string `json:"secret_fallbacks,omitempty"`
+
+	// The cookie's name. Default: "session".
+	CookieName string `json:"cookie_name,omitempty"`
+
+	// The cookie's Domain attribute. Default: none (a host-only cookie).
+	CookieDomain string `json:"cookie_domain,omitempty"`
+
+	// The cookie's Path attribute. Default: "/".
+	CookiePath string `json:"cookie_path,omitempty"`
+
+	// Whether the cookie is HttpOnly. Default: true.
+	CookieHTTPOnly *bool `json:"cookie_httponly,omitempty"`
+
+	// Whether the cookie is Secure. Default: false.
+	CookieSecure bool `json:"cookie_secure,omitempty"`
+
+	// The cookie's SameSite attribute: "lax", "strict" or "none".
+	// Default: none set.
+	CookieSameSite string `json:"cookie_samesite,omitempty"`
+
+	// Whether the cookie is Partitioned (CHIPS); implies Secure.
+	// Default: false.
+	CookiePartitioned bool `json:"cookie_partitioned,omitempty"`
+
+	// How long a session lives after its cookie was last issued, and how
+	// long a permanent session's cookie is kept by the browser (Flask's
+	// PERMANENT_SESSION_LIFETIME). Default: 31 days.
+	Lifetime caddy.Duration `json:"lifetime,omitempty"`
+
+	// Whether a permanent session's cookie is reissued on every response,
+	// sliding its expiry (Flask's SESSION_REFRESH_EACH_REQUEST).
+	// Default: true.
+	RefreshEachRequest *bool `json:"refresh_each_request,omitempty"`
+
+	// The prefix of the protocol's headers. Default: "X-Session".
+	HeaderPrefix string `json:"header_prefix,omitempty"`
+
+	iface    *sessioncore.Interface
+	protocol *sessioncore.HeaderProtocol
+	logger   *zap.Logger
+}
+
+// CaddyModule returns the Caddy module information.
+func (Handler) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "http.handlers.session",
+		New: func() caddy.Module { return new(Handler) },
+	}
+}
+
+// Provision resolves the secrets and sets up the session interface.
+func (h *Handler) Provision(ctx caddy.Context) error {
+	h.logger = ctx.Logger()
+	repl := caddy.NewReplacer()
+
+	secret, err := resolveSecret(repl, h.Secret)
+	if err != nil {
+		return fmt.Errorf("session secret: %w", err)
+	}
+	if secret == "" {
+		return errors.New("session secret is required")
+	}
+	if !strings.Contains(h.Secret, "{") {
+		h.logger.Warn("the session secret is written in the config itself, where the admin API and autosave.json show it; use {env.*} or {file.*}")
+	}
+	var fallbacks [][]byte
+	for i, raw := range h.SecretFallbacks {
+		fb, err := resolveSecret(repl, raw)
+		if err != nil {
+			return fmt.Errorf("session fallback secret %d: %w", i+1, err)
+		}
+		fallbacks = append(fallbacks, []byte(fb))
+	}
+	codec, err := sessioncore.NewSecureCookieCodec([]byte(secret), fallbacks...)
+	if err != nil {
+		return fmt.Errorf("session keys: %w", err)
+	}
+
+	cfg := sessioncore.DefaultConfig()
+	if h.CookieName != "" {
+		cfg.CookieName = h.CookieName
+	}
+	if h.CookiePath != "" {
+		cfg.CookiePath = h.CookiePath
+	}
+	if h.CookieHTTPOnly != nil {
+		cfg.CookieHTTPOnly = *h.CookieHTTPOnly
+	}
+	if h.Lifetime != 0 {
+		cfg.Lifetime = time.Duration(h.Lifetime)
+	}
+	if h.RefreshEachRequest != nil {
+		cfg.RefreshEachRequest = *h.RefreshEachRequest
+	}
+	cfg.CookieDomain = h.CookieDomain
+	cfg.CookieSecure = h.CookieSecure
+	cfg.CookieSameSite = h.CookieSameSite
+	cfg.CookiePartitioned = h.CookiePartitioned
+	if strings.EqualFold(cfg.CookieSameSite, "none") && !cfg.CookieSecure && !cfg.CookiePartitioned {
+		h.logger.Warn("browsers reject SameSite=None cookies that are not Secure; set cookie_secure true")
+	}
+
+	h.iface, err = sessioncore.NewInterface(cfg, codec, sessioncore.WithLogger(h.logger))
+	if err != nil {
+		return fmt.Errorf("session cookie: %w", err)
+	}
+	prefix := h.HeaderPrefix
+	if prefix == "" {
+		prefix = sessioncore.DefaultHeaderPrefix
+	}
+	h.protocol, err = sessioncore.NewHeaderProtocol(prefix)
+	return err
+}
+
+// resolveSecret replaces the placeholders in a configured secret. An
+// unknown placeholder is an error rather than an empty secret.
+func resolveSecret(repl *caddy.Replacer, raw string) (string, error) {
+	s, err := repl.ReplaceOrErr(raw, false, true)
+	if err != nil {
+		// The error names the placeholder, never its value.
+		return "", err
+	}
+	return s, nil
+}
+
+// ServeHTTP implements caddyhttp.MiddlewareHandler.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	session, outcome := h.iface.Open(r)
+	if c := h.logger.Check(zapcore.DebugLevel, "session opened"); c != nil {
+		c.Write(zap.String("outcome", string(outcome)), zap.Int("keys", session.Len()))
+	}
+
+	// The upstream is handed the whole session, so it counts as accessed:
+	// every response through here varies by Cookie.
+	session.MarkAccessed()
+	h.protocol.WriteRequest(r.Header, session)
+	h.removeSessionCookie(r)
+	repl := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
+	setPlaceholders(repl, session)
+
+	rw := &responseWriter{
+		ResponseWriterWrapper: &caddyhttp.ResponseWriterWrapper{ResponseWriter: w},
+		strip:                 h.protocol.Strip,
+		finish: func(status int, header http.Header) error {
+			return h.finish(session, repl, status, header)
+		},
+	}
+	err := next.ServeHTTP(rw, r)
+	if err == nil && !rw.wroteHeader {
+		// The chain wrote nothing; net/http would send an implicit 200
+		// without the session, so finish it here.
+		rw.WriteHeader(http.StatusOK)
+	}
+	// Trailers are written after this returns, from the same header map.
+	h.stripTrailers(w.Header())
+	if err != nil {
+		h.protocol.Strip(w.Header())
+		return err
+	}
+	if rw.rejected != nil {
+		return rw.rejected
+	}
+	return nil
+}
+
+// finish applies the upstream's changes to the session and saves it into
+// the response header. It runs just before the final header is written. On
+// error the response is rejected: its header map is emptied so that none of
+// the upstream's response reaches the client, and the returned error tells
+// Caddy which status to answer with.
+func (h *Handler) finish(session *sessioncore.Session, repl *caddy.Replacer, status int, header http.Header) error {
+	h.removeProtocolTrailers(header)
+	mutation, err := h.protocol.TakeMutation(header)
+	if err != nil {
+		return h.reject(header, http.StatusBadGateway, "malformed session mutation from upstream", err, status)
+	}
+	if err := session.Apply(mutation); err != nil {
+		return h.reject(header, http.StatusServiceUnavailable, "session change refused", err, status)
+	}
+	action, err := h.iface.Save(session, header)
+	if err != nil {
+		return h.reject(header, http.StatusBadGateway, "session cannot be saved", err, status)
+	}
+	if action != sessioncore.CookieUntouched && header.Get("Cache-Control") == "" {
+		// A shared cache must not store one user's cookie for others.
+		header.Set("Cache-Control", "private")
+	}
+	if !mutation.IsEmpty() {
+		// Deferred handlers outside this one (header >Name ...) see the
+		// session as the upstream left it.
+		setPlaceholders(repl, session)
+	}
+	if c := h.logger.Check(zapcore.DebugLevel, "session saved"); c != nil {
+		c.Write(zap.String("cookie", string(action)), zap.Bool("modified", session.Modified()), zap.Int("status", status))
+	}
+	return nil
+}
+
+func (h *Handler) reject(header http.Header, status int, msg string, err error, upstreamStatus int) error {
+	clear(header)
+	h.logger.Error(msg, zap.Error(err), zap.Int("upstream_status", upstreamStatus), zap.Int("status", status))
+	return caddyhttp.Error(status, fmt.Errorf("%s: %w", msg, err))
+}
+
+// removeSessionCookie drops the session cookie from the request before it
+// goes upstream: the upstream has the session in clear, and the sealed
+// cookie only adds to the request's size (field lessons: oauth2-proxy#388).
+func (h *Handler) removeSessionCookie(r *http.Request) {
+	lines := r.Header["Cookie"]
+	if len(lines) == 0 {
+		return
+	}
+	name := h.iface.CookieName()
+	var kept []string
+	for _, line := range lines {
+		var parts []string
+		for part := range strings.SplitSeq(line, ";") {
+			cookieName, _, _ := strings.Cut(strings.TrimSpace(part), "=")
+			if cookieName != name && strings.TrimSpace(part) != "" {
+				parts = append(parts, strings.TrimSpace(part))
+			}
+		}
+		if len(parts) > 0 {
+			kept = append(kept, strings.Join(parts, "; "))
+		}
+	}
+	if len(kept) == 0 {
+		r.Header.Del("Cookie")
+		return
+	}
+	r.Header["Cookie"] = kept
+}
+
+// removeProtocolTrailers takes the protocol's names out of the Trailer
+// announcement, so that no session header can travel as a trailer.
+func (h *Handler) removeProtocolTrailers(header http.Header) {
+	announced := header["Trailer"]
+	if len(announced) == 0 {
+		return
+	}
+	var kept []string
+	for _, line := range announced {
+		for name := range strings.SplitSeq(line, ",") {
+			if name = strings.TrimSpace(name); name != "" && !h.protocol.Owns(name) {
+				kept = append(kept, name)
+			}
+		}
+	}
+	if len(kept) == 0 {
+		delete(header, "Trailer")
+		return
+	}
+	header["Trailer"] = []string{strings.Join(kept, ", ")}
+}
+
+// stripTrailers removes the protocol's headers that were set after the
+// header was written, which net/http would send as trailers.
+func (h *Handler) stripTrailers(header http.Header) {
+	for name := range header {
+		if h.protocol.Owns(strings.TrimPrefix(name, http.TrailerPrefix)) {
+			delete(header, name)
+		}
+	}
+}
+
+// Interface guards
+var (
+	_ caddy.Provisioner           = (*Handler)(nil)
+	_ caddyhttp.MiddlewareHandler = (*Handler)(nil)
+)
