@@ -14,12 +14,13 @@ import (
 
 func init() {
 	httpcaddyfile.RegisterHandlerDirective("session", parseCaddyfile)
-	// With the auth family: after header, rewrite and uri (which see the
-	// raw request), before basic_auth, forward_auth, request_header,
-	// handle, route, respond, reverse_proxy, php_fastcgi and file_server.
-	// "Before reverse_proxy" would be too late: respond and handle come
-	// earlier and would answer without a session.
-	httpcaddyfile.RegisterDirectiveOrder("session", httpcaddyfile.Before, "basic_auth")
+	// Early, so that redir, rewrite, basic_auth, forward_auth,
+	// request_header, handle, route, respond, reverse_proxy, php_fastcgi
+	// and file_server all run after it (and their matchers can see the
+	// session), with no order line in the user's Caddyfile. Only header,
+	// request_body, map, vars and the like come earlier; header's deferred
+	// edits wrap this handler and so see the final session.
+	httpcaddyfile.RegisterDirectiveOrder("session", httpcaddyfile.Before, "redir")
 }
 
 func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {

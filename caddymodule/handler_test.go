@@ -1,0 +1,393 @@
+package caddymodule
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+
+	"github.com/sessiongate/caddy-session/sessioncore"
+)
+
+// recorder is a ResponseWriter that keeps every header it was asked to
+// write, informational ones included, with the header map at that moment.
+type recorder struct {
+	header  http.Header
+	written []int
+	sent    []http.Header
+	body    strings.Builder
+	flushed bool
+}
+
+func newRecorder() *recorder { return &recorder{header: http.Header{}} }
+
+func (r *recorder) Header() http.Header { return r.header }
+func (r *recorder) WriteHeader(status int) {
+	r.written = append(r.written, status)
+	r.sent = append(r.sent, r.header.Clone())
+}
+func (r *recorder) Write(b []byte) (int, error) {
+	if len(r.written) == 0 {
+		r.WriteHeader(http.StatusOK)
+	}
+	return r.body.Write(b)
+}
+func (r *recorder) Flush() {
+	if len(r.written) == 0 {
+		r.WriteHeader(http.StatusOK)
+	}
+	r.flushed = true
+}
+
+// final returns the final status and the header sent with it.
+func (r *recorder) final(t *testing.T) (int, http.Header) {
+	t.Helper()
+	for i, status := range r.written {
+		if status >= 200 {
+			return status, r.sent[i]
+		}
+	}
+	t.Fatalf("no final status was written (%v)", r.written)
+	return 0, nil
+}
+
+func newTestHandler(t *testing.T, configure func(*Handler)) *Handler {
+	t.Helper()
+	h := &Handler{Secret: testSecretLiteral}
+	if configure != nil {
+		configure(h)
+	}
+	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
+	t.Cleanup(cancel)
+	if err := h.Provision(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return h
+}
+
+// serve runs one request through h in front of next, the way Caddy's server
+// prepares it, and returns the replacer the handlers saw.
+func serve(h *Handler, w http.ResponseWriter, r *http.Request, next caddyhttp.HandlerFunc) (*caddy.Replacer, error) {
+	repl := caddy.NewReplacer()
+	r = caddyhttp.PrepareRequest(r, repl, w, &caddyhttp.Server{})
+	return repl, h.ServeHTTP(w, r, next)
+}
+
+// login runs a request whose upstream sets values and returns the cookie.
+func login(t *testing.T, h *Handler, values string) *http.Cookie {
+	t.Helper()
+	rec := newRecorder()
+	_, err := serve(h, rec, httptest.NewRequest("GET", "/login", nil), func(w http.ResponseWriter, r *http.Request) error {
+		w.Header().Set("X-Session-Replace", values)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, header := rec.final(t)
+	c, err := http.ParseSetCookie(header.Get("Set-Cookie"))
+	if err != nil {
+		t.Fatalf("no session cookie: %v", err)
+	}
+	return c
+}
+
+func TestRequestCarriesSessionAndNoSpoofedHeaders(t *testing.T) {
+	h := newTestHandler(t, nil)
+	cookie := login(t, h, `{"user":"alice","n":5}`)
+
+	r := httptest.NewRequest("GET", "/", nil)
+	r.Header.Set("Cookie", "theme=dark; "+cookie.Name+"="+cookie.Value+"; lang=en")
+	for _, name := range []string{"X-Session", "X_Session", "x-session-update", "X-SESSION-USER", "X_session_replace"} {
+		r.Header[name] = []string{`{"user":"admin"}`}
+	}
+	var seen http.Header
+	repl, err := serve(h, newRecorder(), r, func(w http.ResponseWriter, r *http.Request) error {
+		seen = r.Header.Clone()
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := seen["X-Session"]; len(got) != 1 || got[0] != `{"n":5,"user":"alice"}` {
+		t.Errorf("X-Session = %q", got)
+	}
+	for name := range seen {
+		if name != "X-Session" && strings.HasPrefix(strings.ToLower(strings.ReplaceAll(name, "_", "-")), "x-session") {
+			t.Errorf("spoofed header %s reached the upstream", name)
+		}
+	}
+	if got := seen.Get("Cookie"); got != "theme=dark; lang=en" {
+		t.Errorf("Cookie upstream = %q, want the other cookies only", got)
+	}
+	if user, _ := repl.GetString("http.session.user"); user != "alice" {
+		t.Errorf("{http.session.user} = %q", user)
+	}
+	if n, _ := repl.GetString("http.session.n"); n != "5" {
+		t.Errorf("{http.session.n} = %q", n)
+	}
+}
+
+func TestResponseMutationIsAppliedAndStripped(t *testing.T) {
+	h := newTestHandler(t, nil)
+	cookie := login(t, h, `{"user":"alice"}`)
+
+	r := httptest.NewRequest("GET", "/", nil)
+	r.AddCookie(cookie)
+	rec := newRecorder()
+	repl, err := serve(h, rec, r, func(w http.ResponseWriter, r *http.Request) error {
+		w.Header().Set("X-Session-Update", `{"cart":[1,2]}`)
+		w.Header().Set("X_Session_Debug", "leak?")
+		w.Header().Set("Content-Type", "text/plain")
+		_, err := io.WriteString(w, "hello")
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	status, header := rec.final(t)
+	if status != 200 || rec.body.String() != "hello" {
+		t.Errorf("response %d %q", status, rec.body.String())
+	}
+	for name := range header {
+		if strings.Contains(strings.ToLower(name), "session") {
+			t.Errorf("protocol header %s reached the client", name)
+		}
+	}
+	if header.Get("Vary") != "Cookie" || header.Get("Cache-Control") != "private" {
+		t.Errorf("Vary %q, Cache-Control %q", header.Get("Vary"), header.Get("Cache-Control"))
+	}
+	if cart, _ := repl.GetString("http.session.cart"); cart != "[1,2]" {
+		t.Errorf("placeholder after the change: %q", cart)
+	}
+
+	// The reissued cookie carries the change.
+	next, _ := http.ParseSetCookie(header.Get("Set-Cookie"))
+	r = httptest.NewRequest("GET", "/", nil)
+	r.AddCookie(next)
+	var seen string
+	if _, err := serve(h, newRecorder(), r, func(w http.ResponseWriter, r *http.Request) error {
+		seen = r.Header.Get("X-Session")
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if seen != `{"cart":[1,2],"user":"alice"}` {
+		t.Errorf("next request saw %s", seen)
+	}
+}
+
+func TestUpstreamCacheControlIsKept(t *testing.T) {
+	h := newTestHandler(t, nil)
+	rec := newRecorder()
+	if _, err := serve(h, rec, httptest.NewRequest("GET", "/", nil), func(w http.ResponseWriter, r *http.Request) error {
+		w.Header().Set("Cache-Control", "no-store")
+		w.Header().Set("X-Session-Update", `{"a":1}`)
+		w.WriteHeader(http.StatusCreated)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if _, header := rec.final(t); header.Get("Cache-Control") != "no-store" || header.Get("Set-Cookie") == "" {
+		t.Errorf("header %v", header)
+	}
+}
+
+func TestRejectedResponses(t *testing.T) {
+	tests := []struct {
+		name   string
+		status int
+		next   caddyhttp.HandlerFunc
+	}{
+		{"malformed mutation", http.StatusBadGateway, func(w http.ResponseWriter, r *http.Request) error {
+			w.Header().Set("X-Session-Update", `{"a":`)
+			w.Header().Set("Content-Length", "5")
+			_, err := io.WriteString(w, "hello")
+			return err
+		}},
+		{"cookie too large", http.StatusBadGateway, func(w http.ResponseWriter, r *http.Request) error {
+			w.Header().Set("X-Session-Update", `{"blob":"`+strings.Repeat("x", 4000)+`"}`)
+			_, err := io.WriteString(w, "hello")
+			return err
+		}},
+		{"mutation through ReadFrom", http.StatusBadGateway, func(w http.ResponseWriter, r *http.Request) error {
+			w.Header().Set("X-Session-Replace", `[]`)
+			_, err := w.(io.ReaderFrom).ReadFrom(io.LimitReader(strings.NewReader("hello"), 5))
+			return err
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newTestHandler(t, nil)
+			cookie := login(t, h, `{"user":"alice"}`)
+			r := httptest.NewRequest("GET", "/", nil)
+			r.AddCookie(cookie)
+			rec := newRecorder()
+			_, err := serve(h, rec, r, tt.next)
+			var he caddyhttp.HandlerError
+			if !errors.As(err, &he) || he.StatusCode != tt.status {
+				t.Fatalf("err = %v, want a %d handler error", err, tt.status)
+			}
+			if len(rec.written) != 0 || rec.body.Len() != 0 {
+				t.Errorf("the rejected response leaked: %v %q", rec.written, rec.body.String())
+			}
+			if len(rec.header) != 0 {
+				t.Errorf("headers left for the error response: %v", rec.header)
+			}
+		})
+	}
+}
+
+func TestNullSessionRefusesMutationWith503(t *testing.T) {
+	h := newTestHandler(t, nil)
+	var err error
+	h.iface, err = sessioncore.NewInterface(sessioncore.DefaultConfig(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := newRecorder()
+	_, err = serve(h, rec, httptest.NewRequest("GET", "/", nil), func(w http.ResponseWriter, r *http.Request) error {
+		if got := r.Header.Get("X-Session"); got != "{}" {
+			t.Errorf("X-Session = %q", got)
+		}
+		w.Header().Set("X-Session-Update", `{"a":1}`)
+		return nil
+	})
+	var he caddyhttp.HandlerError
+	if !errors.As(err, &he) || he.StatusCode != http.StatusServiceUnavailable || !errors.Is(err, sessioncore.ErrUnavailable) {
+		t.Fatalf("err = %v, want 503 session unavailable", err)
+	}
+}
+
+func TestInformationalResponsesAreStrippedNotFinal(t *testing.T) {
+	h := newTestHandler(t, nil)
+	rec := newRecorder()
+	_, err := serve(h, rec, httptest.NewRequest("GET", "/", nil), func(w http.ResponseWriter, r *http.Request) error {
+		w.Header().Set("Link", "</style.css>; rel=preload")
+		w.Header().Set("X-Session-Update", `{"early":true}`)
+		w.WriteHeader(http.StatusEarlyHints)
+		w.Header().Del("Link")
+		w.Header().Set("X-Session-Update", `{"final":true}`)
+		w.WriteHeader(http.StatusOK)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rec.written) != 2 || rec.written[0] != 103 || rec.written[1] != 200 {
+		t.Fatalf("written %v", rec.written)
+	}
+	if early := rec.sent[0]; early.Get("Link") == "" || early.Get("X-Session-Update") != "" || early.Get("Set-Cookie") != "" {
+		t.Errorf("103 header %v", early)
+	}
+	if final := rec.sent[1]; final.Get("Set-Cookie") == "" || final.Get("X-Session-Update") != "" {
+		t.Errorf("200 header %v", final)
+	}
+}
+
+func TestFlushBeforeHeaderStillSavesSession(t *testing.T) {
+	h := newTestHandler(t, nil)
+	rec := newRecorder()
+	_, err := serve(h, rec, httptest.NewRequest("GET", "/", nil), func(w http.ResponseWriter, r *http.Request) error {
+		w.Header().Set("X-Session-Update", `{"a":1}`)
+		if err := http.NewResponseController(w).Flush(); err != nil {
+			return err
+		}
+		_, err := io.WriteString(w, "chunk")
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, header := rec.final(t); header.Get("Set-Cookie") == "" || header.Get("X-Session-Update") != "" || !rec.flushed {
+		t.Errorf("flushed=%v header %v", rec.flushed, header)
+	}
+}
+
+func TestNothingWrittenStillRefreshesPermanentSession(t *testing.T) {
+	h := newTestHandler(t, nil)
+	cookie := login(t, h, `{"_permanent":true,"user":"alice"}`)
+	r := httptest.NewRequest("GET", "/", nil)
+	r.AddCookie(cookie)
+	rec := newRecorder()
+	if _, err := serve(h, rec, r, func(w http.ResponseWriter, r *http.Request) error { return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if status, header := rec.final(t); status != 200 || !strings.Contains(header.Get("Set-Cookie"), "Expires=") {
+		t.Errorf("%d %v", status, header)
+	}
+}
+
+func TestProtocolTrailersNeverReachTheClient(t *testing.T) {
+	h := newTestHandler(t, nil)
+	rec := newRecorder()
+	_, err := serve(h, rec, httptest.NewRequest("GET", "/", nil), func(w http.ResponseWriter, r *http.Request) error {
+		w.Header().Set("Trailer", "X-Checksum, X-Session-Update")
+		w.WriteHeader(http.StatusOK)
+		_, _ = io.WriteString(w, "body")
+		w.Header().Set("X-Checksum", "abc")
+		w.Header().Set("X-Session-Update", `{"late":true}`)
+		w.Header().Set(http.TrailerPrefix+"X-Session-Replace", `{}`)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, header := rec.final(t); header.Get("Trailer") != "X-Checksum" {
+		t.Errorf("Trailer announcement %q", header.Get("Trailer"))
+	}
+	if len(rec.header) != 3 || rec.header.Get("X-Checksum") != "abc" {
+		t.Errorf("headers after the body (trailers): %v", rec.header)
+	}
+}
+
+func TestNextErrorLeavesNoProtocolHeaders(t *testing.T) {
+	h := newTestHandler(t, nil)
+	rec := newRecorder()
+	boom := caddyhttp.Error(http.StatusBadGateway, errors.New("upstream down"))
+	_, err := serve(h, rec, httptest.NewRequest("GET", "/", nil), func(w http.ResponseWriter, r *http.Request) error {
+		w.Header().Set("X-Session-Update", `{"a":1}`)
+		return boom
+	})
+	if !errors.Is(err, boom.Err) {
+		t.Fatalf("err = %v", err)
+	}
+	if len(rec.header) != 0 {
+		t.Errorf("headers left: %v", rec.header)
+	}
+}
+
+func TestProvisionErrors(t *testing.T) {
+	tests := []struct {
+		name   string
+		h      Handler
+		errHas string
+	}{
+		{"no secret", Handler{}, "secret is required"},
+		{"short secret from env", Handler{Secret: "{env.SESSION_TEST_SHORT}"}, "is 5 bytes long"},
+		{"unset env", Handler{Secret: "{env.SESSION_TEST_UNSET_VARIABLE}"}, "secret is required"},
+		{"short fallback", Handler{Secret: testSecretLiteral, SecretFallbacks: []string{"{env.SESSION_TEST_SHORT}"}}, "fallback secret 1 is 5 bytes long"},
+		{"bad samesite", Handler{Secret: testSecretLiteral, CookieSameSite: "sometimes"}, "SameSite"},
+		{"bad prefix", Handler{Secret: testSecretLiteral, HeaderPrefix: "X Session"}, "header prefix"},
+	}
+	t.Setenv("SESSION_TEST_SHORT", "short")
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
+			defer cancel()
+			err := tt.h.Provision(ctx)
+			if err == nil || !strings.Contains(err.Error(), tt.errHas) {
+				t.Fatalf("err = %v, want %q", err, tt.errHas)
+			}
+			if strings.Contains(err.Error(), "short\"") || strings.Contains(err.Error(), ": short") {
+				t.Errorf("error reveals the secret: %v", err)
+			}
+		})
+	}
+}
