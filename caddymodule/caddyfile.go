@@ -1,6 +1,7 @@
 package caddymodule
 
 import (
+	"fmt"
 	"strconv"
 	"strings"
 
@@ -50,6 +51,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 // placeholder such as {env.SESSION_SECRET} to keep it out of the config.
 func (s *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // consume the directive name
+	file, line := d.File(), d.Line()
 	if d.NextArg() {
 		return d.ArgErr()
 	}
@@ -142,7 +144,8 @@ func (s *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		}
 	}
 	if s.Secret == "" {
-		return d.Err("session: secret is required (for example: secret {env.SESSION_SECRET})")
+		// Name the directive's line, not the closing brace's.
+		return fmt.Errorf("session: secret is required (for example: secret {env.SESSION_SECRET}), at %s:%d", file, line)
 	}
 	return nil
 }

@@ -183,7 +183,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		},
 	}
 	err := next.ServeHTTP(rw, r)
-	if err == nil && !rw.wroteHeader {
+	if err == nil && !rw.wroteHeader && !rw.hijacked {
 		// The chain wrote nothing; net/http would send an implicit 200
 		// without the session, so finish it here.
 		rw.WriteHeader(http.StatusOK)

@@ -1,7 +1,9 @@
 package caddymodule
 
 import (
+	"bufio"
 	"io"
+	"net"
 	"net/http"
 
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
@@ -28,6 +30,7 @@ type responseWriter struct {
 	strip func(h http.Header)
 
 	wroteHeader bool
+	hijacked    bool
 	rejected    error
 }
 
@@ -83,8 +86,19 @@ func (w *responseWriter) FlushError() error {
 	return http.NewResponseController(w.ResponseWriterWrapper).Flush()
 }
 
+// Hijack hands the connection over, for handlers that take it without
+// writing a header first; the session is then not saved.
+func (w *responseWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	conn, brw, err := http.NewResponseController(w.ResponseWriterWrapper).Hijack()
+	if err == nil {
+		w.hijacked = true
+	}
+	return conn, brw, err
+}
+
 // Interface guards
 var (
 	_ http.ResponseWriter = (*responseWriter)(nil)
 	_ io.ReaderFrom       = (*responseWriter)(nil)
+	_ http.Hijacker       = (*responseWriter)(nil)
 )

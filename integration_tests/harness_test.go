@@ -1,0 +1,218 @@
+// Package integration_tests runs the gateway as users run it: a real Caddy
+// binary built from cmd/caddy, in front of real upstream servers, on
+// loopback ports, driven over HTTP.
+package integration_tests
+
+import (
+	"bytes"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// The secrets of the test configurations. The tests also seal cookies
+// themselves with these, to craft expired and fallback-key cookies.
+const (
+	currentSecret  = "integration-current-secret-0123456789abcdef"
+	fallbackSecret = "integration-previous-secret-0123456789abcdef"
+	alienSecret    = "integration-unrelated-secret-0123456789abcdef"
+)
+
+// caddyBinary is the gateway binary built once by TestMain.
+var caddyBinary string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "session-it-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	caddyBinary = filepath.Join(dir, "caddy")
+	build := exec.Command("go", "build", "-o", caddyBinary, "./cmd/caddy")
+	build.Dir = ".."
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "building the gateway:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// freePort returns a loopback TCP port that was free a moment ago.
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// gateway is one running Caddy process.
+type gateway struct {
+	URL string // http://127.0.0.1:<port>, the site under test
+
+	mu  sync.Mutex
+	log bytes.Buffer
+}
+
+// Log returns everything the process wrote to stderr so far.
+func (g *gateway) Log() string {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.log.String()
+}
+
+type lockedWriter struct{ g *gateway }
+
+func (w lockedWriter) Write(p []byte) (int, error) {
+	w.g.mu.Lock()
+	defer w.g.mu.Unlock()
+	return w.g.log.Write(p)
+}
+
+// startGateway runs Caddy with one site on a free port. site is the body
+// of the site block; {upstream} in it is replaced by upstream's address.
+// The process logs at debug level and is stopped when the test ends.
+func startGateway(t *testing.T, upstream string, site string) *gateway {
+	t.Helper()
+	port, admin := freePort(t), freePort(t)
+	caddyfile := fmt.Sprintf(`{
+	admin 127.0.0.1:%d
+	persist_config off
+	debug
+}
+
+http://127.0.0.1:%d {
+%s
+}
+`, admin, port, strings.ReplaceAll(site, "{upstream}", upstream))
+	return runCaddy(t, caddyfile, fmt.Sprintf("http://127.0.0.1:%d", port))
+}
+
+// runCaddy runs Caddy on a whole Caddyfile and waits until url answers.
+func runCaddy(t *testing.T, caddyfile, url string) *gateway {
+	t.Helper()
+	dir := t.TempDir()
+	path := filepath.Join(dir, "Caddyfile")
+	if err := os.WriteFile(path, []byte(caddyfile), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	g := &gateway{URL: url}
+	cmd := exec.Command(caddyBinary, "run", "--config", path, "--adapter", "caddyfile")
+	cmd.Env = append(os.Environ(), "XDG_CONFIG_HOME="+dir, "XDG_DATA_HOME="+dir, "HOME="+dir)
+	cmd.Stdout, cmd.Stderr = lockedWriter{g}, lockedWriter{g}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		<-exited
+		if t.Failed() {
+			t.Logf("caddy log:\n%s", g.Log())
+		}
+	})
+	host := strings.TrimPrefix(url, "http://")
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		select {
+		case err := <-exited:
+			t.Fatalf("caddy exited: %v\n%s", err, g.Log())
+		default:
+		}
+		if c, err := net.DialTimeout("tcp", host, 200*time.Millisecond); err == nil {
+			c.Close()
+			return g
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("caddy did not listen on %s\n%s", host, g.Log())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// client never follows redirects and keeps no cookies: tests say exactly
+// which cookie each request carries.
+var client = &http.Client{
+	Timeout:       10 * time.Second,
+	CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+}
+
+// do sends a request and returns the response with its body read.
+func do(t *testing.T, req *http.Request) (*http.Response, string) {
+	t.Helper()
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var body bytes.Buffer
+	if _, err := body.ReadFrom(resp.Body); err != nil {
+		t.Fatal(err)
+	}
+	return resp, body.String()
+}
+
+// get sends a GET to url with the given session cookie value ("" for none)
+// and extra headers as name, value pairs.
+func get(t *testing.T, url, cookie string, headers ...string) (*http.Response, string) {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cookie != "" {
+		req.Header.Set("Cookie", "session="+cookie)
+	}
+	for i := 0; i+1 < len(headers); i += 2 {
+		req.Header.Add(headers[i], headers[i+1])
+	}
+	return do(t, req)
+}
+
+// sessionCookie returns the session cookie a response sets, failing the
+// test unless there is exactly one.
+func sessionCookie(t *testing.T, resp *http.Response) *http.Cookie {
+	t.Helper()
+	var found []*http.Cookie
+	for _, c := range resp.Cookies() {
+		if c.Name == "session" {
+			found = append(found, c)
+		}
+	}
+	if len(found) != 1 {
+		t.Fatalf("want one session Set-Cookie, got %q", resp.Header.Values("Set-Cookie"))
+	}
+	return found[0]
+}
+
+// noSessionCookie fails the test when the response sets the session cookie.
+func noSessionCookie(t *testing.T, resp *http.Response) {
+	t.Helper()
+	if lines := resp.Header.Values("Set-Cookie"); len(lines) != 0 {
+		t.Errorf("want no Set-Cookie, got %q", lines)
+	}
+}
+
+// noProtocolHeaders fails the test when any header of the protocol, in any
+// spelling, is in h.
+func noProtocolHeaders(t *testing.T, where string, h http.Header) {
+	t.Helper()
+	for name := range h {
+		if strings.HasPrefix(strings.ReplaceAll(strings.ToLower(name), "_", "-"), "x-session") {
+			t.Errorf("%s: protocol header %s = %q", where, name, h[name])
+		}
+	}
+}
