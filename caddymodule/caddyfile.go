@@ -45,10 +45,13 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //		lifetime <duration>
 //		refresh_each_request true|false
 //		header_prefix <header-name>
+//		codec securecookie|flask
+//		forward_cookie true|false
 //	}
 //
-// secret is required and must be at least 32 bytes; write it as a
-// placeholder such as {env.SESSION_SECRET} to keep it out of the config.
+// secret is required; write it as a placeholder such as
+// {env.SESSION_SECRET} to keep it out of the config. With the default
+// securecookie codec it must be at least 32 bytes.
 func (s *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // consume the directive name
 	file, line := d.File(), d.Line()
@@ -56,6 +59,7 @@ func (s *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		return d.ArgErr()
 	}
 	seen := map[string]bool{}
+	var literalSecrets []literalSecret
 	for nesting := d.Nesting(); d.NextBlock(nesting); {
 		sub := d.Val()
 		if seen[sub] {
@@ -65,20 +69,32 @@ func (s *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		var err error
 		switch sub {
 		case "secret":
-			if s.Secret, err = secretArg(d); err != nil {
+			if s.Secret, err = singleArg(d); err != nil {
 				return err
 			}
+			literalSecrets = append(literalSecrets, literalSecret{sub, s.Secret, d.File(), d.Line()})
 		case "secret_fallbacks":
 			args := d.RemainingArgs()
 			if len(args) == 0 {
 				return d.ArgErr()
 			}
 			for _, a := range args {
-				if err := checkLiteralSecret(d, "secret_fallbacks", a); err != nil {
-					return err
-				}
+				literalSecrets = append(literalSecrets, literalSecret{sub, a, d.File(), d.Line()})
 			}
 			s.SecretFallbacks = args
+		case "codec":
+			if s.Codec, err = singleArg(d); err != nil {
+				return err
+			}
+			if s.Codec != codecSecureCookie && s.Codec != codecFlask {
+				return d.Errf("codec must be securecookie or flask, not %q", s.Codec)
+			}
+		case "forward_cookie":
+			var v bool
+			if v, err = boolArg(d); err != nil {
+				return err
+			}
+			s.ForwardCookie = &v
 		case "cookie_name":
 			if s.CookieName, err = singleArg(d); err != nil {
 				return err
@@ -147,6 +163,13 @@ func (s *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		// Name the directive's line, not the closing brace's.
 		return fmt.Errorf("session: secret is required (for example: secret {env.SESSION_SECRET}), at %s:%d", file, line)
 	}
+	if s.Codec != codecFlask { // Flask accepts any non-empty key, and warns later
+		for _, ls := range literalSecrets {
+			if err := ls.check(); err != nil {
+				return err
+			}
+		}
+	}
 	return nil
 }
 
@@ -173,27 +196,21 @@ func boolArg(d *caddyfile.Dispenser) (bool, error) {
 	return b, nil
 }
 
-// secretArg returns the secret argument, checked when it is written out.
-func secretArg(d *caddyfile.Dispenser) (string, error) {
-	v, err := singleArg(d)
-	if err != nil {
-		return "", err
-	}
-	return v, checkLiteralSecret(d, "secret", v)
+// literalSecret is a secret as written in the Caddyfile, with where.
+type literalSecret struct {
+	sub, value, file string
+	line             int
 }
 
-// checkLiteralSecret rejects a secret shorter than the minimum when it is
-// written in the Caddyfile itself, so the error names the line. A secret
-// from a placeholder is checked when the config is provisioned. The error
-// gives the length, never the secret.
-func checkLiteralSecret(d *caddyfile.Dispenser, sub, v string) error {
-	if strings.Contains(v, "{") {
+// check rejects a secret shorter than the minimum when it is written in the
+// Caddyfile itself, naming its line. A secret from a placeholder is checked
+// when the config is provisioned. The error gives the length, never the
+// secret.
+func (ls literalSecret) check() error {
+	if strings.Contains(ls.value, "{") || len(ls.value) >= sessioncore.MinSecretLength {
 		return nil
 	}
-	if len(v) < sessioncore.MinSecretLength {
-		return d.Errf("%s is %d bytes long; it must be at least %d", sub, len(v), sessioncore.MinSecretLength)
-	}
-	return nil
+	return fmt.Errorf("%s is %d bytes long; it must be at least %d, at %s:%d", ls.sub, len(ls.value), sessioncore.MinSecretLength, ls.file, ls.line)
 }
 
 // Interface guard

@@ -72,9 +72,20 @@ type Handler struct {
 	// The prefix of the protocol's headers. Default: "X-Session".
 	HeaderPrefix string `json:"header_prefix,omitempty"`
 
-	iface    *sessioncore.Interface
-	protocol *sessioncore.HeaderProtocol
-	logger   *zap.Logger
+	// The cookie format: "securecookie" (default; signed and encrypted
+	// with keys derived from Secret) or "flask" (Flask's own signed
+	// session cookie, shared with a Flask app whose SECRET_KEY is Secret).
+	Codec string `json:"codec,omitempty"`
+
+	// Whether the session cookie is passed on to the upstream in the
+	// request's Cookie header. Default: true with the flask codec (the
+	// Flask app reads it), false otherwise.
+	ForwardCookie *bool `json:"forward_cookie,omitempty"`
+
+	iface         *sessioncore.Interface
+	protocol      *sessioncore.HeaderProtocol
+	forwardCookie bool
+	logger        *zap.Logger
 }
 
 // CaddyModule returns the Caddy module information.
@@ -108,7 +119,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		}
 		fallbacks = append(fallbacks, []byte(fb))
 	}
-	codec, err := sessioncore.NewSecureCookieCodec([]byte(secret), fallbacks...)
+	codec, err := h.newCodec([]byte(secret), fallbacks)
 	if err != nil {
 		return fmt.Errorf("session keys: %w", err)
 	}
@@ -149,6 +160,31 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	return err
 }
 
+// Names of the codecs.
+const (
+	codecSecureCookie = "securecookie"
+	codecFlask        = "flask"
+)
+
+// newCodec makes the configured codec.
+func (h *Handler) newCodec(secret []byte, fallbacks [][]byte) (sessioncore.Codec, error) {
+	switch h.Codec {
+	case "", codecSecureCookie:
+		h.forwardCookie = h.ForwardCookie != nil && *h.ForwardCookie
+		return sessioncore.NewSecureCookieCodec(secret, fallbacks...)
+	case codecFlask:
+		h.forwardCookie = h.ForwardCookie == nil || *h.ForwardCookie
+		for i, s := range append([][]byte{secret}, fallbacks...) {
+			if len(s) > 0 && len(s) < sessioncore.MinSecretLength {
+				h.logger.Warn("a short Flask secret can be brute-forced offline from a single cookie (hashcat mode 29100); use 32 random bytes or more",
+					zap.Int("secret", i), zap.Int("bytes", len(s)))
+			}
+		}
+		return sessioncore.NewFlaskCodec(secret, fallbacks...)
+	}
+	return nil, fmt.Errorf("unknown codec %q; want securecookie or flask", h.Codec)
+}
+
 // resolveSecret replaces the placeholders in a configured secret. An
 // unknown placeholder is an error rather than an empty secret.
 func resolveSecret(repl *caddy.Replacer, raw string) (string, error) {
@@ -171,7 +207,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	// every response through here varies by Cookie.
 	session.MarkAccessed()
 	h.protocol.WriteRequest(r.Header, session)
-	h.removeSessionCookie(r)
+	if !h.forwardCookie {
+		h.removeSessionCookie(r)
+	}
 	repl := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
 	setPlaceholders(repl, session)
 
@@ -211,6 +249,17 @@ func (h *Handler) finish(session *sessioncore.Session, repl *caddy.Replacer, sta
 	if err != nil {
 		return h.reject(header, http.StatusBadGateway, "malformed session mutation from upstream", err, status)
 	}
+	// An upstream that shares the cookie (a Flask app) may set it itself:
+	// its cookie is the new state, and the mutation headers apply on top.
+	upstreamValues, upstreamSet, err := h.iface.TakeResponseCookie(header)
+	if err != nil {
+		return h.reject(header, http.StatusBadGateway, "upstream session cookie rejected", err, status)
+	}
+	if upstreamSet {
+		if err := session.Adopt(upstreamValues); err != nil {
+			return h.reject(header, http.StatusServiceUnavailable, "session change refused", err, status)
+		}
+	}
 	if err := session.Apply(mutation); err != nil {
 		return h.reject(header, http.StatusServiceUnavailable, "session change refused", err, status)
 	}
@@ -222,7 +271,7 @@ func (h *Handler) finish(session *sessioncore.Session, repl *caddy.Replacer, sta
 		// A shared cache must not store one user's cookie for others.
 		header.Set("Cache-Control", "private")
 	}
-	if !mutation.IsEmpty() {
+	if upstreamSet || !mutation.IsEmpty() {
 		// Deferred handlers outside this one (header >Name ...) see the
 		// session as the upstream left it.
 		setPlaceholders(repl, session)

@@ -129,7 +129,7 @@ func sessionWith(t *testing.T, values string) *Session {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return sessionFromPayload(members, testEpoch)
+	return sessionFromPayload(members, testEpoch, nil)
 }
 
 func TestNormalizeJSON(t *testing.T) {

@@ -1,6 +1,7 @@
 package sessioncore
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -86,6 +87,7 @@ const (
 type Interface struct {
 	config Config
 	codec  Codec
+	form   ValueForm // the codec's, if it stores values in another form
 	attrs  cookieAttributes
 	now    func() time.Time
 	logger *zap.Logger
@@ -124,6 +126,7 @@ func NewInterface(cfg Config, codec Codec, opts ...Option) (*Interface, error) {
 		return nil, err
 	}
 	i := &Interface{config: cfg, codec: codec, now: time.Now, logger: zap.NewNop()}
+	i.form, _ = codec.(ValueForm)
 	for _, opt := range opts {
 		opt(i)
 	}
@@ -210,16 +213,24 @@ func (i *Interface) Open(r *http.Request) (*Session, Outcome) {
 	}
 	cookie, err := r.Cookie(i.config.CookieName) // the first one, as in Werkzeug
 	if err != nil || cookie.Value == "" {
-		return NewSession(), OutcomeNew
+		return i.newSession(), OutcomeNew
 	}
 	s, outcome, err := i.decode(cookie.Value)
 	if err != nil {
 		if ce := i.logger.Check(zapcore.DebugLevel, "session cookie rejected"); ce != nil {
 			ce.Write(zap.String("outcome", string(outcome)), zap.Error(err))
 		}
-		return NewSession(), outcome
+		return i.newSession(), outcome
 	}
 	return s, outcome
+}
+
+// newSession returns a new, empty session that stores values in the
+// codec's form.
+func (i *Interface) newSession() *Session {
+	s := NewSession()
+	s.form = i.form
+	return s
 }
 
 func (i *Interface) decode(value string) (*Session, Outcome, error) {
@@ -244,7 +255,7 @@ func (i *Interface) decode(value string) (*Session, Outcome, error) {
 	if keyIndex > 0 {
 		outcome = OutcomeFallbackKey
 	}
-	return sessionFromPayload(values, payload.Created), outcome, nil
+	return sessionFromPayload(values, payload.Created, i.form), outcome, nil
 }
 
 // Save writes s into the response headers h by Flask's save_session rules:
@@ -290,7 +301,7 @@ func (i *Interface) cookieLine(s *Session) (string, error) {
 	if created.IsZero() {
 		created = now
 	}
-	value, err := i.codec.Encode(i.config.CookieName, Payload{JSON: s.AppendJSON(nil), Issued: now, Created: created})
+	value, err := i.codec.Encode(i.config.CookieName, Payload{JSON: s.appendStored(nil), Issued: now, Created: created})
 	if err != nil {
 		return "", err
 	}
@@ -300,4 +311,44 @@ func (i *Interface) cookieLine(s *Session) (string, error) {
 		return "", fmt.Errorf("%w: %d bytes, the limit is %d", ErrCookieTooLarge, len(line), MaxCookieSize)
 	}
 	return line, nil
+}
+
+// TakeResponseCookie removes every Set-Cookie line for the session cookie
+// from a response's headers, as an upstream that manages the same cookie
+// (a Flask app sharing the secret) writes them, and returns the session
+// the last one carries, in the stored form, for Session.Adopt. A deleting
+// line (empty value, Max-Age=0 or an Expires in the past) gives an empty
+// session. found is false when there is no such line. A cookie that does
+// not open is an error: the upstream's state would otherwise be lost.
+func (i *Interface) TakeResponseCookie(h http.Header) (values map[string]json.RawMessage, found bool, err error) {
+	lines := h["Set-Cookie"]
+	var last *http.Cookie
+	kept := lines[:0:0]
+	for _, line := range lines {
+		c, perr := http.ParseSetCookie(line)
+		if perr != nil || c.Name != i.config.CookieName {
+			kept = append(kept, line)
+			continue
+		}
+		last = c
+	}
+	if last == nil {
+		return nil, false, nil
+	}
+	if len(kept) == 0 {
+		delete(h, "Set-Cookie")
+	} else {
+		h["Set-Cookie"] = kept
+	}
+	if last.Value == "" || last.MaxAge < 0 || (!last.Expires.IsZero() && last.Expires.Before(i.now())) {
+		return map[string]json.RawMessage{}, true, nil
+	}
+	if i.codec == nil {
+		return nil, true, errors.New("no secret key is configured")
+	}
+	s, outcome, err := i.decode(last.Value)
+	if err != nil {
+		return nil, true, fmt.Errorf("the upstream's session cookie does not open (%s): %w", outcome, err)
+	}
+	return s.values, true, nil
 }

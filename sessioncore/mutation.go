@@ -3,7 +3,6 @@ package sessioncore
 import (
 	"encoding/json"
 	"errors"
-	"maps"
 )
 
 // ErrConflictingReplace means an upstream sent more than one whole-session
@@ -58,9 +57,9 @@ func (s *Session) Apply(m *Mutation) error {
 		return err
 	}
 	if m.hasReplace {
-		s.values = maps.Clone(m.replace)
-		if s.values == nil {
-			s.values = map[string]json.RawMessage{}
+		s.values = make(map[string]json.RawMessage, len(m.replace))
+		for k, v := range m.replace {
+			s.values[k] = s.stored(v)
 		}
 	}
 	for _, patch := range m.updates {
@@ -69,7 +68,9 @@ func (s *Session) Apply(m *Mutation) error {
 				delete(s.values, k)
 				continue
 			}
-			s.values[k] = mergePatch(s.values[k], v)
+			// Patch in plain JSON, store in the codec's form; values the
+			// patch does not name keep their exact stored bytes.
+			s.values[k] = s.stored(mergePatch(s.plain(s.values[k]), v))
 		}
 	}
 	s.touch()

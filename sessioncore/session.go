@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"time"
 )
@@ -35,6 +36,10 @@ type Session struct {
 
 	// unavailable is non-nil for a null session and says why.
 	unavailable error
+
+	// form converts values between the codec's stored form and the plain
+	// JSON the upstream sees; nil when they are the same.
+	form ValueForm
 }
 
 // NewSession returns a new, empty session, as Flask's open_session does
@@ -85,10 +90,13 @@ func (s *Session) Keys() []string {
 	return keys
 }
 
-// Get returns the raw JSON value stored under key. The returned bytes must
-// not be modified.
+// Get returns the value stored under key as plain JSON, the form the
+// upstream sees. The returned bytes must not be modified.
 func (s *Session) Get(key string) (json.RawMessage, bool) {
 	v, ok := s.values[key]
+	if ok && s.form != nil {
+		v = s.form.ToPlain(v)
+	}
 	return v, ok
 }
 
@@ -106,8 +114,9 @@ func (s *Session) SetPermanent(permanent bool) error {
 	return s.Set(PermanentKey, json.RawMessage(fmt.Sprint(permanent)))
 }
 
-// Set stores value, which must be one valid JSON value, under key and marks
-// the session modified (even when the value is unchanged, as Flask does).
+// Set stores value, which must be one valid plain JSON value, under key and
+// marks the session modified (even when the value is unchanged, as Flask
+// does).
 func (s *Session) Set(key string, value json.RawMessage) error {
 	if err := s.checkAvailable(); err != nil {
 		return err
@@ -116,7 +125,22 @@ func (s *Session) Set(key string, value json.RawMessage) error {
 	if err != nil {
 		return fmt.Errorf("session key %q: %w", key, err)
 	}
-	s.values[key] = normalized
+	s.values[key] = s.stored(normalized)
+	s.touch()
+	return nil
+}
+
+// Adopt replaces the whole session with values already in the codec's
+// stored form, such as those of a cookie the upstream set itself, and
+// marks it modified.
+func (s *Session) Adopt(values map[string]json.RawMessage) error {
+	if err := s.checkAvailable(); err != nil {
+		return err
+	}
+	s.values = maps.Clone(values)
+	if s.values == nil {
+		s.values = map[string]json.RawMessage{}
+	}
 	s.touch()
 	return nil
 }
@@ -146,13 +170,40 @@ func (s *Session) Clear() error {
 }
 
 // AppendJSON appends the whole session as one compact JSON object in
-// printable ASCII, with keys in sorted order. An empty session is {}.
+// printable ASCII, with keys in sorted order, in plain JSON: the form the
+// upstream sees. An empty session is {}.
 func (s *Session) AppendJSON(buf []byte) []byte {
-	return appendObject(buf, s.values)
+	if s.form == nil {
+		return appendObject(buf, s.values)
+	}
+	plain := make(map[string]json.RawMessage, len(s.values))
+	for k, v := range s.values {
+		plain[k] = s.form.ToPlain(v)
+	}
+	return appendObject(buf, plain)
 }
 
-// String returns the session as JSON; see AppendJSON.
+// appendStored appends the session in the codec's stored form, for sealing.
+func (s *Session) appendStored(buf []byte) []byte { return appendObject(buf, s.values) }
+
+// String returns the session as plain JSON; see AppendJSON.
 func (s *Session) String() string { return string(s.AppendJSON(nil)) }
+
+// stored returns a plain value in the codec's stored form.
+func (s *Session) stored(plain json.RawMessage) json.RawMessage {
+	if s.form == nil {
+		return plain
+	}
+	return s.form.FromPlain(plain)
+}
+
+// plain returns a stored value as plain JSON.
+func (s *Session) plain(stored json.RawMessage) json.RawMessage {
+	if s.form == nil || stored == nil {
+		return stored
+	}
+	return s.form.ToPlain(stored)
+}
 
 func (s *Session) touch() {
 	s.modified = true
@@ -167,9 +218,9 @@ func (s *Session) checkAvailable() error {
 }
 
 // sessionFromPayload builds the session a valid cookie carried.
-func sessionFromPayload(values map[string]json.RawMessage, created time.Time) *Session {
+func sessionFromPayload(values map[string]json.RawMessage, created time.Time, form ValueForm) *Session {
 	if values == nil {
 		values = map[string]json.RawMessage{}
 	}
-	return &Session{values: values, created: created}
+	return &Session{values: values, created: created, form: form}
 }
