@@ -187,4 +187,3 @@ func TestFlaskCodecRequiresASecret(t *testing.T) {
 		t.Error("empty fallback accepted")
 	}
 }
-
