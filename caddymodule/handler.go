@@ -101,23 +101,25 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	h.logger = ctx.Logger()
 	repl := caddy.NewReplacer()
 
-	secret, err := resolveSecret(repl, h.Secret)
+	secret, fromPlaceholder, err := resolveSecret(repl, h.Secret)
 	if err != nil {
 		return fmt.Errorf("session secret: %w", err)
 	}
+	literal := !fromPlaceholder
 	if secret == "" {
 		return errors.New("session secret is required")
 	}
-	if !strings.Contains(h.Secret, "{") {
-		h.logger.Warn("the session secret is written in the config itself, where the admin API and autosave.json show it; use {env.*} or {file.*}")
-	}
 	var fallbacks [][]byte
 	for i, raw := range h.SecretFallbacks {
-		fb, err := resolveSecret(repl, raw)
+		fb, fromPlaceholder, err := resolveSecret(repl, raw)
 		if err != nil {
 			return fmt.Errorf("session fallback secret %d: %w", i+1, err)
 		}
+		literal = literal || !fromPlaceholder
 		fallbacks = append(fallbacks, []byte(fb))
+	}
+	if literal {
+		h.logger.Warn("a session secret is written in the config itself, where the admin API and autosave.json show it; use {env.*} or {file.*}")
 	}
 	codec, err := h.newCodec([]byte(secret), fallbacks)
 	if err != nil {
@@ -185,15 +187,16 @@ func (h *Handler) newCodec(secret []byte, fallbacks [][]byte) (sessioncore.Codec
 	return nil, fmt.Errorf("unknown codec %q; want securecookie or flask", h.Codec)
 }
 
-// resolveSecret replaces the placeholders in a configured secret. An
-// unknown placeholder is an error rather than an empty secret.
-func resolveSecret(repl *caddy.Replacer, raw string) (string, error) {
+// resolveSecret replaces the placeholders in a configured secret and
+// reports whether it had any. An unknown placeholder is an error rather
+// than an empty secret; the error quotes nothing of the value, since a
+// literal secret may contain braces.
+func resolveSecret(repl *caddy.Replacer, raw string) (secret string, fromPlaceholder bool, err error) {
 	s, err := repl.ReplaceOrErr(raw, false, true)
 	if err != nil {
-		// The error names the placeholder, never its value.
-		return "", err
+		return "", false, errors.New(`it contains an unrecognized placeholder; write a literal "{" as "\\{"`)
 	}
-	return s, nil
+	return s, s != raw, nil
 }
 
 // ServeHTTP implements caddyhttp.MiddlewareHandler.
@@ -206,6 +209,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	// The upstream is handed the whole session, so it counts as accessed:
 	// every response through here varies by Cookie.
 	session.MarkAccessed()
+	h.protectRequest(r)
 	h.protocol.WriteRequest(r.Header, session)
 	if !h.forwardCookie {
 		h.removeSessionCookie(r)
@@ -213,12 +217,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	repl := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
 	setPlaceholders(repl, session)
 
+	ex := &exchange{h: h, session: session, repl: repl, before: w.Header().Clone()}
 	rw := &responseWriter{
 		ResponseWriterWrapper: &caddyhttp.ResponseWriterWrapper{ResponseWriter: w},
-		strip:                 h.protocol.Strip,
-		finish: func(status int, header http.Header) error {
-			return h.finish(session, repl, status, header)
-		},
+		owns:                  h.protocol.Owns,
+		finish:                ex.finish,
 	}
 	err := next.ServeHTTP(rw, r)
 	if err == nil && !rw.wroteHeader && !rw.hijacked {
@@ -226,127 +229,19 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		// without the session, so finish it here.
 		rw.WriteHeader(http.StatusOK)
 	}
-	// Trailers are written after this returns, from the same header map.
-	h.stripTrailers(w.Header())
-	if err != nil {
+	switch {
+	case rw.rejected != nil:
+		// Whatever the upstream added since, trailers included, must not
+		// become headers of the error response.
+		ex.restoreHeader(w.Header())
+		return rw.rejected
+	case err != nil:
 		h.protocol.Strip(w.Header())
 		return err
 	}
-	if rw.rejected != nil {
-		return rw.rejected
-	}
+	// Trailers are written after this returns, from the same header map.
+	ex.stripTrailers(w.Header())
 	return nil
-}
-
-// finish applies the upstream's changes to the session and saves it into
-// the response header. It runs just before the final header is written. On
-// error the response is rejected: its header map is emptied so that none of
-// the upstream's response reaches the client, and the returned error tells
-// Caddy which status to answer with.
-func (h *Handler) finish(session *sessioncore.Session, repl *caddy.Replacer, status int, header http.Header) error {
-	h.removeProtocolTrailers(header)
-	mutation, err := h.protocol.TakeMutation(header)
-	if err != nil {
-		return h.reject(header, http.StatusBadGateway, "malformed session mutation from upstream", err, status)
-	}
-	// An upstream that shares the cookie (a Flask app) may set it itself:
-	// its cookie is the new state, and the mutation headers apply on top.
-	upstreamValues, upstreamSet, err := h.iface.TakeResponseCookie(header)
-	if err != nil {
-		return h.reject(header, http.StatusBadGateway, "upstream session cookie rejected", err, status)
-	}
-	if upstreamSet {
-		if err := session.Adopt(upstreamValues); err != nil {
-			return h.reject(header, http.StatusServiceUnavailable, "session change refused", err, status)
-		}
-	}
-	if err := session.Apply(mutation); err != nil {
-		return h.reject(header, http.StatusServiceUnavailable, "session change refused", err, status)
-	}
-	action, err := h.iface.Save(session, header)
-	if err != nil {
-		return h.reject(header, http.StatusBadGateway, "session cannot be saved", err, status)
-	}
-	if action != sessioncore.CookieUntouched && header.Get("Cache-Control") == "" {
-		// A shared cache must not store one user's cookie for others.
-		header.Set("Cache-Control", "private")
-	}
-	if upstreamSet || !mutation.IsEmpty() {
-		// Deferred handlers outside this one (header >Name ...) see the
-		// session as the upstream left it.
-		setPlaceholders(repl, session)
-	}
-	if c := h.logger.Check(zapcore.DebugLevel, "session saved"); c != nil {
-		c.Write(zap.String("cookie", string(action)), zap.Bool("modified", session.Modified()), zap.Int("status", status))
-	}
-	return nil
-}
-
-func (h *Handler) reject(header http.Header, status int, msg string, err error, upstreamStatus int) error {
-	clear(header)
-	h.logger.Error(msg, zap.Error(err), zap.Int("upstream_status", upstreamStatus), zap.Int("status", status))
-	return caddyhttp.Error(status, fmt.Errorf("%s: %w", msg, err))
-}
-
-// removeSessionCookie drops the session cookie from the request before it
-// goes upstream: the upstream has the session in clear, and the sealed
-// cookie only adds to the request's size (field lessons: oauth2-proxy#388).
-func (h *Handler) removeSessionCookie(r *http.Request) {
-	lines := r.Header["Cookie"]
-	if len(lines) == 0 {
-		return
-	}
-	name := h.iface.CookieName()
-	var kept []string
-	for _, line := range lines {
-		var parts []string
-		for part := range strings.SplitSeq(line, ";") {
-			cookieName, _, _ := strings.Cut(strings.TrimSpace(part), "=")
-			if cookieName != name && strings.TrimSpace(part) != "" {
-				parts = append(parts, strings.TrimSpace(part))
-			}
-		}
-		if len(parts) > 0 {
-			kept = append(kept, strings.Join(parts, "; "))
-		}
-	}
-	if len(kept) == 0 {
-		r.Header.Del("Cookie")
-		return
-	}
-	r.Header["Cookie"] = kept
-}
-
-// removeProtocolTrailers takes the protocol's names out of the Trailer
-// announcement, so that no session header can travel as a trailer.
-func (h *Handler) removeProtocolTrailers(header http.Header) {
-	announced := header["Trailer"]
-	if len(announced) == 0 {
-		return
-	}
-	var kept []string
-	for _, line := range announced {
-		for name := range strings.SplitSeq(line, ",") {
-			if name = strings.TrimSpace(name); name != "" && !h.protocol.Owns(name) {
-				kept = append(kept, name)
-			}
-		}
-	}
-	if len(kept) == 0 {
-		delete(header, "Trailer")
-		return
-	}
-	header["Trailer"] = []string{strings.Join(kept, ", ")}
-}
-
-// stripTrailers removes the protocol's headers that were set after the
-// header was written, which net/http would send as trailers.
-func (h *Handler) stripTrailers(header http.Header) {
-	for name := range header {
-		if h.protocol.Owns(strings.TrimPrefix(name, http.TrailerPrefix)) {
-			delete(header, name)
-		}
-	}
 }
 
 // Interface guards

@@ -391,3 +391,76 @@ func TestProvisionErrors(t *testing.T) {
 		})
 	}
 }
+
+func TestMutationSetBeforeInformationalResponseIsKept(t *testing.T) {
+	h := newTestHandler(t, nil)
+	rec := newRecorder()
+	_, err := serve(h, rec, httptest.NewRequest("GET", "/", nil), func(w http.ResponseWriter, r *http.Request) error {
+		w.Header().Set("X-Session-Update", `{"user":"alice"}`)
+		w.Header().Set("Link", "</a.css>; rel=preload")
+		w.WriteHeader(http.StatusEarlyHints)
+		w.WriteHeader(http.StatusOK)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rec.sent[0].Get("X-Session-Update") != "" {
+		t.Errorf("the 103 carried the mutation header")
+	}
+	if _, header := rec.final(t); header.Get("Set-Cookie") == "" {
+		t.Errorf("the mutation set before the 103 was lost: %v", header)
+	}
+}
+
+func TestRejectedResponseKeepsHeadersOfEarlierHandlers(t *testing.T) {
+	h := newTestHandler(t, nil)
+	rec := newRecorder()
+	rec.header.Set("Strict-Transport-Security", "max-age=31536000")
+	_, err := serve(h, rec, httptest.NewRequest("GET", "/", nil), func(w http.ResponseWriter, r *http.Request) error {
+		w.Header().Set("Trailer", "Grpc-Status")
+		w.Header().Set("X-Session-Update", "not json")
+		w.Header().Set("Content-Type", "text/plain")
+		w.WriteHeader(http.StatusOK)
+		_, _ = io.WriteString(w, "secret body")
+		w.Header().Set("Grpc-Status", "0")
+		return nil
+	})
+	if err == nil {
+		t.Fatal("want a 502")
+	}
+	if len(rec.header) != 1 || rec.header.Get("Strict-Transport-Security") == "" {
+		t.Errorf("header for the error response: %v", rec.header)
+	}
+}
+
+func TestRejected101DoesNotHandOverTheConnection(t *testing.T) {
+	h := newTestHandler(t, nil)
+	rec := newRecorder()
+	_, err := serve(h, rec, httptest.NewRequest("GET", "/", nil), func(w http.ResponseWriter, r *http.Request) error {
+		w.Header().Set("X-Session-Update", "not json")
+		w.WriteHeader(http.StatusSwitchingProtocols)
+		if _, _, err := http.NewResponseController(w).Hijack(); err == nil {
+			t.Error("Hijack succeeded on a rejected 101")
+		}
+		return nil
+	})
+	var he caddyhttp.HandlerError
+	if !errors.As(err, &he) || he.StatusCode != http.StatusBadGateway {
+		t.Errorf("err = %v", err)
+	}
+}
+
+func TestSecretWithBracesIsNotQuotedInErrors(t *testing.T) {
+	h := Handler{Secret: "Zq8{Hk2pW}xx-0123456789abcdef0123456789"}
+	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
+	defer cancel()
+	err := h.Provision(ctx)
+	if err == nil || strings.Contains(err.Error(), "Hk2pW") {
+		t.Errorf("err = %v", err)
+	}
+	h = Handler{Secret: `Zq8\{Hk2pW}xx-0123456789abcdef0123456789`}
+	if err := h.Provision(ctx); err != nil {
+		t.Errorf("an escaped brace: %v", err)
+	}
+}

@@ -2,7 +2,9 @@ package caddymodule
 
 import (
 	"bufio"
+	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 
@@ -26,23 +28,22 @@ type responseWriter struct {
 	// map, just before the header is written. A non-nil error rejects the
 	// response.
 	finish func(status int, h http.Header) error
-	// strip removes the protocol's headers from a header map.
-	strip func(h http.Header)
+	// owns reports whether a header name belongs to the protocol.
+	owns func(name string) bool
 
 	wroteHeader bool
 	hijacked    bool
 	rejected    error
 }
 
-// WriteHeader strips the protocol's headers from informational responses
-// and passes them on; the first final status finishes the session.
+// WriteHeader sends informational responses without the protocol's
+// headers; the first final status finishes the session.
 func (w *responseWriter) WriteHeader(status int) {
 	if w.wroteHeader {
 		return
 	}
 	if status >= 100 && status <= 199 && status != http.StatusSwitchingProtocols {
-		w.strip(w.Header())
-		w.ResponseWriterWrapper.WriteHeader(status)
+		w.writeInformational(status)
 		return
 	}
 	w.wroteHeader = true
@@ -51,6 +52,25 @@ func (w *responseWriter) WriteHeader(status int) {
 		return
 	}
 	w.ResponseWriterWrapper.WriteHeader(status)
+}
+
+// writeInformational sends a 1xx response without the protocol's headers,
+// then puts them back: the header map carries on to the final response,
+// and a change the handler set before a 103 belongs to that response.
+func (w *responseWriter) writeInformational(status int) {
+	header := w.Header()
+	var held http.Header
+	for name, values := range header {
+		if w.owns(name) {
+			if held == nil {
+				held = http.Header{}
+			}
+			held[name] = values
+			delete(header, name)
+		}
+	}
+	w.ResponseWriterWrapper.WriteHeader(status)
+	maps.Copy(header, held)
 }
 
 // Write writes the body, or discards it once the response was rejected:
@@ -86,9 +106,13 @@ func (w *responseWriter) FlushError() error {
 	return http.NewResponseController(w.ResponseWriterWrapper).Flush()
 }
 
-// Hijack hands the connection over, for handlers that take it without
-// writing a header first; the session is then not saved.
+// Hijack hands the connection over. A rejected 101 must not open the
+// tunnel: the client is owed the error response. A handler that hijacks
+// without writing a header first leaves the session unsaved.
 func (w *responseWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	if w.rejected != nil {
+		return nil, nil, fmt.Errorf("connection not handed over: %w", w.rejected)
+	}
 	conn, brw, err := http.NewResponseController(w.ResponseWriterWrapper).Hijack()
 	if err == nil {
 		w.hijacked = true

@@ -3,12 +3,15 @@ package integration_tests
 import (
 	"bufio"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptrace"
 	"net/textproto"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 )
 
 func TestSpoofedHeadersNeverReachUpstream(t *testing.T) {
@@ -210,5 +213,107 @@ func TestLogsHoldNoSecretsOrCookieValues(t *testing.T) {
 		if strings.Contains(log, v) || strings.Contains(log, v[:40]) {
 			t.Error("a cookie value appears in the log")
 		}
+	}
+}
+
+// rawRequest sends text over a new connection and returns the response.
+func rawRequest(t *testing.T, gw *gateway, text string) (*http.Response, string) {
+	t.Helper()
+	conn, err := net.Dial("tcp", strings.TrimPrefix(gw.URL, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
+	fmt.Fprint(conn, text)
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return resp, string(body)
+}
+
+func TestSpoofedRequestTrailersNeverReachUpstream(t *testing.T) {
+	var mu sync.Mutex
+	var trailers http.Header
+	up := startUpstream(t, map[string]http.HandlerFunc{
+		"/upload": func(w http.ResponseWriter, r *http.Request) {
+			_, _ = io.ReadAll(r.Body)
+			mu.Lock()
+			trailers = r.Trailer.Clone()
+			mu.Unlock()
+			_, _ = w.Write([]byte(r.Header.Get("X-Session")))
+		},
+	})
+	gw := startGateway(t, up.Addr(), sessionSite)
+	resp, body := rawRequest(t, gw, "POST /upload HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked\r\n"+
+		"Trailer: X-Session, X-Checksum\r\nConnection: close\r\n\r\n"+
+		"4\r\nbody\r\n0\r\nX-Session: {\"user\":\"admin\"}\r\nX_Session_Role: admin\r\nX-Checksum: 1\r\n\r\n")
+	if resp.StatusCode != 200 || body != "{}" {
+		t.Fatalf("%d %q", resp.StatusCode, body)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	noProtocolHeaders(t, "upstream trailers", trailers)
+	if trailers.Get("X-Checksum") != "1" {
+		t.Errorf("legitimate trailer lost: %v", trailers)
+	}
+	received := up.Last(t).Clone()
+	delete(received, "X-Session")
+	noProtocolHeaders(t, "upstream request", received)
+}
+
+func TestConnectionHeaderCannotRemoveTheSession(t *testing.T) {
+	up := startUpstream(t, appRoutes())
+	gw := startGateway(t, up.Addr(), sessionSite)
+	resp, _ := get(t, gw.URL+"/login", "")
+	login := sessionCookie(t, resp).Value
+	for _, token := range []string{"X-Session", "x_session", "keep-alive, X-Session"} {
+		if _, body := get(t, gw.URL+"/me", login, "Connection", token); body != `{"user":"alice"}` {
+			t.Errorf("Connection: %s: the upstream saw %q", token, body)
+		}
+	}
+}
+
+func TestRejectedUpgradeNeverOpensTheTunnel(t *testing.T) {
+	up := startUpstream(t, map[string]http.HandlerFunc{
+		"/ws": func(w http.ResponseWriter, r *http.Request) {
+			conn, brw, err := http.NewResponseController(w).Hijack()
+			if err != nil {
+				return
+			}
+			defer conn.Close()
+			fmt.Fprint(brw, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"+
+				"X-Session-Update: not-json\r\n\r\nBACKEND-BYTES\n")
+			brw.Flush()
+		},
+	})
+	gw := startGateway(t, up.Addr(), sessionSite)
+	resp, body := rawRequest(t, gw, "GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"+
+		"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n")
+	if resp.StatusCode != http.StatusBadGateway || strings.Contains(body, "BACKEND") {
+		t.Errorf("status %d body %q", resp.StatusCode, body)
+	}
+}
+
+func TestRejectedResponseCarriesNoUpstreamTrailers(t *testing.T) {
+	up := startUpstream(t, map[string]http.HandlerFunc{
+		"/bad": func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Trailer", "Grpc-Status")
+			w.Header().Set("X-Session-Update", "not json")
+			w.WriteHeader(200)
+			_, _ = w.Write([]byte("secret body"))
+			w.Header().Set("Grpc-Status", "0")
+		},
+	})
+	gw := startGateway(t, up.Addr(), sessionSite)
+	resp, body := get(t, gw.URL+"/bad", "")
+	if resp.StatusCode != http.StatusBadGateway || strings.Contains(body, "secret") {
+		t.Fatalf("%d %q", resp.StatusCode, body)
+	}
+	if resp.Header.Get("Grpc-Status") != "" || resp.Trailer.Get("Grpc-Status") != "" {
+		t.Errorf("upstream trailer leaked: %v %v", resp.Header, resp.Trailer)
 	}
 }

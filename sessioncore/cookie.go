@@ -150,9 +150,32 @@ func AddVaryCookie(h http.Header) {
 			}
 		}
 	}
-	if n := len(values); n > 0 && strings.TrimSpace(values[n-1]) != "" {
-		values[n-1] += ", Cookie"
-		return
+	for i := len(values) - 1; i >= 0; i-- {
+		if strings.TrimSpace(values[i]) != "" {
+			values[i] += ", Cookie"
+			return
+		}
 	}
 	h.Set("Vary", "Cookie")
+}
+
+// firstCookieValue returns the value of the first cookie called name in a
+// request's Cookie headers, with surrounding quotes removed, or "". Like
+// Werkzeug, and unlike net/http's Request.Cookie, it does not skip a first
+// cookie whose value has characters RFC 6265 forbids: whoever sent two
+// cookies of one name gets the first, whatever it holds.
+func firstCookieValue(h http.Header, name string) string {
+	for _, line := range h["Cookie"] {
+		for part := range strings.SplitSeq(line, ";") {
+			k, v, ok := strings.Cut(strings.TrimSpace(part), "=")
+			if !ok || k != name {
+				continue
+			}
+			if len(v) >= 2 && v[0] == '"' && v[len(v)-1] == '"' {
+				v = v[1 : len(v)-1]
+			}
+			return v
+		}
+	}
+	return ""
 }

@@ -39,10 +39,10 @@ func (e *MutationError) Unwrap() error { return e.Err }
 //     (repeatable) merge-patches it.
 //
 // A header belongs to the protocol when its name, lower-cased and with '_'
-// read as '-', starts with the lower-cased prefix. Backends such as PHP, CGI
-// and WSGI fold '_' and '-' together, so every such spelling is the
-// gateway's own and is removed from what clients send and from what clients
-// receive.
+// and '.' read as '-', starts with the lower-cased prefix. Backends such as
+// PHP, CGI and WSGI fold '_', '.' and '-' together, so every such spelling
+// is the gateway's own and is removed from what clients send and from what
+// clients receive.
 type HeaderProtocol struct {
 	prefix     string // as configured, e.g. "X-Session"
 	normPrefix string // lower-cased, e.g. "x-session"
@@ -55,6 +55,11 @@ type HeaderProtocol struct {
 func NewHeaderProtocol(prefix string) (*HeaderProtocol, error) {
 	if !httpguts.ValidHeaderFieldName(prefix) {
 		return nil, fmt.Errorf("header prefix %q is not a valid header name", prefix)
+	}
+	// The protocol owns every header that starts with the prefix; a short
+	// one such as "X" would swallow X-Forwarded-For and the like.
+	if len(prefix) < 4 || strings.ContainsRune("-_.", rune(prefix[len(prefix)-1])) {
+		return nil, fmt.Errorf("header prefix %q is too broad: use at least 4 characters, not ending in a separator", prefix)
 	}
 	norm := normalizeHeaderName(prefix)
 	return &HeaderProtocol{
@@ -93,10 +98,46 @@ func (p *HeaderProtocol) Strip(h http.Header) {
 
 // WriteRequest removes every header the protocol owns from a request's
 // headers, whatever the client sent, then sets the session header to s.
-// jsonBuf is scratch space that may be reused; the header keeps its own copy.
+// It also takes the protocol's names out of Connection, where a client could
+// list the session header as hop-by-hop to have a proxy drop it, and out of
+// Trailer, where a client could announce one as a trailer.
 func (p *HeaderProtocol) WriteRequest(h http.Header, s *Session) {
 	p.Strip(h)
+	p.StripFromList(h, "Connection")
+	p.StripFromList(h, "Trailer")
 	h[p.prefix] = []string{s.String()}
+}
+
+// StripFromList removes the protocol's names from the comma-separated
+// header h[name] (Connection, Trailer), deleting it when none remain.
+func (p *HeaderProtocol) StripFromList(h http.Header, name string) {
+	values, ok := h[name]
+	if !ok {
+		return
+	}
+	var kept []string
+	changed := false
+	for _, line := range values {
+		for token := range strings.SplitSeq(line, ",") {
+			token = strings.TrimSpace(token)
+			if token == "" {
+				continue
+			}
+			if p.Owns(token) {
+				changed = true
+				continue
+			}
+			kept = append(kept, token)
+		}
+	}
+	if !changed {
+		return
+	}
+	if len(kept) == 0 {
+		delete(h, name)
+		return
+	}
+	h[name] = []string{strings.Join(kept, ", ")}
 }
 
 // TakeMutation reads the upstream's changes from a response's headers and
@@ -171,7 +212,7 @@ func normalizeHeaderName(name string) string {
 
 func normalizeHeaderByte(c byte) byte {
 	switch {
-	case c == '_':
+	case c == '_' || c == '.':
 		return '-'
 	case 'A' <= c && c <= 'Z':
 		return c + 'a' - 'A'

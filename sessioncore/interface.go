@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 	"time"
 
 	"go.uber.org/zap"
@@ -114,6 +115,9 @@ func NewInterface(cfg Config, codec Codec, opts ...Option) (*Interface, error) {
 	if !validCookieName(cfg.CookieName) {
 		return nil, fmt.Errorf("cookie name %q is not a valid cookie name", cfg.CookieName)
 	}
+	if !strings.HasPrefix(cfg.CookiePath, "/") {
+		return nil, fmt.Errorf("cookie path must start with /, not %q", cfg.CookiePath)
+	}
 	if cfg.Lifetime <= 0 {
 		return nil, fmt.Errorf("lifetime must be positive, not %s", cfg.Lifetime)
 	}
@@ -206,18 +210,25 @@ func (i *Interface) ShouldSetCookie(s *Session) bool {
 // No cookie gives a new, empty session; so does a cookie that is forged,
 // tampered with, undecodable, older than the lifetime (permanent or not, as
 // in Flask) or issued more than MaxClockSkew in the future. The reason is
-// logged at debug level. Without a codec, Open returns a null session.
+// logged at debug level, or as a warning for a cookie that is validly
+// signed but cannot be decoded. Without a codec, Open returns a null session.
 func (i *Interface) Open(r *http.Request) (*Session, Outcome) {
 	if i.codec == nil {
 		return i.MakeNullSession(errors.New("no secret key is configured")), OutcomeUnavailable
 	}
-	cookie, err := r.Cookie(i.config.CookieName) // the first one, as in Werkzeug
-	if err != nil || cookie.Value == "" {
+	value := firstCookieValue(r.Header, i.config.CookieName)
+	if value == "" {
 		return i.newSession(), OutcomeNew
 	}
-	s, outcome, err := i.decode(cookie.Value)
+	s, outcome, err := i.decode(value)
 	if err != nil {
-		if ce := i.logger.Check(zapcore.DebugLevel, "session cookie rejected"); ce != nil {
+		// Forged, stale and foreign cookies are routine; a signed cookie
+		// that cannot be read means a key holder wrote something broken.
+		level := zapcore.DebugLevel
+		if outcome == OutcomeUndecodable {
+			level = zapcore.WarnLevel
+		}
+		if ce := i.logger.Check(level, "session cookie rejected"); ce != nil {
 			ce.Write(zap.String("outcome", string(outcome)), zap.Error(err))
 		}
 		return i.newSession(), outcome
@@ -241,11 +252,14 @@ func (i *Interface) decode(value string) (*Session, Outcome, error) {
 	case err != nil:
 		return nil, OutcomeBadSignature, err
 	}
+	// Compare instants, not durations: a hostile issue time far in the
+	// past or future would overflow a time.Duration.
 	now := i.now()
-	if age := now.Sub(payload.Issued); age > i.config.Lifetime {
-		return nil, OutcomeExpired, fmt.Errorf("issued %s ago, lifetime is %s", age.Truncate(time.Second), i.config.Lifetime)
-	} else if -age > MaxClockSkew {
-		return nil, OutcomeExpired, fmt.Errorf("issued %s in the future", (-age).Truncate(time.Second))
+	if now.After(payload.Issued.Add(i.config.Lifetime)) {
+		return nil, OutcomeExpired, fmt.Errorf("issued more than the lifetime (%s) ago", i.config.Lifetime)
+	}
+	if payload.Issued.After(now.Add(MaxClockSkew)) {
+		return nil, OutcomeExpired, fmt.Errorf("issued more than %s in the future", MaxClockSkew)
 	}
 	values, err := parseObject(payload.JSON)
 	if err != nil {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"unicode/utf8"
 )
 
@@ -23,6 +24,9 @@ var (
 	ErrNotObject = errors.New("not a JSON object")
 	// ErrTooDeep means arrays or objects nest deeper than MaxNestingDepth.
 	ErrTooDeep = fmt.Errorf("nested deeper than %d levels", MaxNestingDepth)
+	// ErrBadKey means an object key is not valid Unicode (a lone surrogate
+	// or U+FFFD), so it could not be kept as it was written.
+	ErrBadKey = errors.New("object key is not valid Unicode")
 )
 
 // normalizeJSON validates one JSON value and returns it compact, with every
@@ -30,7 +34,10 @@ var (
 // beyond the Basic Multilingual Plane). The result is safe to place in an
 // HTTP header value and is byte-stable: the same value always normalizes to
 // the same bytes, keeping the key order it came with.
-func normalizeJSON(raw []byte) ([]byte, error) {
+func normalizeJSON(raw []byte) ([]byte, error) { return normalizeJSONDepth(raw, MaxNestingDepth) }
+
+// normalizeJSONDepth is normalizeJSON with a nesting limit of maxDepth.
+func normalizeJSONDepth(raw []byte, maxDepth int) ([]byte, error) {
 	var compact bytes.Buffer
 	compact.Grow(len(raw))
 	if err := json.Compact(&compact, raw); err != nil {
@@ -40,7 +47,7 @@ func normalizeJSON(raw []byte) ([]byte, error) {
 	if len(b) == 0 {
 		return nil, ErrNotJSON
 	}
-	if err := checkDepth(b); err != nil {
+	if err := checkDepth(b, maxDepth); err != nil {
 		return nil, err
 	}
 	if isPrintableASCII(b) {
@@ -50,8 +57,8 @@ func normalizeJSON(raw []byte) ([]byte, error) {
 }
 
 // checkDepth reports ErrTooDeep when the compact JSON text b nests arrays or
-// objects deeper than MaxNestingDepth. Brackets inside strings do not count.
-func checkDepth(b []byte) error {
+// objects deeper than maxDepth. Brackets inside strings do not count.
+func checkDepth(b []byte, maxDepth int) error {
 	depth := 0
 	inString := false
 	for i := 0; i < len(b); i++ {
@@ -70,7 +77,7 @@ func checkDepth(b []byte) error {
 			inString = true
 		case '[', '{':
 			depth++
-			if depth > MaxNestingDepth {
+			if depth > maxDepth {
 				return ErrTooDeep
 			}
 		case ']', '}':
@@ -137,6 +144,13 @@ func parseObject(raw []byte) (map[string]json.RawMessage, error) {
 	if err := json.Unmarshal(normalized, &members); err != nil {
 		return nil, ErrNotJSON
 	}
+	for k := range members {
+		// A lone surrogate in a key decodes to U+FFFD, and two different
+		// keys could merge into one; refuse rather than change keys.
+		if strings.ContainsRune(k, utf8.RuneError) {
+			return nil, ErrBadKey
+		}
+	}
 	return members, nil
 }
 
@@ -176,6 +190,10 @@ func appendString(buf []byte, s string) []byte {
 			buf = append(buf, '\\', 'r')
 		case r == '\t':
 			buf = append(buf, '\\', 't')
+		case r == '\b':
+			buf = append(buf, '\\', 'b')
+		case r == '\f':
+			buf = append(buf, '\\', 'f')
 		case r >= 0x20 && r <= 0x7e:
 			buf = append(buf, byte(r))
 		default:

@@ -121,7 +121,9 @@ func (s *Session) Set(key string, value json.RawMessage) error {
 	if err := s.checkAvailable(); err != nil {
 		return err
 	}
-	normalized, err := normalizeJSON(value)
+	// One level less: the value nests inside the session object, and a
+	// session deeper than MaxNestingDepth would not open again.
+	normalized, err := normalizeJSONDepth(value, MaxNestingDepth-1)
 	if err != nil {
 		return fmt.Errorf("session key %q: %w", key, err)
 	}

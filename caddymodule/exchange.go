@@ -1,0 +1,96 @@
+package caddymodule
+
+import (
+	"fmt"
+	"maps"
+	"net/http"
+	"strings"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
+	"github.com/sessiongate/caddy-session/sessioncore"
+)
+
+// exchange is one request's trip through the handler: the session it
+// opened, and what it needs to finish the response.
+type exchange struct {
+	h       *Handler
+	session *sessioncore.Session
+	repl    *caddy.Replacer
+	// before is the response header as it was when the request reached
+	// the handler (set by earlier handlers: Server, HSTS, CORS...). A
+	// rejected response is reduced to it.
+	before http.Header
+}
+
+// finish applies the upstream's changes to the session and saves it into
+// the response header. It runs just before the final header is written. On
+// error the response is rejected: the header is reduced to what it was
+// before the upstream answered, and the returned error tells Caddy which
+// status to answer with.
+func (ex *exchange) finish(status int, header http.Header) error {
+	h := ex.h
+	h.protocol.StripFromList(header, "Trailer")
+	mutation, err := h.protocol.TakeMutation(header)
+	if err != nil {
+		return ex.reject(header, http.StatusBadGateway, "malformed session mutation from upstream", err, status)
+	}
+	// An upstream that shares the cookie (a Flask app) may set it itself:
+	// its cookie is the new state, and the mutation headers apply on top.
+	upstreamValues, upstreamSet, err := h.iface.TakeResponseCookie(header)
+	if err != nil {
+		return ex.reject(header, http.StatusBadGateway, "upstream session cookie rejected", err, status)
+	}
+	if upstreamSet {
+		if err := ex.session.Adopt(upstreamValues); err != nil {
+			return ex.reject(header, http.StatusServiceUnavailable, "session change refused", err, status)
+		}
+	}
+	if err := ex.session.Apply(mutation); err != nil {
+		return ex.reject(header, http.StatusServiceUnavailable, "session change refused", err, status)
+	}
+	action, err := h.iface.Save(ex.session, header)
+	if err != nil {
+		return ex.reject(header, http.StatusBadGateway, "session cannot be saved", err, status)
+	}
+	if action != sessioncore.CookieUntouched && header.Get("Cache-Control") == "" {
+		// A shared cache must not store one user's cookie for others.
+		header.Set("Cache-Control", "private")
+	}
+	if upstreamSet || !mutation.IsEmpty() {
+		// Deferred handlers outside this one (header >Name ...) see the
+		// session as the upstream left it.
+		setPlaceholders(ex.repl, ex.session)
+	}
+	if c := h.logger.Check(zapcore.DebugLevel, "session saved"); c != nil {
+		c.Write(zap.String("cookie", string(action)), zap.Bool("modified", ex.session.Modified()), zap.Int("status", status))
+	}
+	return nil
+}
+
+func (ex *exchange) reject(header http.Header, status int, msg string, err error, upstreamStatus int) error {
+	ex.restoreHeader(header)
+	ex.h.logger.Error(msg, zap.Error(err), zap.Int("upstream_status", upstreamStatus), zap.Int("status", status))
+	return caddyhttp.Error(status, fmt.Errorf("%s: %w", msg, err))
+}
+
+// restoreHeader reduces header to what it was before the upstream answered.
+func (ex *exchange) restoreHeader(header http.Header) {
+	clear(header)
+	maps.Copy(header, ex.before)
+}
+
+// stripTrailers removes the protocol's headers that were set after the
+// header was written, which net/http would send as trailers. A change sent
+// that way comes too late to save and is logged, not applied.
+func (ex *exchange) stripTrailers(header http.Header) {
+	for name := range header {
+		if ex.h.protocol.Owns(strings.TrimPrefix(name, http.TrailerPrefix)) {
+			delete(header, name)
+			ex.h.logger.Warn("session header sent as a trailer was ignored; send it before the body", zap.String("header", name))
+		}
+	}
+}
