@@ -75,17 +75,11 @@ func TestFlaskVectors(t *testing.T) {
 					t.Errorf("outcome %s with fallbacks %v", outcome, v.Fallbacks)
 				}
 				checkFlaskValid(t, codec, s, v.Name, v.Cookie, v.PayloadJSON, len(v.Fallbacks) == 0)
-			case "empty":
-				if outcome != OutcomeBadSignature && outcome != OutcomeExpired {
-					t.Errorf("outcome %s, want bad_signature or expired", outcome)
-				}
-			case "new":
-				if outcome != OutcomeNew {
-					t.Errorf("outcome %s, want new", outcome)
-				}
-			case "undecodable":
-				if outcome != OutcomeUndecodable {
-					t.Errorf("outcome %s, want undecodable", outcome)
+			case "bad_signature", "expired", "new", "undecodable":
+				// Flask gives an empty session for the first three and a
+				// 500 for the last; the gateway, a fresh session for all.
+				if string(outcome) != v.Expect {
+					t.Errorf("outcome %s, want %s", outcome, v.Expect)
 				}
 			default:
 				t.Fatalf("unknown expectation %q", v.Expect)
