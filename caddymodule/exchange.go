@@ -15,8 +15,10 @@ import (
 )
 
 // exchange is one request's trip through the handler: the session it
-// opened, and what it needs to finish the response.
+// opened, the response writer it hands on, and what it needs to finish the
+// response; all in one allocation.
 type exchange struct {
+	responseWriter
 	h       *Handler
 	session *sessioncore.Session
 	repl    *caddy.Replacer
@@ -25,6 +27,9 @@ type exchange struct {
 	// rejected response is reduced to it.
 	before http.Header
 }
+
+// owns implements finisher.
+func (ex *exchange) owns(name string) bool { return ex.h.protocol.Owns(name) }
 
 // finish applies the upstream's changes to the session and saves it into
 // the response header. It runs just before the final header is written. On

@@ -218,11 +218,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	setPlaceholders(repl, session)
 
 	ex := &exchange{h: h, session: session, repl: repl, before: w.Header().Clone()}
-	rw := &responseWriter{
-		ResponseWriterWrapper: &caddyhttp.ResponseWriterWrapper{ResponseWriter: w},
-		owns:                  h.protocol.Owns,
-		finish:                ex.finish,
-	}
+	ex.ResponseWriter = w
+	ex.f = ex
+	rw := &ex.responseWriter
 	err := next.ServeHTTP(rw, r)
 	if err == nil && !rw.wroteHeader && !rw.hijacked {
 		// The chain wrote nothing; net/http would send an implicit 200

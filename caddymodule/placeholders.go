@@ -24,12 +24,17 @@ func setPlaceholders(repl *caddy.Replacer, s *sessioncore.Session) {
 	}
 }
 
-func placeholderValue(raw json.RawMessage) string {
-	if len(raw) > 0 && raw[0] == '"' {
+// placeholderValue is a session value as a placeholder shows it. It is
+// decoded only when a placeholder is actually used: most requests use none.
+type placeholderValue json.RawMessage
+
+// String implements fmt.Stringer, which caddy.ToString calls.
+func (v placeholderValue) String() string {
+	if len(v) > 0 && v[0] == '"' {
 		var s string
-		if json.Unmarshal(raw, &s) == nil {
+		if json.Unmarshal(v, &s) == nil {
 			return s
 		}
 	}
-	return string(raw)
+	return string(v)
 }

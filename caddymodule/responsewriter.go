@@ -22,18 +22,23 @@ import (
 // Flush before WriteHeader mean an implicit 200, and Unwrap lets
 // http.ResponseController reach Hijack on the underlying writer.
 type responseWriter struct {
-	*caddyhttp.ResponseWriterWrapper
+	caddyhttp.ResponseWriterWrapper
 
-	// finish is called once, with the final status and the live header
-	// map, just before the header is written. A non-nil error rejects the
-	// response.
-	finish func(status int, h http.Header) error
-	// owns reports whether a header name belongs to the protocol.
-	owns func(name string) bool
+	f finisher
 
 	wroteHeader bool
 	hijacked    bool
 	rejected    error
+}
+
+// finisher is what a responseWriter reports to.
+type finisher interface {
+	// finish is called once, with the final status and the live header
+	// map, just before the header is written. A non-nil error rejects the
+	// response.
+	finish(status int, h http.Header) error
+	// owns reports whether a header name belongs to the protocol.
+	owns(name string) bool
 }
 
 // WriteHeader sends informational responses without the protocol's
@@ -47,7 +52,7 @@ func (w *responseWriter) WriteHeader(status int) {
 		return
 	}
 	w.wroteHeader = true
-	if err := w.finish(status, w.Header()); err != nil {
+	if err := w.f.finish(status, w.Header()); err != nil {
 		w.rejected = err
 		return
 	}
@@ -61,7 +66,7 @@ func (w *responseWriter) writeInformational(status int) {
 	header := w.Header()
 	var held http.Header
 	for name, values := range header {
-		if w.owns(name) {
+		if w.f.owns(name) {
 			if held == nil {
 				held = http.Header{}
 			}
@@ -103,7 +108,7 @@ func (w *responseWriter) FlushError() error {
 	if w.rejected != nil {
 		return nil
 	}
-	return http.NewResponseController(w.ResponseWriterWrapper).Flush()
+	return http.NewResponseController(&w.ResponseWriterWrapper).Flush()
 }
 
 // Hijack hands the connection over. A rejected 101 must not open the
@@ -113,7 +118,7 @@ func (w *responseWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	if w.rejected != nil {
 		return nil, nil, fmt.Errorf("connection not handed over: %w", w.rejected)
 	}
-	conn, brw, err := http.NewResponseController(w.ResponseWriterWrapper).Hijack()
+	conn, brw, err := http.NewResponseController(&w.ResponseWriterWrapper).Hijack()
 	if err == nil {
 		w.hijacked = true
 	}

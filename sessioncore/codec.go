@@ -27,6 +27,12 @@ type Payload struct {
 	// Created is when the session was first issued. Codecs whose format
 	// has no room for it return the zero time.
 	Created time.Time
+	// Normalized, set by Decode, says that JSON can only have been written
+	// by this gateway (it was encrypted and authenticated with its keys),
+	// so it is compact, ASCII and valid, and Open may skip validating it
+	// again. It is still checked for shape, so a forged payload can never
+	// reach a header as anything but printable ASCII.
+	Normalized bool
 }
 
 // Codec turns a Payload into a cookie value and back, authenticating it

@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unsafe"
 
 	"golang.org/x/net/idna"
 )
@@ -115,20 +116,20 @@ func newCookieAttributes(c *Config) cookieAttributes {
 // setLine renders a Set-Cookie value that stores value. A zero expires
 // makes a browser-session cookie; otherwise both Expires and Max-Age are set.
 func (a *cookieAttributes) setLine(value string, now, expires time.Time) string {
-	var b strings.Builder
-	b.Grow(len(a.name) + 1 + len(value) + len(a.domain) + 64 + len(a.tail))
-	b.WriteString(a.name)
-	b.WriteByte('=')
-	b.WriteString(value)
-	b.WriteString(a.domain)
+	b := make([]byte, 0, len(a.name)+1+len(value)+len(a.domain)+64+len(a.tail))
+	b = append(b, a.name...)
+	b = append(b, '=')
+	b = append(b, value...)
+	b = append(b, a.domain...)
 	if !expires.IsZero() {
-		b.WriteString("; Expires=")
-		b.WriteString(expires.UTC().Format(http.TimeFormat))
-		b.WriteString("; Max-Age=")
-		b.WriteString(strconv.FormatInt(int64(expires.Sub(now)/time.Second), 10))
+		b = append(b, "; Expires="...)
+		b = expires.UTC().AppendFormat(b, http.TimeFormat)
+		b = append(b, "; Max-Age="...)
+		b = strconv.AppendInt(b, int64(expires.Sub(now)/time.Second), 10)
 	}
-	b.WriteString(a.tail)
-	return b.String()
+	b = append(b, a.tail...)
+	// b is never written again, so it can back the string directly.
+	return unsafe.String(unsafe.SliceData(b), len(b))
 }
 
 // deleteLine renders a Set-Cookie value that deletes the cookie, with the

@@ -9,9 +9,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"strings"
+	"sync"
 	"time"
+	"unsafe"
 )
 
 // flaskSalt is the salt of Flask's SecureCookieSessionInterface.
@@ -31,7 +34,7 @@ const maxInflatedPayload = 256 << 10
 // and from the plain JSON the upstream reads and writes (see FlaskTags).
 type FlaskCodec struct {
 	FlaskTags
-	keys [][]byte // derived signing keys: current first, then fallbacks
+	keys []*sync.Pool // HMAC-SHA1 with each derived key: current first, then fallbacks
 }
 
 // NewFlaskCodec returns a codec that signs with secret (Flask's SECRET_KEY)
@@ -46,7 +49,8 @@ func NewFlaskCodec(secret []byte, fallbacks ...[]byte) (*FlaskCodec, error) {
 		}
 		mac := hmac.New(sha1.New, s)
 		mac.Write([]byte(flaskSalt))
-		c.keys = append(c.keys, mac.Sum(nil))
+		derived := mac.Sum(nil)
+		c.keys = append(c.keys, &sync.Pool{New: func() any { return hmac.New(sha1.New, derived) }})
 	}
 	return c, nil
 }
@@ -64,13 +68,18 @@ func (c *FlaskCodec) Encode(name string, p Payload) (string, error) {
 		payload = b64.EncodeToString(text)
 	}
 	signed := payload + "." + b64.EncodeToString(timestampBytes(p.Issued.Unix()))
-	return signed + "." + b64.EncodeToString(c.sign(c.keys[0], signed)), nil
+	var sum [sha1.Size]byte
+	return signed + "." + b64.EncodeToString(c.sign(c.keys[0], signed, sum[:])), nil
 }
 
-func (c *FlaskCodec) sign(key []byte, signed string) []byte {
-	mac := hmac.New(sha1.New, key)
-	mac.Write([]byte(signed))
-	return mac.Sum(nil)
+// sign returns the HMAC-SHA1 of signed with one derived key, into sum.
+func (c *FlaskCodec) sign(key *sync.Pool, signed string, sum []byte) []byte {
+	mac := key.Get().(hash.Hash)
+	mac.Write(unsafe.Slice(unsafe.StringData(signed), len(signed)))
+	sum = mac.Sum(sum[:0])
+	mac.Reset()
+	key.Put(mac)
+	return sum
 }
 
 // Decode verifies value's signature with the current secret, then the
@@ -87,13 +96,13 @@ func (c *FlaskCodec) Decode(name, value string) (Payload, int, error) {
 		return Payload{}, 0, ErrBadSignature
 	}
 	signed := value[:dot]
-	sig, err := b64.DecodeString(value[dot+1:])
-	if err != nil {
+	var sig, sum [sha1.Size]byte
+	if n, err := b64.Decode(sig[:], []byte(value[dot+1:])); err != nil || n != sha1.Size {
 		return Payload{}, 0, ErrBadSignature
 	}
 	keyIndex := -1
 	for i, key := range c.keys {
-		if hmac.Equal(c.sign(key, signed), sig) {
+		if hmac.Equal(c.sign(key, signed, sum[:]), sig[:]) {
 			keyIndex = i
 			break
 		}
@@ -165,10 +174,46 @@ func inflatePayload(payload string) ([]byte, error) {
 	if !compressed {
 		return raw, nil
 	}
-	r, err := zlib.NewReader(bytes.NewReader(raw))
-	if err != nil {
-		return nil, errors.New("payload is not zlib")
+	return inflate(raw)
+}
+
+// zlibWriters are reused: a new zlib writer allocates its window and hash
+// tables, hundreds of kilobytes, per call. The fastest level is used: Flask
+// only needs the result to be zlib, and keeps it only when it is shorter.
+var zlibWriters = sync.Pool{New: func() any {
+	w, _ := zlib.NewWriterLevel(nil, zlib.BestSpeed)
+	return w
+}}
+
+func deflate(b []byte) []byte {
+	var buf bytes.Buffer
+	buf.Grow(len(b))
+	w := zlibWriters.Get().(*zlib.Writer)
+	w.Reset(&buf)
+	_, _ = w.Write(b)
+	_ = w.Close()
+	zlibWriters.Put(w)
+	return buf.Bytes()
+}
+
+// zlibReaders are reused for the same reason.
+var zlibReaders sync.Pool
+
+func inflate(compressed []byte) ([]byte, error) {
+	src := bytes.NewReader(compressed)
+	var r io.ReadCloser
+	if pooled, ok := zlibReaders.Get().(io.ReadCloser); ok {
+		if err := pooled.(zlib.Resetter).Reset(src, nil); err != nil {
+			return nil, errors.New("payload is not zlib")
+		}
+		r = pooled
+	} else {
+		var err error
+		if r, err = zlib.NewReader(src); err != nil {
+			return nil, errors.New("payload is not zlib")
+		}
 	}
+	defer zlibReaders.Put(r)
 	inflated, err := io.ReadAll(io.LimitReader(r, maxInflatedPayload+1))
 	if err != nil {
 		return nil, errors.New("payload is not valid zlib")
@@ -177,14 +222,6 @@ func inflatePayload(payload string) ([]byte, error) {
 		return nil, fmt.Errorf("payload inflates beyond %d bytes", maxInflatedPayload)
 	}
 	return inflated, nil
-}
-
-func deflate(b []byte) []byte {
-	var buf bytes.Buffer
-	w := zlib.NewWriter(&buf)
-	_, _ = w.Write(b)
-	_ = w.Close()
-	return buf.Bytes()
 }
 
 // timestampBytes is itsdangerous's int_to_bytes: big-endian, without

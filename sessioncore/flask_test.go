@@ -149,7 +149,7 @@ func TestFlaskPatchKeepsUntouchedTaggedValues(t *testing.T) {
 	codec, _ := NewFlaskCodec([]byte("k"))
 	iface, _ := NewInterface(DefaultConfig(), codec)
 	members, _ := parseObject([]byte(`{"_flashes":[{" t":["message","hi"]}],"when":{" d":"Tue, 02 Jan 2024 03:04:05 GMT"}}`))
-	s := sessionFromPayload(members, time.Time{}, iface.form)
+	s := sessionFromPayload(members, time.Time{}, iface.form, nil)
 	var m Mutation
 	_ = m.AddUpdate([]byte(`{"user":"alice"}`))
 	if err := s.Apply(&m); err != nil {

@@ -129,7 +129,7 @@ func sessionWith(t *testing.T, values string) *Session {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return sessionFromPayload(members, testEpoch, nil)
+	return sessionFromPayload(members, testEpoch, nil, nil)
 }
 
 func TestNormalizeJSON(t *testing.T) {

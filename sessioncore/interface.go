@@ -261,7 +261,13 @@ func (i *Interface) decode(value string) (*Session, Outcome, error) {
 	if payload.Issued.After(now.Add(MaxClockSkew)) {
 		return nil, OutcomeExpired, fmt.Errorf("issued more than %s in the future", MaxClockSkew)
 	}
-	values, err := parseObject(payload.JSON)
+	var values map[string]json.RawMessage
+	asIs := payload.Normalized
+	if asIs {
+		values, err = parseNormalizedObject(payload.JSON)
+	} else {
+		values, asIs, err = parseObjectKeep(payload.JSON)
+	}
 	if err != nil {
 		return nil, OutcomeUndecodable, fmt.Errorf("%w: %w", ErrUndecodable, err)
 	}
@@ -269,7 +275,14 @@ func (i *Interface) decode(value string) (*Session, Outcome, error) {
 	if keyIndex > 0 {
 		outcome = OutcomeFallbackKey
 	}
-	return sessionFromPayload(values, payload.Created, i.form), outcome, nil
+	var raw []byte
+	if asIs {
+		// Rewriting an unchanged session gives back the very bytes it
+		// came with (for a Flask cookie: Flask's own, whatever its key
+		// order).
+		raw = payload.JSON
+	}
+	return sessionFromPayload(values, payload.Created, i.form, raw), outcome, nil
 }
 
 // Save writes s into the response headers h by Flask's save_session rules:

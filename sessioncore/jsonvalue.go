@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"unicode/utf8"
+	"unsafe"
 )
 
 // MaxNestingDepth is how deeply arrays and objects may nest inside a value
@@ -132,37 +133,210 @@ func appendUnicodeEscape(buf []byte, r rune) []byte {
 // normalized raw JSON. When a key repeats, the last one wins, as it does in
 // Go's encoding/json and in Python's json module, so the gateway and a
 // Python upstream never disagree about what a document says.
+//
+// The members' keys and values may share memory with raw, which must not be
+// modified afterwards.
 func parseObject(raw []byte) (map[string]json.RawMessage, error) {
-	normalized, err := normalizeJSON(raw)
-	if err != nil {
-		return nil, err
+	members, _, err := parseObjectKeep(raw)
+	return members, err
+}
+
+// parseObjectKeep is parseObject that also reports whether raw was already
+// normalized, so that it can stand for the members as they are.
+func parseObjectKeep(raw []byte) (members map[string]json.RawMessage, normalized bool, err error) {
+	b := raw
+	// Fast path: what the gateway itself wrote is already compact and
+	// ASCII, which one scan tells; json.Valid then checks it without
+	// allocating.
+	compactASCII, depth := scanShape(b)
+	switch {
+	case !compactASCII:
+		if b, err = normalizeJSON(raw); err != nil {
+			return nil, false, err
+		}
+	case depth > MaxNestingDepth:
+		return nil, false, ErrTooDeep
+	case !json.Valid(b):
+		return nil, false, ErrNotJSON
 	}
-	if normalized[0] != '{' {
-		return nil, ErrNotObject
+	if len(b) == 0 || b[0] != '{' {
+		return nil, false, ErrNotObject
 	}
-	var members map[string]json.RawMessage
-	if err := json.Unmarshal(normalized, &members); err != nil {
-		return nil, ErrNotJSON
+	members, err = splitObject(b)
+	return members, compactASCII && err == nil, err
+}
+
+// stringByte marks the bytes that may stand in a JSON string as they are:
+// printable ASCII but the quote and the backslash.
+var stringByte = func() (t [256]bool) {
+	for c := 0x20; c <= 0x7e; c++ {
+		t[c] = c != '"' && c != '\\'
 	}
-	for k := range members {
-		// A lone surrogate in a key decodes to U+FFFD, and two different
-		// keys could merge into one; refuse rather than change keys.
-		if strings.ContainsRune(k, utf8.RuneError) {
-			return nil, ErrBadKey
+	return t
+}()
+
+// scanShape reports, in one pass, whether b is printable ASCII with no
+// whitespace outside strings, and how deeply it nests.
+func scanShape(b []byte) (compactASCII bool, depth int) {
+	level := 0
+	for i := 0; i < len(b); i++ {
+		switch c := b[i]; c {
+		case '"':
+			for i++; i < len(b); i++ {
+				if stringByte[b[i]] {
+					continue
+				}
+				if b[i] == '"' {
+					break
+				}
+				if b[i] != '\\' || i+1 == len(b) || b[i+1] < 0x20 || b[i+1] > 0x7e {
+					return false, 0
+				}
+				i++ // the escaped character
+			}
+		case '[', '{':
+			level++
+			depth = max(depth, level)
+		case ']', '}':
+			level--
+		default:
+			if c <= ' ' || c > 0x7e {
+				return false, 0
+			}
 		}
 	}
+	return true, depth
+}
+
+// parseNormalizedObject is parseObject for JSON this gateway wrote itself
+// (see Payload.Normalized): it skips json.Valid, the costliest step, but
+// still refuses anything that is not compact printable ASCII of a bounded
+// depth in the shape of an object, so a forged payload cannot inject a
+// header or make the gateway recurse.
+func parseNormalizedObject(b []byte) (map[string]json.RawMessage, error) {
+	compactASCII, depth := scanShape(b)
+	switch {
+	case !compactASCII:
+		return nil, ErrNotJSON
+	case depth > MaxNestingDepth:
+		return nil, ErrTooDeep
+	case len(b) < 2 || b[0] != '{' || b[len(b)-1] != '}':
+		return nil, ErrNotObject
+	}
+	return splitObject(b)
+}
+
+// splitObject splits a compact JSON object into its members without
+// copying: keys and values point into b. It checks the punctuation between
+// members, so that malformed input is an error, never a panic.
+func splitObject(b []byte) (map[string]json.RawMessage, error) {
+	members := make(map[string]json.RawMessage, bytes.Count(b, []byte{':'}))
+	i := 1 // past '{'
+	for i < len(b) && b[i] != '}' {
+		if b[i] != '"' {
+			return nil, ErrNotJSON
+		}
+		keyEnd := stringEnd(b, i)
+		if keyEnd >= len(b) || b[keyEnd] != ':' {
+			return nil, ErrNotJSON
+		}
+		key, err := objectKey(b[i:keyEnd])
+		if err != nil {
+			return nil, err
+		}
+		valueStart := keyEnd + 1
+		valueEnd := valueEnd(b, valueStart)
+		if valueEnd <= valueStart || valueEnd >= len(b) {
+			return nil, ErrNotJSON
+		}
+		members[key] = b[valueStart:valueEnd:valueEnd]
+		i = valueEnd
+		switch b[i] {
+		case ',':
+			i++
+		case '}':
+		default:
+			return nil, ErrNotJSON
+		}
+	}
+	if i != len(b)-1 {
+		return nil, ErrNotJSON
+	}
 	return members, nil
+}
+
+// objectKey returns the string a quoted key stands for.
+func objectKey(quoted []byte) (string, error) {
+	if bytes.IndexByte(quoted, '\\') < 0 {
+		return unsafe.String(unsafe.SliceData(quoted[1:]), len(quoted)-2), nil
+	}
+	var key string
+	if err := json.Unmarshal(quoted, &key); err != nil {
+		return "", ErrNotJSON
+	}
+	// A lone surrogate in a key decodes to U+FFFD, and two different keys
+	// could merge into one; refuse rather than change keys.
+	if strings.ContainsRune(key, utf8.RuneError) {
+		return "", ErrBadKey
+	}
+	return key, nil
+}
+
+// stringEnd returns the index just past the JSON string starting at b[i].
+func stringEnd(b []byte, i int) int {
+	for j := i + 1; j < len(b); j++ {
+		if stringByte[b[j]] {
+			continue
+		}
+		switch b[j] {
+		case '\\':
+			j++
+		case '"':
+			return j + 1
+		}
+	}
+	return len(b)
+}
+
+// valueEnd returns the index just past the compact JSON value at b[i].
+func valueEnd(b []byte, i int) int {
+	depth := 0
+	for j := i; j < len(b); j++ {
+		switch b[j] {
+		case '"':
+			j = stringEnd(b, j) - 1
+		case '[', '{':
+			depth++
+		case ']', '}':
+			if depth == 0 {
+				return j
+			}
+			depth--
+			if depth == 0 {
+				return j + 1
+			}
+		case ',':
+			if depth == 0 {
+				return j
+			}
+		}
+	}
+	return len(b)
 }
 
 // appendObject appends members as one compact JSON object with its keys in
 // sorted (code point) order, the order Flask writes them in. The members'
 // values must already be normalized.
 func appendObject(buf []byte, members map[string]json.RawMessage) []byte {
-	keys := make([]string, 0, len(members))
-	for k := range members {
+	var small [16]string // most sessions have few keys: no allocation
+	keys := small[:0]
+	size := 2
+	for k, v := range members {
 		keys = append(keys, k)
+		size += len(k) + len(v) + 4
 	}
 	slices.Sort(keys)
+	buf = slices.Grow(buf, size)
 	buf = append(buf, '{')
 	for i, k := range keys {
 		if i > 0 {

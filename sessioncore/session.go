@@ -40,6 +40,10 @@ type Session struct {
 	// form converts values between the codec's stored form and the plain
 	// JSON the upstream sees; nil when they are the same.
 	form ValueForm
+
+	// raw is the stored JSON the session was opened from, while it is
+	// unchanged: writing it again, or handing it upstream, costs nothing.
+	raw []byte
 }
 
 // NewSession returns a new, empty session, as Flask's open_session does
@@ -176,7 +180,7 @@ func (s *Session) Clear() error {
 // upstream sees. An empty session is {}.
 func (s *Session) AppendJSON(buf []byte) []byte {
 	if s.form == nil {
-		return appendObject(buf, s.values)
+		return s.appendStored(buf)
 	}
 	plain := make(map[string]json.RawMessage, len(s.values))
 	for k, v := range s.values {
@@ -186,7 +190,12 @@ func (s *Session) AppendJSON(buf []byte) []byte {
 }
 
 // appendStored appends the session in the codec's stored form, for sealing.
-func (s *Session) appendStored(buf []byte) []byte { return appendObject(buf, s.values) }
+func (s *Session) appendStored(buf []byte) []byte {
+	if s.raw != nil {
+		return append(buf, s.raw...)
+	}
+	return appendObject(buf, s.values)
+}
 
 // String returns the session as plain JSON; see AppendJSON.
 func (s *Session) String() string { return string(s.AppendJSON(nil)) }
@@ -210,6 +219,7 @@ func (s *Session) plain(stored json.RawMessage) json.RawMessage {
 func (s *Session) touch() {
 	s.modified = true
 	s.accessed = true
+	s.raw = nil
 }
 
 func (s *Session) checkAvailable() error {
@@ -220,9 +230,11 @@ func (s *Session) checkAvailable() error {
 }
 
 // sessionFromPayload builds the session a valid cookie carried.
-func sessionFromPayload(values map[string]json.RawMessage, created time.Time, form ValueForm) *Session {
+// raw, if not nil, is the JSON values were parsed from, and must not be
+// modified afterwards.
+func sessionFromPayload(values map[string]json.RawMessage, created time.Time, form ValueForm, raw []byte) *Session {
 	if values == nil {
 		values = map[string]json.RawMessage{}
 	}
-	return &Session{values: values, created: created, form: form}
+	return &Session{values: values, created: created, form: form, raw: raw}
 }

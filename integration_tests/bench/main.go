@@ -1,0 +1,336 @@
+// Command bench measures the gateway side by side with plain reverse_proxy
+// on this machine, as users would run it: a real Caddy binary per
+// configuration, a small upstream, and wrk as the load generator.
+//
+//	go run ./integration_tests/bench [-rounds 5] [-duration 5s] [-connections 32]
+//
+// Each round runs every configuration once, interleaved (A B C A B C ...),
+// so that drift of the machine hits them alike. Caddy is pinned to core 0,
+// wrk and the upstream to core 1 (when there are two cores). It prints the
+// median requests per second and p99 latency of each configuration, its
+// per-round ratios against plain reverse_proxy, and each Caddy's peak RSS.
+// Everything runs on loopback, is bounded in time, and is stopped on exit.
+package main
+
+import (
+	"bufio"
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// A config is one Caddy process under test.
+type config struct {
+	name   string
+	site   string // the site block's body; {upstream} is replaced
+	login  string // path whose response sets the session cookie ("" for none)
+	port   int
+	cmd    *exec.Cmd
+	cookie string
+	rps    []float64
+	p99    []time.Duration
+	cpu    []time.Duration // Caddy's CPU time per request
+}
+
+const secret = "bench-secret-0123456789abcdef0123456789abcdef"
+
+func main() {
+	rounds := flag.Int("rounds", 5, "rounds of A B C ...")
+	duration := flag.Duration("duration", 5*time.Second, "load per configuration per round")
+	connections := flag.Int("connections", 32, "wrk connections")
+	upstreamFlag := flag.String("serve-upstream", "", "internal: serve the upstream on this address")
+	flag.Parse()
+	if *upstreamFlag != "" {
+		serveUpstream(*upstreamFlag)
+		return
+	}
+	if err := run(*rounds, *duration, *connections); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+func run(rounds int, duration time.Duration, connections int) error {
+	if _, err := exec.LookPath("wrk"); err != nil {
+		return fmt.Errorf("wrk is required: apt-get install wrk")
+	}
+	dir, err := os.MkdirTemp("", "session-bench-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	fmt.Println("building the gateway...")
+	binary := filepath.Join(dir, "caddy")
+	build := exec.Command("go", "build", "-o", binary, "./cmd/caddy")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		return fmt.Errorf("go build: %w", err)
+	}
+
+	upstreamAddr := fmt.Sprintf("127.0.0.1:%d", freePort())
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	upstream := pinned(1, self, "-serve-upstream", upstreamAddr)
+	if err := upstream.Start(); err != nil {
+		return err
+	}
+	defer kill(upstream)
+
+	configs := []*config{
+		{name: "reverse_proxy", site: "reverse_proxy {upstream}"},
+		{name: "session (cookie read, not reissued)", login: "/login", site: sessionSite("")},
+		{name: "session (permanent, refreshed every response)", login: "/login-permanent", site: sessionSite("")},
+	}
+	for _, c := range configs {
+		if err := c.start(ctx, binary, dir, upstreamAddr); err != nil {
+			return err
+		}
+		defer kill(c.cmd)
+	}
+	for _, c := range configs {
+		if err := waitListening(c.port); err != nil {
+			return fmt.Errorf("%s: %w", c.name, err)
+		}
+		if c.login != "" {
+			if c.cookie, err = login(c.port, c.login); err != nil {
+				return fmt.Errorf("%s: %w", c.name, err)
+			}
+		}
+	}
+	// Plain reverse_proxy gets the same Cookie header, so every
+	// configuration parses and carries the same request.
+	configs[0].cookie = configs[1].cookie
+
+	fmt.Printf("machine: %s/%s, %d cores, %s\n", runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), cpuModel())
+	fmt.Printf("load: wrk, 1 thread, %d connections, %s per configuration, %d rounds, interleaved\n\n", connections, duration, rounds)
+	for _, c := range configs { // warm up every process
+		if _, _, err := wrk(ctx, c, connections, time.Second); err != nil {
+			return err
+		}
+	}
+	for round := 1; round <= rounds; round++ {
+		for _, c := range configs {
+			before := cpuTime(c.cmd)
+			rps, p99, err := wrk(ctx, c, connections, duration)
+			if err != nil {
+				return err
+			}
+			perRequest := time.Duration(float64(cpuTime(c.cmd)-before) / (rps * duration.Seconds()))
+			c.rps, c.p99, c.cpu = append(c.rps, rps), append(c.p99, p99), append(c.cpu, perRequest)
+		}
+		fmt.Printf("round %d:", round)
+		for _, c := range configs[1:] {
+			fmt.Printf("  %.3f", c.rps[round-1]/configs[0].rps[round-1])
+		}
+		fmt.Println()
+	}
+	report(configs)
+	return nil
+}
+
+func sessionSite(extra string) string {
+	return `session {
+		secret ` + secret + `
+		` + extra + `
+	}
+	reverse_proxy {upstream}`
+}
+
+// pinned returns a command that runs on the given core when there are two.
+func pinned(core int, name string, args ...string) *exec.Cmd {
+	if runtime.NumCPU() >= 2 {
+		if taskset, err := exec.LookPath("taskset"); err == nil {
+			return exec.Command(taskset, append([]string{"-c", strconv.Itoa(core), name}, args...)...)
+		}
+	}
+	return exec.Command(name, args...)
+}
+
+func (c *config) start(ctx context.Context, binary, dir, upstream string) error {
+	c.port = freePort()
+	caddyfile := fmt.Sprintf("{\n\tadmin off\n\tpersist_config off\n\tlog {\n\t\tlevel ERROR\n\t}\n}\n\nhttp://127.0.0.1:%d {\n\t%s\n}\n",
+		c.port, strings.ReplaceAll(c.site, "{upstream}", upstream))
+	path := filepath.Join(dir, fmt.Sprintf("Caddyfile.%d", c.port))
+	if err := os.WriteFile(path, []byte(caddyfile), 0o600); err != nil {
+		return err
+	}
+	c.cmd = pinned(0, binary, "run", "--config", path, "--adapter", "caddyfile")
+	c.cmd.Env = append(os.Environ(), "XDG_CONFIG_HOME="+dir, "XDG_DATA_HOME="+dir, "GOMAXPROCS=1")
+	c.cmd.Stderr = io.Discard
+	return c.cmd.Start()
+}
+
+// wrk loads c for d and returns requests per second and p99 latency.
+func wrk(ctx context.Context, c *config, connections int, d time.Duration) (float64, time.Duration, error) {
+	args := []string{"-t1", "-c" + strconv.Itoa(connections), "-d" + strconv.Itoa(int(d.Seconds())) + "s", "--latency"}
+	if c.cookie != "" {
+		args = append(args, "-H", "Cookie: session="+c.cookie)
+	}
+	args = append(args, fmt.Sprintf("http://127.0.0.1:%d/", c.port))
+	cmd := pinned(1, "wrk", args...)
+	out, err := cmd.Output()
+	if ctx.Err() != nil {
+		return 0, 0, ctx.Err()
+	}
+	if err != nil {
+		return 0, 0, fmt.Errorf("wrk: %w", err)
+	}
+	text := string(out)
+	if strings.Contains(text, "Non-2xx") {
+		return 0, 0, fmt.Errorf("%s: non-2xx responses:\n%s", c.name, text)
+	}
+	m := regexp.MustCompile(`Requests/sec:\s+([\d.]+)`).FindStringSubmatch(text)
+	p := regexp.MustCompile(`\s99%\s+([\d.]+)(us|ms|s)`).FindStringSubmatch(text)
+	if m == nil || p == nil {
+		return 0, 0, fmt.Errorf("cannot read wrk output:\n%s", text)
+	}
+	rps, _ := strconv.ParseFloat(m[1], 64)
+	p99, _ := time.ParseDuration(p[1] + p[2])
+	return rps, p99, nil
+}
+
+func report(configs []*config) {
+	base := configs[0]
+	baseRPS, baseP99 := median(base.rps), medianDuration(base.p99)
+	fmt.Printf("\n| configuration | req/s (median) | ratio | min ratio | p99 (median) | p99 ratio | Caddy CPU per request | peak RSS |\n|---|---|---|---|---|---|---|---|\n")
+	for _, c := range configs {
+		var ratios []float64
+		for i := range c.rps {
+			ratios = append(ratios, c.rps[i]/base.rps[i])
+		}
+		fmt.Printf("| %s | %.0f | %.3f | %.3f | %s | %.2f | %s | %s |\n", c.name, median(c.rps), median(c.rps)/baseRPS,
+			slices.Min(ratios), medianDuration(c.p99), float64(medianDuration(c.p99))/float64(baseP99),
+			medianDuration(c.cpu).Round(100*time.Nanosecond), peakRSS(c.cmd))
+	}
+}
+
+func median(xs []float64) float64 {
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	return s[len(s)/2]
+}
+
+func medianDuration(xs []time.Duration) time.Duration {
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	return s[len(s)/2]
+}
+
+// peakRSS reads VmHWM of the Caddy process (the child of taskset, which
+// execs it, so the same pid).
+func peakRSS(cmd *exec.Cmd) string {
+	f, err := os.Open(fmt.Sprintf("/proc/%d/status", cmd.Process.Pid))
+	if err != nil {
+		return "?"
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), "VmHWM:"); ok {
+			return strings.TrimSpace(v)
+		}
+	}
+	return "?"
+}
+
+// cpuTime returns the user and system CPU time the process has used.
+func cpuTime(cmd *exec.Cmd) time.Duration {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", cmd.Process.Pid))
+	if err != nil {
+		return 0
+	}
+	// Fields after the command name, which is in parentheses.
+	fields := strings.Fields(string(data[strings.LastIndexByte(string(data), ')')+2:]))
+	utime, _ := strconv.ParseInt(fields[11], 10, 64)
+	stime, _ := strconv.ParseInt(fields[12], 10, 64)
+	const ticksPerSecond = 100 // USER_HZ on Linux
+	return time.Duration(utime+stime) * time.Second / ticksPerSecond
+}
+
+func cpuModel() string {
+	data, _ := os.ReadFile("/proc/cpuinfo")
+	for line := range strings.SplitSeq(string(data), "\n") {
+		if v, ok := strings.CutPrefix(line, "model name"); ok {
+			return strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(v), ":"))
+		}
+	}
+	return "unknown CPU"
+}
+
+func login(port int, path string) (string, error) {
+	resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d%s", port, path))
+	if err != nil {
+		return "", err
+	}
+	resp.Body.Close()
+	for _, c := range resp.Cookies() {
+		if c.Name == "session" {
+			return c.Value, nil
+		}
+	}
+	return "", fmt.Errorf("no session cookie from %s", path)
+}
+
+func waitListening(port int) error {
+	for deadline := time.Now().Add(15 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		if c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port)); err == nil {
+			c.Close()
+			return nil
+		}
+	}
+	return fmt.Errorf("port %d did not open", port)
+}
+
+func freePort() int {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		panic(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+func kill(cmd *exec.Cmd) {
+	if cmd != nil && cmd.Process != nil {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+	}
+}
+
+// serveUpstream is the tiny upstream: a 200-byte session is set by /login
+// and /login-permanent; every other path answers a short body.
+func serveUpstream(addr string) {
+	pad := strings.Repeat("x", 130)
+	mux := http.NewServeMux()
+	mux.HandleFunc("/login", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-Session-Update", `{"role":"editor","user_id":"u-12345","pad":"`+pad+`"}`)
+	})
+	mux.HandleFunc("/login-permanent", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-Session-Update", `{"_permanent":true,"role":"editor","user_id":"u-12345","pad":"`+pad+`"}`)
+	})
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.WriteString(w, "hello from the upstream\n")
+	})
+	server := &http.Server{Addr: addr, Handler: mux}
+	_ = server.ListenAndServe()
+}

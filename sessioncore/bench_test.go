@@ -1,0 +1,105 @@
+package sessioncore
+
+import (
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+)
+
+// benchSession returns a session JSON of about size bytes: a user, a role,
+// a permanent flag and a padding string, like a typical login session.
+func benchSession(size int) string {
+	base := `{"_permanent":true,"role":"editor","user_id":"u-12345","pad":""}`
+	return strings.Replace(base, `"pad":""`, `"pad":"`+strings.Repeat("x", max(size-len(base), 0))+`"`, 1)
+}
+
+type benchCodec struct {
+	name string
+	make func(fallbacks int) (Codec, error)
+}
+
+var benchCodecs = []benchCodec{
+	{"securecookie", func(n int) (Codec, error) {
+		var fb [][]byte
+		for i := range n {
+			fb = append(fb, []byte(fmt.Sprintf("fallback-secret-%d-0123456789abcdef0123456789", i)))
+		}
+		return NewSecureCookieCodec(testSecret, fb...)
+	}},
+	{"flask", func(n int) (Codec, error) {
+		var fb [][]byte
+		for i := range n {
+			fb = append(fb, []byte(fmt.Sprintf("fallback-secret-%d", i)))
+		}
+		return NewFlaskCodec(testSecret, fb...)
+	}},
+}
+
+// BenchmarkInterface measures what the gateway does per request with the
+// cookie: open only (a read-only, non-refreshed request), open + refresh (a
+// permanent session reissued with a new timestamp), and open + mutate +
+// save (an upstream change). "fallbacks" is how many fallback keys are
+// configured; the cookie is always sealed with the current key.
+func BenchmarkInterface(b *testing.B) {
+	now := time.Unix(1_800_000_000, 0)
+	for _, codec := range benchCodecs {
+		for _, size := range []int{200, 1024, 2048} {
+			for _, fallbacks := range []int{1, 3} {
+				c, err := codec.make(fallbacks)
+				if err != nil {
+					b.Fatal(err)
+				}
+				iface, err := NewInterface(DefaultConfig(), c, WithClock(func() time.Time { return now }))
+				if err != nil {
+					b.Fatal(err)
+				}
+				value, err := c.Encode("session", Payload{JSON: []byte(benchSession(size)), Issued: now, Created: now})
+				if err != nil {
+					b.Fatal(err)
+				}
+				r, _ := http.NewRequest(http.MethodGet, "/", nil)
+				r.Header.Set("Cookie", "theme=dark; session="+value)
+				var patch Mutation
+				if err := patch.AddUpdate([]byte(`{"cart":[1,2,3]}`)); err != nil {
+					b.Fatal(err)
+				}
+				name := fmt.Sprintf("%s/%dB/fallbacks=%d", codec.name, size, fallbacks)
+				b.Run(name+"/open", func(b *testing.B) {
+					b.ReportAllocs()
+					for b.Loop() {
+						if s, o := iface.Open(r); s.Len() == 0 {
+							b.Fatal(o)
+						}
+					}
+				})
+				b.Run(name+"/open+refresh", func(b *testing.B) {
+					b.ReportAllocs()
+					h := http.Header{}
+					for b.Loop() {
+						s, _ := iface.Open(r)
+						clear(h)
+						if action, err := iface.Save(s, h); err != nil || action != CookieSet {
+							b.Fatal(action, err)
+						}
+					}
+				})
+				b.Run(name+"/open+mutate+save", func(b *testing.B) {
+					b.ReportAllocs()
+					h := http.Header{}
+					for b.Loop() {
+						s, _ := iface.Open(r)
+						if err := s.Apply(&patch); err != nil {
+							b.Fatal(err)
+						}
+						clear(h)
+						if _, err := iface.Save(s, h); err != nil {
+							b.Fatal(err)
+						}
+					}
+				})
+			}
+		}
+	}
+}
