@@ -47,6 +47,20 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //		header_prefix <header-name>
 //		codec securecookie|flask
 //		forward_cookie true|false
+//		store cookie
+//		store memory {
+//			max_sessions <n>
+//		}
+//		store redis {
+//			address <url|host:port> [<url|host:port>...]
+//			username <name>
+//			password <password>
+//			master_name <name>
+//			tls true|false
+//			db <n>
+//			key_prefix <prefix>
+//		}
+//		on_store_error fail_open|fail_closed
 //	}
 //
 // secret is required; write it as a placeholder such as
@@ -88,6 +102,17 @@ func (s *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			}
 			if s.Codec != codecSecureCookie && s.Codec != codecFlask {
 				return d.Errf("codec must be securecookie or flask, not %q", s.Codec)
+			}
+		case "store":
+			if s.Store, err = parseStore(d); err != nil {
+				return err
+			}
+		case "on_store_error":
+			if s.OnStoreError, err = singleArg(d); err != nil {
+				return err
+			}
+			if s.OnStoreError != "fail_open" && s.OnStoreError != "fail_closed" {
+				return d.Errf("on_store_error must be fail_open or fail_closed, not %q", s.OnStoreError)
 			}
 		case "forward_cookie":
 			var v bool
@@ -171,6 +196,88 @@ func (s *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		}
 	}
 	return nil
+}
+
+// parseStore parses the store subdirective and its block.
+func parseStore(d *caddyfile.Dispenser) (*StoreConfig, error) {
+	if !d.NextArg() {
+		return nil, d.ArgErr()
+	}
+	c := &StoreConfig{Type: d.Val()}
+	if d.NextArg() {
+		return nil, d.ArgErr()
+	}
+	switch c.Type {
+	case storeCookie, storeMemory, storeRedis:
+	default:
+		return nil, d.Errf("store must be cookie, memory or redis, not %q", c.Type)
+	}
+	seen := map[string]bool{}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		sub := d.Val()
+		if seen[sub] {
+			return nil, d.Errf("%s specified more than once", sub)
+		}
+		seen[sub] = true
+		if !validStoreOption(c.Type, sub) {
+			return nil, d.Errf("unrecognized option %q for store %s", sub, c.Type)
+		}
+		var err error
+		switch sub {
+		case "max_sessions":
+			if c.MaxSessions, err = intArg(d, 1); err != nil {
+				return nil, err
+			}
+		case "address", "addresses":
+			if c.Addresses = d.RemainingArgs(); len(c.Addresses) == 0 {
+				return nil, d.ArgErr()
+			}
+		case "username":
+			c.Username, err = singleArg(d)
+		case "password":
+			c.Password, err = singleArg(d)
+		case "master_name":
+			c.MasterName, err = singleArg(d)
+		case "tls":
+			c.TLS, err = boolArg(d)
+		case "db":
+			c.DB, err = intArg(d, 0)
+		case "key_prefix":
+			c.KeyPrefix, err = singleArg(d)
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	return c, nil
+}
+
+func validStoreOption(storeType, option string) bool {
+	switch storeType {
+	case storeMemory:
+		return option == "max_sessions"
+	case storeRedis:
+		switch option {
+		case "address", "addresses", "username", "password", "master_name", "tls", "db", "key_prefix":
+			return true
+		}
+	}
+	return false
+}
+
+// intArg returns the one integer argument of the current subdirective,
+// which must be at least min.
+func intArg(d *caddyfile.Dispenser, min int) (int, error) {
+	sub := d.Val()
+	v, err := singleArg(d)
+	if err != nil {
+		return 0, err
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < min {
+		return 0, d.Errf("%s must be a whole number of at least %d, not %q", sub, min, v)
+	}
+	return n, nil
 }
 
 // singleArg returns the one argument of the current subdirective.

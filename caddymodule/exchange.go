@@ -1,6 +1,8 @@
 package caddymodule
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"net/http"
@@ -20,6 +22,7 @@ import (
 type exchange struct {
 	responseWriter
 	h       *Handler
+	ctx     context.Context // the request's, for the store
 	session *sessioncore.Session
 	repl    *caddy.Replacer
 	// before is the response header as it was when the request reached
@@ -57,7 +60,11 @@ func (ex *exchange) finish(status int, header http.Header) error {
 	if err := ex.session.Apply(mutation); err != nil {
 		return ex.reject(header, http.StatusServiceUnavailable, "session change refused", err, status)
 	}
-	action, err := h.iface.Save(ex.session, header)
+	action, err := h.iface.Save(ex.ctx, ex.session, header)
+	if errors.Is(err, sessioncore.ErrStore) {
+		// Never drop a change silently: the client learns it was not saved.
+		return ex.reject(header, http.StatusServiceUnavailable, "session cannot be saved", err, status)
+	}
 	if err != nil {
 		return ex.reject(header, http.StatusBadGateway, "session cannot be saved", err, status)
 	}

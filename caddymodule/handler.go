@@ -82,9 +82,19 @@ type Handler struct {
 	// Flask app reads it), false otherwise.
 	ForwardCookie *bool `json:"forward_cookie,omitempty"`
 
+	// Where sessions live. Default: in the cookie.
+	Store *StoreConfig `json:"store,omitempty"`
+
+	// What a request gets when the store cannot be read: "fail_closed"
+	// (default) answers 503; "fail_open" passes it on with an empty session
+	// that refuses changes, and X-Session-Status: unavailable.
+	OnStoreError string `json:"on_store_error,omitempty"`
+
 	iface         *sessioncore.Interface
 	protocol      *sessioncore.HeaderProtocol
 	forwardCookie bool
+	failOpen      bool
+	storeKey      string // in the stores pool, released on Cleanup
 	logger        *zap.Logger
 }
 
@@ -150,7 +160,26 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		h.logger.Warn("browsers reject SameSite=None cookies that are not Secure; set cookie_secure true")
 	}
 
-	h.iface, err = sessioncore.NewInterface(cfg, codec, sessioncore.WithLogger(h.logger))
+	opts := []sessioncore.Option{sessioncore.WithLogger(h.logger)}
+	switch h.OnStoreError {
+	case "", "fail_closed":
+	case "fail_open":
+		h.failOpen = true
+	default:
+		return fmt.Errorf("on_store_error must be fail_open or fail_closed, not %q", h.OnStoreError)
+	}
+	store, storeKey, err := openStore(h.Store, cfg.CookieName)
+	if err != nil {
+		return fmt.Errorf("session store: %w", err)
+	}
+	h.storeKey = storeKey
+	if store != nil {
+		if h.Codec == codecFlask {
+			return errors.New("the flask codec keeps the session in the cookie, as Flask does; it cannot be used with a server-side store")
+		}
+		opts = append(opts, sessioncore.WithStore(store))
+	}
+	h.iface, err = sessioncore.NewInterface(cfg, codec, opts...)
 	if err != nil {
 		return fmt.Errorf("session cookie: %w", err)
 	}
@@ -206,18 +235,28 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		c.Write(zap.String("outcome", string(outcome)), zap.Int("keys", session.Len()))
 	}
 
+	if reason := session.Unavailable(); errors.Is(reason, sessioncore.ErrStore) && !h.failOpen {
+		return caddyhttp.Error(http.StatusServiceUnavailable, reason)
+	}
+
 	// The upstream is handed the whole session, so it counts as accessed:
 	// every response through here varies by Cookie.
 	session.MarkAccessed()
 	h.protectRequest(r)
 	h.protocol.WriteRequest(r.Header, session)
+	if session.IsNull() {
+		r.Header.Set(h.protocol.StatusHeader(), sessioncore.StatusUnavailable)
+	}
+	if id := session.ID(); id != "" {
+		r.Header.Set(h.protocol.IDHeader(), id)
+	}
 	if !h.forwardCookie {
 		h.removeSessionCookie(r)
 	}
 	repl := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
 	setPlaceholders(repl, session)
 
-	ex := &exchange{h: h, session: session, repl: repl, before: w.Header().Clone()}
+	ex := &exchange{h: h, ctx: r.Context(), session: session, repl: repl, before: w.Header().Clone()}
 	ex.ResponseWriter = w
 	ex.f = ex
 	rw := &ex.responseWriter
@@ -242,8 +281,18 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	return nil
 }
 
+// Cleanup releases the handler's share of its session store.
+func (h *Handler) Cleanup() error {
+	if h.storeKey == "" {
+		return nil
+	}
+	_, err := stores.Delete(h.storeKey)
+	return err
+}
+
 // Interface guards
 var (
+	_ caddy.CleanerUpper          = (*Handler)(nil)
 	_ caddy.Provisioner           = (*Handler)(nil)
 	_ caddyhttp.MiddlewareHandler = (*Handler)(nil)
 )

@@ -1,6 +1,7 @@
 package sessioncore
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"strings"
@@ -80,7 +81,7 @@ func BenchmarkInterface(b *testing.B) {
 					for b.Loop() {
 						s, _ := iface.Open(r)
 						clear(h)
-						if action, err := iface.Save(s, h); err != nil || action != CookieSet {
+						if action, err := iface.Save(context.Background(), s, h); err != nil || action != CookieSet {
 							b.Fatal(action, err)
 						}
 					}
@@ -94,7 +95,7 @@ func BenchmarkInterface(b *testing.B) {
 							b.Fatal(err)
 						}
 						clear(h)
-						if _, err := iface.Save(s, h); err != nil {
+						if _, err := iface.Save(context.Background(), s, h); err != nil {
 							b.Fatal(err)
 						}
 					}

@@ -1,6 +1,7 @@
 package sessioncore
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -53,7 +54,7 @@ func TestSetLeavesRoomForTheSessionObject(t *testing.T) {
 		t.Fatal(err)
 	}
 	h := http.Header{}
-	if _, err := iface.Save(s, h); err != nil {
+	if _, err := iface.Save(context.Background(), s, h); err != nil {
 		t.Fatal(err)
 	}
 	if reopened, outcome := iface.Open(requestWithCookie("session", cookieValue(t, h, "session"))); outcome != OutcomeValid || reopened.Len() != 1 {

@@ -19,7 +19,15 @@ const MaxMutationBytes = 64 << 10
 const (
 	replaceSuffix = "-Replace"
 	updateSuffix  = "-Update"
+	renewSuffix   = "-Renew"
+	statusSuffix  = "-Status"
+	idSuffix      = "-Id"
 )
+
+// StatusUnavailable is the value of the status request header (X-Session-Status)
+// when the session could not be opened, for example because its store is
+// down: the upstream then gets an empty session that refuses changes.
+const StatusUnavailable = "unavailable"
 
 // MutationError says which mutation header was malformed and why.
 type MutationError struct {
@@ -48,6 +56,7 @@ type HeaderProtocol struct {
 	normPrefix string // lower-cased, e.g. "x-session"
 	replace    string // normalized name of the replace header
 	update     string // normalized name of the update header
+	renew      string // normalized name of the renew header
 }
 
 // NewHeaderProtocol returns the protocol for prefix, which must be a valid
@@ -67,12 +76,21 @@ func NewHeaderProtocol(prefix string) (*HeaderProtocol, error) {
 		normPrefix: norm,
 		replace:    norm + strings.ToLower(replaceSuffix),
 		update:     norm + strings.ToLower(updateSuffix),
+		renew:      norm + strings.ToLower(renewSuffix),
 	}, nil
 }
 
 // SessionHeader returns the name of the request header that carries the
 // session to the upstream (the prefix itself).
 func (p *HeaderProtocol) SessionHeader() string { return p.prefix }
+
+// StatusHeader returns the name of the request header that says the
+// session is unavailable (X-Session-Status).
+func (p *HeaderProtocol) StatusHeader() string { return p.prefix + statusSuffix }
+
+// IDHeader returns the name of the request header that carries the ID of a
+// server-side session (X-Session-Id).
+func (p *HeaderProtocol) IDHeader() string { return p.prefix + idSuffix }
 
 // Owns reports whether the header called name belongs to the protocol.
 func (p *HeaderProtocol) Owns(name string) bool {
@@ -147,8 +165,8 @@ func (p *HeaderProtocol) StripFromList(h http.Header, name string) {
 // two ways, or, all together, over MaxMutationBytes. Then no part of the
 // mutation is returned.
 func (p *HeaderProtocol) TakeMutation(h http.Header) (*Mutation, error) {
-	var replaceName, updateName string
-	var replaceValues, updateValues []string
+	var replaceName, updateName, renewName string
+	var replaceValues, updateValues, renewValues []string
 	total := 0
 	var firstErr error
 	for name, values := range h {
@@ -167,6 +185,9 @@ func (p *HeaderProtocol) TakeMutation(h http.Header) (*Mutation, error) {
 		case p.update:
 			kind = &updateName
 			updateValues = append(updateValues, values...)
+		case p.renew:
+			kind = &renewName
+			renewValues = append(renewValues, values...)
 		default:
 			continue
 		}
@@ -196,6 +217,15 @@ func (p *HeaderProtocol) TakeMutation(h http.Header) (*Mutation, error) {
 	for _, v := range updateValues {
 		if err := m.AddUpdate([]byte(v)); err != nil {
 			return nil, &MutationError{Header: updateName, Err: err}
+		}
+	}
+	for _, v := range renewValues {
+		switch strings.ToLower(strings.TrimSpace(v)) {
+		case "true":
+			m.SetRenew()
+		case "false":
+		default:
+			return nil, &MutationError{Header: renewName, Err: fmt.Errorf("must be true or false, not %q", v)}
 		}
 	}
 	return m, nil

@@ -1,6 +1,7 @@
 package sessioncore
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -68,7 +69,8 @@ const (
 	OutcomeBadSignature Outcome = "bad_signature" // tampered, unknown key, garbage
 	OutcomeExpired      Outcome = "expired"       // older than the lifetime, or from the future
 	OutcomeUndecodable  Outcome = "undecodable"   // signed, but the contents are unreadable
-	OutcomeUnavailable  Outcome = "unavailable"   // no codec: a null session
+	OutcomeUnknownID    Outcome = "unknown_id"    // a valid cookie whose ID the store does not know
+	OutcomeUnavailable  Outcome = "unavailable"   // no codec, or the store failed: a null session
 )
 
 // CookieAction says what Save did to the session cookie.
@@ -88,6 +90,7 @@ const (
 type Interface struct {
 	config Config
 	codec  Codec
+	store  Store     // nil: the session lives in the cookie
 	form   ValueForm // the codec's, if it stores values in another form
 	attrs  cookieAttributes
 	now    func() time.Time
@@ -100,6 +103,10 @@ type Option func(*Interface)
 // WithClock makes the Interface read the time from now, so expiry can be
 // tested without sleeping.
 func WithClock(now func() time.Time) Option { return func(i *Interface) { i.now = now } }
+
+// WithStore keeps sessions in store; the cookie then carries only a signed
+// session ID.
+func WithStore(store Store) Option { return func(i *Interface) { i.store = store } }
 
 // WithLogger sets the logger for the reasons a cookie was rejected, at
 // debug level. Cookie values are never logged.
@@ -221,6 +228,13 @@ func (i *Interface) Open(r *http.Request) (*Session, Outcome) {
 		return i.newSession(), OutcomeNew
 	}
 	s, outcome, err := i.decode(value)
+	if err == nil && i.store != nil {
+		s, outcome, err = i.load(r.Context(), s, outcome)
+		if errors.Is(err, ErrStore) {
+			i.logger.Error("session store failed", zap.Error(err))
+			return i.MakeNullSession(err), OutcomeUnavailable
+		}
+	}
 	if err != nil {
 		// Forged, stale and foreign cookies are routine; a signed cookie
 		// that cannot be read means a key holder wrote something broken.
@@ -234,6 +248,29 @@ func (i *Interface) Open(r *http.Request) (*Session, Outcome) {
 		return i.newSession(), outcome
 	}
 	return s, outcome
+}
+
+// load looks up in the store the session whose ID the cookie carried.
+func (i *Interface) load(ctx context.Context, cookie *Session, outcome Outcome) (*Session, Outcome, error) {
+	var id string
+	raw, _ := cookie.Get("sid")
+	if json.Unmarshal(raw, &id) != nil || !validSessionID(id) {
+		return nil, OutcomeUndecodable, fmt.Errorf("%w: no valid session ID", ErrUndecodable)
+	}
+	values, found, err := i.store.Load(ctx, id)
+	switch {
+	case errors.Is(err, ErrUndecodable):
+		return nil, OutcomeUndecodable, err
+	case err != nil:
+		return nil, OutcomeUnavailable, err
+	case !found:
+		// Never adopt an ID the store does not know: the client gets a
+		// fresh one (session fixation).
+		return nil, OutcomeUnknownID, errors.New("the store does not know the session ID")
+	}
+	s := sessionFromPayload(values, cookie.created, i.form, nil)
+	s.id = id
+	return s, outcome, nil
 }
 
 // newSession returns a new, empty session that stores values in the
@@ -297,17 +334,31 @@ func (i *Interface) decode(value string) (*Session, Outcome, error) {
 //
 // When the cookie would exceed MaxCookieSize, Save writes nothing and
 // returns an error wrapping ErrCookieTooLarge.
-func (i *Interface) Save(s *Session, h http.Header) (CookieAction, error) {
+//
+// With a store, the session's changes go to the store, key by key, with a
+// time to live of the lifetime (refreshed whenever the cookie would be), and
+// the cookie carries the session's ID; a new session, or a renewed one,
+// gets a new ID. A store failure is returned as an error wrapping ErrStore,
+// with nothing written.
+func (i *Interface) Save(ctx context.Context, s *Session, h http.Header) (CookieAction, error) {
 	if s.IsNull() {
 		return CookieUntouched, nil
 	}
 	action, line := CookieUntouched, ""
+	var err error
 	switch {
 	case s.Len() == 0 && s.Modified():
+		if err = i.deleteStored(ctx, s); err != nil {
+			return CookieUntouched, err
+		}
 		action, line = CookieDeleted, i.attrs.deleteLine()
 	case s.Len() > 0 && i.ShouldSetCookie(s):
-		var err error
-		if line, err = i.cookieLine(s); err != nil {
+		if i.store != nil {
+			line, err = i.saveStored(ctx, s)
+		} else {
+			line, err = i.cookieLine(s, s.appendStored(nil))
+		}
+		if err != nil {
 			return CookieUntouched, err
 		}
 		action = CookieSet
@@ -321,14 +372,52 @@ func (i *Interface) Save(s *Session, h http.Header) (CookieAction, error) {
 	return action, nil
 }
 
-// cookieLine seals s and renders its Set-Cookie line.
-func (i *Interface) cookieLine(s *Session) (string, error) {
+// deleteStored removes an emptied session from the store.
+func (i *Interface) deleteStored(ctx context.Context, s *Session) error {
+	if i.store == nil || s.id == "" {
+		return nil
+	}
+	if _, err := i.store.Delete(ctx, s.id); err != nil {
+		return err
+	}
+	s.id = ""
+	return nil
+}
+
+// saveStored commits the session's changes to the store and returns the
+// cookie line that carries its ID. A new or renewed session moves to a new
+// ID with all its values; the old ID is then deleted.
+func (i *Interface) saveStored(ctx context.Context, s *Session) (string, error) {
+	id, changes := s.id, s.changes()
+	if id == "" || s.renew {
+		var err error
+		if id, err = newSessionID(); err != nil {
+			return "", fmt.Errorf("%w: %w", ErrStore, err)
+		}
+		changes = Changes{Clear: true, Set: s.values}
+	}
+	if err := i.store.Commit(ctx, id, changes, i.config.Lifetime); err != nil {
+		return "", err
+	}
+	if s.id != "" && id != s.id {
+		if _, err := i.store.Delete(ctx, s.id); err != nil {
+			return "", err
+		}
+	}
+	s.id = id
+	sealed, _ := json.Marshal(idPayload{SID: id})
+	return i.cookieLine(s, sealed)
+}
+
+// cookieLine seals payload, s's values or its ID, and renders the
+// Set-Cookie line.
+func (i *Interface) cookieLine(s *Session, payload []byte) (string, error) {
 	now := i.now()
 	created := s.created
 	if created.IsZero() {
 		created = now
 	}
-	value, err := i.codec.Encode(i.config.CookieName, Payload{JSON: s.appendStored(nil), Issued: now, Created: created})
+	value, err := i.codec.Encode(i.config.CookieName, Payload{JSON: payload, Issued: now, Created: created})
 	if err != nil {
 		return "", err
 	}

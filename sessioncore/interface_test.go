@@ -1,6 +1,7 @@
 package sessioncore
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -48,7 +49,7 @@ func issue(t *testing.T, iface *Interface, values string) string {
 		t.Fatal(err)
 	}
 	h := http.Header{}
-	if _, err := iface.Save(s, h); err != nil {
+	if _, err := iface.Save(context.Background(), s, h); err != nil {
 		t.Fatal(err)
 	}
 	return cookieValue(t, h, iface.CookieName())
@@ -180,7 +181,7 @@ func TestOpenWithoutCodecGivesNullSession(t *testing.T) {
 	}
 	h := http.Header{}
 	s.MarkAccessed()
-	if action, err := iface.Save(s, h); err != nil || action != CookieUntouched || len(h) != 0 {
+	if action, err := iface.Save(context.Background(), s, h); err != nil || action != CookieUntouched || len(h) != 0 {
 		t.Errorf("a null session must never be saved: %s %v %v", action, err, h)
 	}
 }
@@ -258,7 +259,7 @@ func TestSave(t *testing.T) {
 				st(s)
 			}
 			h := http.Header{}
-			action, err := iface.Save(s, h)
+			action, err := iface.Save(context.Background(), s, h)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -312,7 +313,7 @@ func TestSaveReissuesWithNewTimestampAndCurrentKey(t *testing.T) {
 		t.Fatalf("outcome = %s", outcome)
 	}
 	h := http.Header{}
-	if _, err := current.Save(s, h); err != nil {
+	if _, err := current.Save(context.Background(), s, h); err != nil {
 		t.Fatal(err)
 	}
 	reissued := cookieValue(t, h, "session")
@@ -338,7 +339,7 @@ func TestSaveRefusesOversizedCookie(t *testing.T) {
 		t.Fatal(err)
 	}
 	h := http.Header{}
-	action, err := iface.Save(s, h)
+	action, err := iface.Save(context.Background(), s, h)
 	if !errors.Is(err, ErrCookieTooLarge) || action != CookieUntouched {
 		t.Fatalf("Save = %s, %v; want ErrCookieTooLarge", action, err)
 	}
@@ -375,7 +376,7 @@ func TestCookieAttributes(t *testing.T) {
 			s := NewSession()
 			_ = s.Set("a", json.RawMessage(`1`))
 			h := http.Header{}
-			if _, err := iface.Save(s, h); err != nil {
+			if _, err := iface.Save(context.Background(), s, h); err != nil {
 				t.Fatal(err)
 			}
 			line := h.Get("Set-Cookie")
@@ -384,7 +385,7 @@ func TestCookieAttributes(t *testing.T) {
 			}
 			_ = s.Clear()
 			h = http.Header{}
-			if _, err := iface.Save(s, h); err != nil {
+			if _, err := iface.Save(context.Background(), s, h); err != nil {
 				t.Fatal(err)
 			}
 			if got := h.Get("Set-Cookie"); got != tt.deleted {

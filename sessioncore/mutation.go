@@ -17,7 +17,11 @@ type Mutation struct {
 	replace    map[string]json.RawMessage
 	hasReplace bool
 	updates    []map[string]json.RawMessage
+	renew      bool
 }
+
+// SetRenew asks for the session to get a new ID (see Session.Renew).
+func (m *Mutation) SetRenew() { m.renew = true }
 
 // SetReplace sets the replacement session from a JSON object.
 func (m *Mutation) SetReplace(raw []byte) error {
@@ -44,7 +48,7 @@ func (m *Mutation) AddUpdate(raw []byte) error {
 }
 
 // IsEmpty reports whether the mutation asks for no change at all.
-func (m *Mutation) IsEmpty() bool { return !m.hasReplace && len(m.updates) == 0 }
+func (m *Mutation) IsEmpty() bool { return !m.hasReplace && len(m.updates) == 0 && !m.renew }
 
 // Apply makes the change to s. A non-empty mutation marks the session
 // modified even when it leaves the values as they were, as any write does in
@@ -61,6 +65,7 @@ func (s *Session) Apply(m *Mutation) error {
 		for k, v := range m.replace {
 			s.values[k] = s.stored(v)
 		}
+		s.touchAll()
 	}
 	for _, patch := range m.updates {
 		for k, v := range patch {
@@ -72,6 +77,12 @@ func (s *Session) Apply(m *Mutation) error {
 			// patch does not name keep their exact stored bytes.
 			s.values[k] = s.stored(mergePatch(s.plain(s.values[k]), v))
 		}
+		for k := range patch {
+			s.touchKey(k)
+		}
+	}
+	if m.renew {
+		s.renew = true
 	}
 	s.touch()
 	return nil

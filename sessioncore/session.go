@@ -44,6 +44,13 @@ type Session struct {
 	// raw is the stored JSON the session was opened from, while it is
 	// unchanged: writing it again, or handing it upstream, costs nothing.
 	raw []byte
+
+	// With a server-side store: the session's ID ("" until it is first
+	// saved), and what changed since it was opened, key by key.
+	id      string
+	cleared bool
+	dirty   map[string]struct{}
+	renew   bool
 }
 
 // NewSession returns a new, empty session, as Flask's open_session does
@@ -64,6 +71,9 @@ func NewNullSession(reason error) *Session {
 
 // IsNull reports whether s is a null session.
 func (s *Session) IsNull() bool { return s.unavailable != nil }
+
+// Unavailable returns why a null session is null, and nil otherwise.
+func (s *Session) Unavailable() error { return s.unavailable }
 
 // Modified reports whether the session was changed since it was opened.
 func (s *Session) Modified() bool { return s.modified }
@@ -132,7 +142,7 @@ func (s *Session) Set(key string, value json.RawMessage) error {
 		return fmt.Errorf("session key %q: %w", key, err)
 	}
 	s.values[key] = s.stored(normalized)
-	s.touch()
+	s.touchKey(key)
 	return nil
 }
 
@@ -147,8 +157,46 @@ func (s *Session) Adopt(values map[string]json.RawMessage) error {
 	if s.values == nil {
 		s.values = map[string]json.RawMessage{}
 	}
-	s.touch()
+	s.touchAll()
 	return nil
+}
+
+// ID returns the session's ID in a server-side store: "" for the cookie
+// store, and for a session not saved yet.
+func (s *Session) ID() string { return s.id }
+
+// Renew asks for the session to get a new ID when it is saved, keeping its
+// data, and for the old ID to be invalidated: the defence against session
+// fixation after a login. With the cookie store it reissues the cookie.
+func (s *Session) Renew() error {
+	if err := s.checkAvailable(); err != nil {
+		return err
+	}
+	s.renew = true
+	s.modified = true
+	return nil
+}
+
+// Renewing reports whether Renew was called.
+func (s *Session) Renewing() bool { return s.renew }
+
+// changes returns what changed since the session was opened, key by key.
+func (s *Session) changes() Changes {
+	if s.cleared {
+		return Changes{Clear: true, Set: maps.Clone(s.values)}
+	}
+	var c Changes
+	for k := range s.dirty {
+		if v, ok := s.values[k]; ok {
+			if c.Set == nil {
+				c.Set = map[string]json.RawMessage{}
+			}
+			c.Set[k] = v
+		} else {
+			c.Deleted = append(c.Deleted, k)
+		}
+	}
+	return c
 }
 
 // Delete removes key. Like Flask's pop, it marks the session modified only
@@ -159,7 +207,7 @@ func (s *Session) Delete(key string) error {
 	}
 	if _, ok := s.values[key]; ok {
 		delete(s.values, key)
-		s.touch()
+		s.touchKey(key)
 	}
 	return nil
 }
@@ -171,7 +219,7 @@ func (s *Session) Clear() error {
 		return err
 	}
 	clear(s.values)
-	s.touch()
+	s.touchAll()
 	return nil
 }
 
@@ -220,6 +268,25 @@ func (s *Session) touch() {
 	s.modified = true
 	s.accessed = true
 	s.raw = nil
+}
+
+// touchKey records a change of one key.
+func (s *Session) touchKey(key string) {
+	s.touch()
+	if s.cleared {
+		return // everything is written anyway
+	}
+	if s.dirty == nil {
+		s.dirty = map[string]struct{}{}
+	}
+	s.dirty[key] = struct{}{}
+}
+
+// touchAll records a change of the whole session.
+func (s *Session) touchAll() {
+	s.touch()
+	s.cleared = true
+	s.dirty = nil
 }
 
 func (s *Session) checkAvailable() error {

@@ -1,0 +1,189 @@
+package caddymodule
+
+import (
+	"crypto/tls"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/sessiongate/caddy-session/sessioncore"
+)
+
+// StoreConfig says where sessions live.
+type StoreConfig struct {
+	// "cookie" (default: the whole session in the cookie), "memory" (this
+	// process only) or "redis" (shared by every gateway that uses the same
+	// Redis and key prefix).
+	Type string `json:"type,omitempty"`
+
+	// memory: the most sessions kept; expired ones are evicted first, then
+	// the least recently used. Default: 100000.
+	MaxSessions int `json:"max_sessions,omitempty"`
+
+	// redis: where Redis is. Each is redis://[user:pass@]host:port[/db],
+	// rediss://... for TLS, or host:port. Several addresses mean a cluster,
+	// or sentinels when MasterName is set. Default: redis://127.0.0.1:6379/0.
+	Addresses []string `json:"addresses,omitempty"`
+	// redis: ACL user name and password. Placeholders are resolved when the
+	// config loads: write {env.REDIS_PASSWORD}, not the password.
+	Username string `json:"username,omitempty"`
+	Password string `json:"password,omitempty"`
+	// redis: the sentinel master name.
+	MasterName string `json:"master_name,omitempty"`
+	// redis: connect with TLS (as rediss:// does).
+	TLS bool `json:"tls,omitempty"`
+	// redis: the database number (single server only).
+	DB int `json:"db,omitempty"`
+	// redis: the prefix of the session keys. Default: "session:".
+	KeyPrefix string `json:"key_prefix,omitempty"`
+}
+
+// Store types.
+const (
+	storeCookie = "cookie"
+	storeMemory = "memory"
+	storeRedis  = "redis"
+)
+
+const (
+	defaultMaxSessions = 100_000
+	defaultRedisURL    = "redis://127.0.0.1:6379/0"
+	defaultKeyPrefix   = "session:"
+)
+
+// stores holds the server-side stores of every loaded config, shared by
+// handlers with the same configuration and kept across reloads (so a
+// reload logs nobody out of a memory store and reuses Redis connections).
+// The admin API revokes sessions in all of them.
+var stores = caddy.NewUsagePool()
+
+// pooledStore is a store in the pool; Destruct runs when the last config
+// that uses it is unloaded.
+type pooledStore struct {
+	sessioncore.Store
+	close func() error
+}
+
+// Destruct implements caddy.Destructor.
+func (p pooledStore) Destruct() error {
+	if p.close != nil {
+		return p.close()
+	}
+	return nil
+}
+
+// storeKey identifies a store in the pool: its whole configuration, the
+// secrets resolved, and for a memory store the cookie it belongs to.
+func (c StoreConfig) poolKey(cookieName string) string {
+	b, _ := json.Marshal(c)
+	if c.Type == storeMemory {
+		return storeMemory + "/" + cookieName + "/" + string(b)
+	}
+	return string(b)
+}
+
+// openStore returns the store the config asks for (nil for the cookie
+// store) and its key in the pool, to release it on Cleanup.
+func openStore(c *StoreConfig, cookieName string) (sessioncore.Store, string, error) {
+	if c == nil || c.Type == "" || c.Type == storeCookie {
+		return nil, "", nil
+	}
+	repl := caddy.NewReplacer()
+	resolved := *c
+	var err error
+	if resolved.Password, err = repl.ReplaceOrErr(c.Password, false, true); err != nil {
+		return nil, "", errors.New("store password: it contains an unrecognized placeholder")
+	}
+	if resolved.Username, err = repl.ReplaceOrErr(c.Username, false, true); err != nil {
+		return nil, "", errors.New("store username: it contains an unrecognized placeholder")
+	}
+	key := resolved.poolKey(cookieName)
+	value, _, err := stores.LoadOrNew(key, func() (caddy.Destructor, error) {
+		switch resolved.Type {
+		case storeMemory:
+			max := resolved.MaxSessions
+			if max == 0 {
+				max = defaultMaxSessions
+			}
+			return pooledStore{Store: sessioncore.NewMemoryStore(max, nil)}, nil
+		case storeRedis:
+			client, err := newRedisClient(&resolved)
+			if err != nil {
+				return nil, err
+			}
+			prefix := resolved.KeyPrefix
+			if prefix == "" {
+				prefix = defaultKeyPrefix
+			}
+			return pooledStore{Store: sessioncore.NewRedisStore(client, prefix), close: client.Close}, nil
+		}
+		return nil, fmt.Errorf("unknown store type %q; want cookie, memory or redis", resolved.Type)
+	})
+	if err != nil {
+		return nil, "", err
+	}
+	return value.(pooledStore).Store, key, nil
+}
+
+// newRedisClient makes go-redis's universal client for c. Timeouts are
+// short: a Redis that does not answer must not hold requests for long, and
+// the client reconnects by itself when Redis is back.
+func newRedisClient(c *StoreConfig) (redis.UniversalClient, error) {
+	addresses := c.Addresses
+	if len(addresses) == 0 {
+		addresses = []string{defaultRedisURL}
+	}
+	opts := &redis.UniversalOptions{
+		Username:     c.Username,
+		Password:     c.Password,
+		MasterName:   c.MasterName,
+		DB:           c.DB,
+		DialTimeout:  time.Second,
+		ReadTimeout:  time.Second,
+		WriteTimeout: time.Second,
+		MaxRetries:   1,
+	}
+	useTLS := c.TLS
+	for _, a := range addresses {
+		if !strings.Contains(a, "://") {
+			opts.Addrs = append(opts.Addrs, a)
+			continue
+		}
+		u, err := redis.ParseURL(a)
+		if err != nil {
+			return nil, fmt.Errorf("redis address %s: %w", redactURL(a), err)
+		}
+		opts.Addrs = append(opts.Addrs, u.Addr)
+		if u.TLSConfig != nil {
+			useTLS = true
+		}
+		if opts.Username == "" {
+			opts.Username = u.Username
+		}
+		if opts.Password == "" {
+			opts.Password = u.Password
+		}
+		if len(addresses) == 1 && c.DB == 0 {
+			opts.DB = u.DB
+		}
+	}
+	if useTLS {
+		opts.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12}
+	}
+	return redis.NewUniversalClient(opts), nil
+}
+
+// redactURL drops the password from an address for an error message.
+func redactURL(a string) string {
+	u, err := url.Parse(a)
+	if err != nil {
+		return "(unparsable address)"
+	}
+	return u.Redacted()
+}

@@ -1,0 +1,88 @@
+package sessioncore
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"time"
+)
+
+// ErrStore is wrapped by every error that comes from a session store: the
+// store could not be reached or did not answer as it should.
+var ErrStore = errors.New("session store unavailable")
+
+// Store keeps sessions on the server, so that the cookie carries only a
+// signed, random session ID: sessions may be larger than a cookie, can be
+// revoked, and concurrent requests that change different keys of one
+// session all persist.
+//
+// Implementations must be safe for concurrent use. Their errors should
+// wrap ErrStore.
+type Store interface {
+	// Load returns the values of the session id. found is false when the
+	// store does not know id, or it has expired.
+	Load(ctx context.Context, id string) (values map[string]json.RawMessage, found bool, err error)
+	// Commit applies one request's changes to the session id atomically,
+	// creating it if need be, and makes it expire after ttl.
+	Commit(ctx context.Context, id string, changes Changes, ttl time.Duration) error
+	// Delete removes the session id and reports whether it existed.
+	Delete(ctx context.Context, id string) (bool, error)
+}
+
+// Changes is what one request did to a session, key by key, so that a
+// store can apply it without overwriting what concurrent requests did to
+// other keys.
+type Changes struct {
+	// Clear removes every key before Set is applied (a replacement, or a
+	// session moving to a new ID).
+	Clear bool
+	// Set holds the new values of the keys that were written.
+	Set map[string]json.RawMessage
+	// Deleted lists the keys that were removed.
+	Deleted []string
+}
+
+// IsEmpty reports whether the changes leave the session as it was.
+func (c Changes) IsEmpty() bool { return !c.Clear && len(c.Set) == 0 && len(c.Deleted) == 0 }
+
+// sessionIDBytes is the entropy of a session ID: 256 bits, as scs and
+// Flask-Session use; at least 128 are required.
+const sessionIDBytes = 32
+
+// newSessionID returns a new random session ID in URL-safe base64.
+func newSessionID() (string, error) {
+	var b [sessionIDBytes]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", err
+	}
+	return base64.RawURLEncoding.EncodeToString(b[:]), nil
+}
+
+// validSessionID reports whether id has the form newSessionID gives, so
+// that nothing else is ever looked up in a store.
+func validSessionID(id string) bool {
+	if len(id) != base64.RawURLEncoding.EncodedLen(sessionIDBytes) {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_') {
+			return false
+		}
+	}
+	return true
+}
+
+// The cookie of a server-side session seals {"sid":"<id>"}.
+type idPayload struct {
+	SID string `json:"sid"`
+}
+
+// validStoredValue checks a value read from a store before it can reach a
+// header: one valid JSON value, compact printable ASCII, not too deep.
+func validStoredValue(v []byte) bool {
+	compactASCII, depth := scanShape(v)
+	return compactASCII && depth < MaxNestingDepth && json.Valid(v)
+}

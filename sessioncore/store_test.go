@@ -1,0 +1,282 @@
+package sessioncore
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/sessiongate/caddy-session/internal/redistest"
+)
+
+// storeFactories are the stores every contract test runs against.
+var storeFactories = []struct {
+	name string
+	make func(t *testing.T) Store
+}{
+	{"memory", func(t *testing.T) Store { return NewMemoryStore(1000, nil) }},
+	{"redis", func(t *testing.T) Store {
+		server := redistest.Start(t)
+		client := redis.NewClient(&redis.Options{Addr: server.Addr})
+		t.Cleanup(func() { client.Close() })
+		return NewRedisStore(client, "test:session:")
+	}},
+}
+
+func TestStoreContract(t *testing.T) {
+	ctx := context.Background()
+	raw := func(s string) json.RawMessage { return json.RawMessage(s) }
+	for _, f := range storeFactories {
+		t.Run(f.name, func(t *testing.T) {
+			store := f.make(t)
+			id, _ := newSessionID()
+
+			if _, found, err := store.Load(ctx, id); found || err != nil {
+				t.Fatalf("unknown id: found=%v err=%v", found, err)
+			}
+			must(t, store.Commit(ctx, id, Changes{Set: map[string]json.RawMessage{"a": raw(`1`), "b": raw(`{"x":[1]}`)}}, time.Hour))
+			expectValues(t, store, id, `{"a":1,"b":{"x":[1]}}`)
+
+			must(t, store.Commit(ctx, id, Changes{Set: map[string]json.RawMessage{"c": raw(`"z"`)}, Deleted: []string{"a"}}, time.Hour))
+			expectValues(t, store, id, `{"b":{"x":[1]},"c":"z"}`)
+
+			must(t, store.Commit(ctx, id, Changes{Clear: true, Set: map[string]json.RawMessage{"only": raw(`true`)}}, time.Hour))
+			expectValues(t, store, id, `{"only":true}`)
+
+			must(t, store.Commit(ctx, id, Changes{}, time.Hour)) // a refresh changes nothing
+			expectValues(t, store, id, `{"only":true}`)
+
+			if found, err := store.Delete(ctx, id); !found || err != nil {
+				t.Errorf("Delete: found=%v err=%v", found, err)
+			}
+			if found, err := store.Delete(ctx, id); found || err != nil {
+				t.Errorf("second Delete: found=%v err=%v", found, err)
+			}
+			if _, found, _ := store.Load(ctx, id); found {
+				t.Error("deleted session still found")
+			}
+
+			// Removing the last key removes the session.
+			must(t, store.Commit(ctx, id, Changes{Set: map[string]json.RawMessage{"a": raw(`1`)}}, time.Hour))
+			must(t, store.Commit(ctx, id, Changes{Deleted: []string{"a"}}, time.Hour))
+			if _, found, _ := store.Load(ctx, id); found {
+				t.Error("an emptied session is still found")
+			}
+		})
+	}
+}
+
+func TestStoreConcurrentKeysAllPersist(t *testing.T) {
+	ctx := context.Background()
+	for _, f := range storeFactories {
+		t.Run(f.name, func(t *testing.T) {
+			store := f.make(t)
+			id, _ := newSessionID()
+			var wg sync.WaitGroup
+			for i := range 50 {
+				wg.Go(func() {
+					key := fmt.Sprintf("k%02d", i)
+					if err := store.Commit(ctx, id, Changes{Set: map[string]json.RawMessage{key: json.RawMessage(fmt.Sprint(i))}}, time.Hour); err != nil {
+						t.Error(err)
+					}
+				})
+			}
+			wg.Wait()
+			values, _, err := store.Load(ctx, id)
+			if err != nil || len(values) != 50 {
+				t.Errorf("%d of 50 keys persisted (%v)", len(values), err)
+			}
+		})
+	}
+}
+
+func TestRedisStoreExpiresWithTheLifetime(t *testing.T) {
+	ctx := context.Background()
+	server := redistest.Start(t)
+	client := redis.NewClient(&redis.Options{Addr: server.Addr})
+	defer client.Close()
+	store := NewRedisStore(client, "ttl:")
+	id, _ := newSessionID()
+	must(t, store.Commit(ctx, id, Changes{Set: map[string]json.RawMessage{"a": json.RawMessage(`1`)}}, 90*time.Minute))
+	if ttl, err := store.TTL(ctx, id); err != nil || ttl <= 89*time.Minute || ttl > 90*time.Minute {
+		t.Errorf("TTL %s, %v", ttl, err)
+	}
+	// A refresh moves the expiry without touching the values.
+	must(t, store.Commit(ctx, id, Changes{}, 3*time.Hour))
+	if ttl, _ := store.TTL(ctx, id); ttl <= 2*time.Hour {
+		t.Errorf("TTL after refresh %s", ttl)
+	}
+	// A value that is not JSON (written by someone else) is refused.
+	client.HSet(ctx, "ttl:"+id, "bad", "not json\r\nX-Injected: 1")
+	if _, _, err := store.Load(ctx, id); !errors.Is(err, ErrUndecodable) {
+		t.Errorf("Load of a foreign value: %v", err)
+	}
+}
+
+func TestMemoryStoreBoundsAndExpiry(t *testing.T) {
+	ctx := context.Background()
+	clock := &testClock{t: testEpoch}
+	store := NewMemoryStore(3, clock.Now)
+	set := Changes{Set: map[string]json.RawMessage{"a": json.RawMessage(`1`)}}
+	for _, id := range []string{"one", "two", "three"} {
+		must(t, store.Commit(ctx, id, set, time.Hour))
+	}
+	_, _, _ = store.Load(ctx, "one") // "two" is now the least recently used
+	must(t, store.Commit(ctx, "four", set, time.Hour))
+	if _, found, _ := store.Load(ctx, "two"); found || store.Len() != 3 {
+		t.Errorf("the least recently used session was not evicted (len %d)", store.Len())
+	}
+	clock.Advance(2 * time.Hour)
+	if _, found, _ := store.Load(ctx, "one"); found {
+		t.Error("an expired session was found")
+	}
+	must(t, store.Commit(ctx, "five", set, time.Hour)) // fills the store again
+	must(t, store.Commit(ctx, "six", set, time.Hour))  // makes room: the expired go
+	if store.Len() != 2 {
+		t.Errorf("expired sessions were not evicted first: len %d", store.Len())
+	}
+	for _, id := range []string{"five", "six"} {
+		if _, found, _ := store.Load(ctx, id); !found {
+			t.Errorf("%s was evicted instead of an expired session", id)
+		}
+	}
+}
+
+// failingStore is a store that is down.
+type failingStore struct{}
+
+var errDown = fmt.Errorf("%w: connection refused", ErrStore)
+
+func (failingStore) Load(context.Context, string) (map[string]json.RawMessage, bool, error) {
+	return nil, false, errDown
+}
+func (failingStore) Commit(context.Context, string, Changes, time.Duration) error { return errDown }
+func (failingStore) Delete(context.Context, string) (bool, error)                 { return false, errDown }
+
+func TestInterfaceWithStore(t *testing.T) {
+	ctx := context.Background()
+	clock := &testClock{t: testEpoch}
+	store := NewMemoryStore(100, clock.Now)
+	codec, _ := NewSecureCookieCodec(testSecret)
+	iface, err := NewInterface(DefaultConfig(), codec, WithClock(clock.Now), WithStore(store))
+	if err != nil {
+		t.Fatal(err)
+	}
+	save := func(s *Session) string {
+		t.Helper()
+		h := http.Header{}
+		if _, err := iface.Save(ctx, s, h); err != nil {
+			t.Fatal(err)
+		}
+		if h.Get("Set-Cookie") == "" {
+			return ""
+		}
+		return cookieValue(t, h, "session")
+	}
+
+	// A new session gets an ID and is stored; the cookie holds only the ID.
+	s, _ := iface.Open(requestWithCookie("session", ""))
+	_ = s.Set("user", json.RawMessage(`"alice"`))
+	first := save(s)
+	if !validSessionID(s.ID()) || store.Len() != 1 {
+		t.Fatalf("id %q, %d stored", s.ID(), store.Len())
+	}
+	p, _, _ := codec.Decode("session", first)
+	if string(p.JSON) != `{"sid":"`+s.ID()+`"}` {
+		t.Errorf("the cookie carries %s", p.JSON)
+	}
+
+	// It opens again, and a change is saved key by key under the same ID.
+	s2, outcome := iface.Open(requestWithCookie("session", first))
+	if outcome != OutcomeValid || s2.String() != `{"user":"alice"}` || s2.ID() != s.ID() {
+		t.Fatalf("reopened %s (%s) id %q", s2, outcome, s2.ID())
+	}
+	_ = s2.Set("cart", json.RawMessage(`[1]`))
+	save(s2)
+	if values, _, _ := store.Load(ctx, s.ID()); len(values) != 2 {
+		t.Errorf("stored %v", values)
+	}
+
+	// Renewal moves the data to a new ID and kills the old one.
+	s3, _ := iface.Open(requestWithCookie("session", first))
+	_ = s3.Renew()
+	renewed := save(s3)
+	if s3.ID() == s.ID() || renewed == "" {
+		t.Fatalf("renewal kept the ID")
+	}
+	if _, outcome := iface.Open(requestWithCookie("session", first)); outcome != OutcomeUnknownID {
+		t.Errorf("the old ID still opens (%s)", outcome)
+	}
+	s4, _ := iface.Open(requestWithCookie("session", renewed))
+	if s4.String() != `{"cart":[1],"user":"alice"}` {
+		t.Errorf("renewed session holds %s", s4)
+	}
+
+	// An unknown ID is never adopted.
+	forged, _ := codec.Encode("session", Payload{JSON: []byte(`{"sid":"` + s.ID() + `"}`), Issued: clock.t})
+	s5, outcome := iface.Open(requestWithCookie("session", forged))
+	if outcome != OutcomeUnknownID || s5.ID() != "" || s5.Len() != 0 {
+		t.Errorf("unknown id: %s %q %s", outcome, s5.ID(), s5)
+	}
+	_ = s5.Set("x", json.RawMessage(`1`))
+	save(s5)
+	if s5.ID() == s.ID() {
+		t.Error("the client's ID was adopted")
+	}
+
+	// Emptying deletes the session and the cookie.
+	s6, _ := iface.Open(requestWithCookie("session", renewed))
+	_ = s6.Clear()
+	h := http.Header{}
+	if action, err := iface.Save(ctx, s6, h); err != nil || action != CookieDeleted {
+		t.Fatalf("%s %v", action, err)
+	}
+	if _, found, _ := store.Load(ctx, s4.ID()); found {
+		t.Error("the emptied session is still stored")
+	}
+}
+
+func TestInterfaceWithStoreDown(t *testing.T) {
+	ctx := context.Background()
+	clock := &testClock{t: testEpoch}
+	codec, _ := NewSecureCookieCodec(testSecret)
+	id, _ := newSessionID()
+	cookie, _ := codec.Encode("session", Payload{JSON: []byte(`{"sid":"` + id + `"}`), Issued: clock.t})
+	iface, _ := NewInterface(DefaultConfig(), codec, WithClock(clock.Now), WithStore(failingStore{}))
+
+	s, outcome := iface.Open(requestWithCookie("session", cookie))
+	if outcome != OutcomeUnavailable || !s.IsNull() || !errors.Is(s.Unavailable(), ErrStore) {
+		t.Fatalf("open with the store down: %s, null=%v", outcome, s.IsNull())
+	}
+	// Without a cookie there is nothing to load; saving fails loudly.
+	s, _ = iface.Open(requestWithCookie("session", ""))
+	_ = s.Set("a", json.RawMessage(`1`))
+	h := http.Header{}
+	if _, err := iface.Save(ctx, s, h); !errors.Is(err, ErrStore) || len(h) != 0 {
+		t.Errorf("save with the store down: %v, wrote %v", err, h)
+	}
+}
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func expectValues(t *testing.T, store Store, id, want string) {
+	t.Helper()
+	values, found, err := store.Load(context.Background(), id)
+	if err != nil || !found {
+		t.Fatalf("Load: found=%v err=%v", found, err)
+	}
+	if got := string(appendObject(nil, values)); got != want {
+		t.Errorf("stored %s, want %s", got, want)
+	}
+}
