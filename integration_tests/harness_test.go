@@ -60,7 +60,8 @@ func freePort(t *testing.T) int {
 
 // gateway is one running Caddy process.
 type gateway struct {
-	URL string // http://127.0.0.1:<port>, the site under test
+	URL   string // http://127.0.0.1:<port>, the site under test
+	Admin string // http://127.0.0.1:<port>, Caddy's admin endpoint
 
 	mu  sync.Mutex
 	log bytes.Buffer
@@ -97,7 +98,9 @@ http://127.0.0.1:%d {
 %s
 }
 `, admin, port, strings.ReplaceAll(site, "{upstream}", upstream))
-	return runCaddy(t, caddyfile, fmt.Sprintf("http://127.0.0.1:%d", port))
+	g := runCaddy(t, caddyfile, fmt.Sprintf("http://127.0.0.1:%d", port))
+	g.Admin = fmt.Sprintf("http://127.0.0.1:%d", admin)
+	return g
 }
 
 // runCaddy runs Caddy on a whole Caddyfile and waits until url answers.
