@@ -9,6 +9,7 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"golang.org/x/net/http/httpguts"
 
 	"github.com/sessiongate/caddy-session/sessioncore"
 )
@@ -61,7 +62,14 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //			key_prefix <prefix>
 //		}
 //		on_store_error fail_open|fail_closed
+//		forward <key> <Header-Name>
+//		user_key <key>
+//		csrf_protection [{
+//			trusted_origin <origin> [<origin>...]
+//		}]
 //	}
+//
+// forward may be repeated, once per header.
 //
 // secret is required; write it as a placeholder such as
 // {env.SESSION_SECRET} to keep it out of the config. With the default
@@ -74,14 +82,47 @@ func (s *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	}
 	seen := map[string]bool{}
 	var literalSecrets []literalSecret
+	forwarded := map[string]bool{}
 	for nesting := d.Nesting(); d.NextBlock(nesting); {
 		sub := d.Val()
-		if seen[sub] {
+		if seen[sub] && sub != "forward" {
 			return d.Errf("%s specified more than once", sub)
 		}
 		seen[sub] = true
 		var err error
 		switch sub {
+		case "forward":
+			args := d.RemainingArgs()
+			if len(args) != 2 {
+				return d.ArgErr()
+			}
+			if !httpguts.ValidHeaderFieldName(args[1]) {
+				return d.Errf("forward: %q is not a valid header name", args[1])
+			}
+			if forwarded[normalizeForCompare(args[1])] {
+				return d.Errf("forward: header %s is given twice", args[1])
+			}
+			forwarded[normalizeForCompare(args[1])] = true
+			s.Forward = append(s.Forward, ForwardHeader{Key: args[0], Header: args[1]})
+		case "user_key":
+			if s.UserKey, err = singleArg(d); err != nil {
+				return err
+			}
+		case "csrf_protection":
+			if d.NextArg() {
+				return d.ArgErr()
+			}
+			s.CSRFProtection = &CSRFProtection{}
+			for nesting := d.Nesting(); d.NextBlock(nesting); {
+				if d.Val() != "trusted_origin" && d.Val() != "trusted_origins" {
+					return d.Errf("unrecognized csrf_protection option %q", d.Val())
+				}
+				origins := d.RemainingArgs()
+				if len(origins) == 0 {
+					return d.ArgErr()
+				}
+				s.CSRFProtection.TrustedOrigins = append(s.CSRFProtection.TrustedOrigins, origins...)
+			}
 		case "secret":
 			if s.Secret, err = singleArg(d); err != nil {
 				return err
@@ -196,6 +237,11 @@ func (s *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		}
 	}
 	return nil
+}
+
+// normalizeForCompare folds a header name as backends do.
+func normalizeForCompare(name string) string {
+	return strings.NewReplacer("_", "-", ".", "-").Replace(strings.ToLower(name))
 }
 
 // parseStore parses the store subdirective and its block.

@@ -11,6 +11,7 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
+	"golang.org/x/net/http/httpguts"
 
 	"github.com/sessiongate/caddy-session/sessioncore"
 )
@@ -85,6 +86,21 @@ type Handler struct {
 	// Where sessions live. Default: in the cookie.
 	Store *StoreConfig `json:"store,omitempty"`
 
+	// Session values sent to the upstream in headers of the user's
+	// choosing, such as the user ID in X-Remote-User. Every client-sent
+	// spelling of each header (any case, '_' or '.' for '-') is removed
+	// first, always, also when the session lacks the key.
+	Forward []ForwardHeader `json:"forward,omitempty"`
+
+	// The session key whose value names the user; it also fills
+	// {http.auth.user.id}, so access logs carry the user.
+	UserKey string `json:"user_key,omitempty"`
+
+	// Rejects unsafe cross-origin requests (POST, PUT, PATCH, DELETE) with
+	// 403, judged by Sec-Fetch-Site and Origin (Go's
+	// net/http.CrossOriginProtection).
+	CSRFProtection *CSRFProtection `json:"csrf_protection,omitempty"`
+
 	// What a request gets when the store cannot be read: "fail_closed"
 	// (default) answers 503; "fail_open" passes it on with an empty session
 	// that refuses changes, and X-Session-Status: unavailable.
@@ -95,7 +111,24 @@ type Handler struct {
 	forwardCookie bool
 	failOpen      bool
 	storeKey      string // in the stores pool, released on Cleanup
+	crossOrigin   *http.CrossOriginProtection
 	logger        *zap.Logger
+}
+
+// ForwardHeader sends one session value to the upstream in a header.
+type ForwardHeader struct {
+	// The session key.
+	Key string `json:"key"`
+	// The request header that carries its value: a string as itself,
+	// anything else as JSON.
+	Header string `json:"header"`
+}
+
+// CSRFProtection configures the cross-site request protection.
+type CSRFProtection struct {
+	// Origins (scheme://host[:port]) whose cross-origin requests are
+	// allowed anyway.
+	TrustedOrigins []string `json:"trusted_origins,omitempty"`
 }
 
 // CaddyModule returns the Caddy module information.
@@ -183,6 +216,19 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return fmt.Errorf("session cookie: %w", err)
 	}
+	for _, f := range h.Forward {
+		if f.Key == "" || !httpguts.ValidHeaderFieldName(f.Header) {
+			return fmt.Errorf("forward: want a session key and a valid header name, not %q %q", f.Key, f.Header)
+		}
+	}
+	if h.CSRFProtection != nil {
+		h.crossOrigin = http.NewCrossOriginProtection()
+		for _, origin := range h.CSRFProtection.TrustedOrigins {
+			if err := h.crossOrigin.AddTrustedOrigin(origin); err != nil {
+				return fmt.Errorf("csrf_protection: %w", err)
+			}
+		}
+	}
 	prefix := h.HeaderPrefix
 	if prefix == "" {
 		prefix = sessioncore.DefaultHeaderPrefix
@@ -230,6 +276,11 @@ func resolveSecret(repl *caddy.Replacer, raw string) (secret string, fromPlaceho
 
 // ServeHTTP implements caddyhttp.MiddlewareHandler.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	if h.crossOrigin != nil {
+		if err := h.crossOrigin.Check(r); err != nil {
+			return caddyhttp.Error(http.StatusForbidden, err)
+		}
+	}
 	session, outcome := h.iface.Open(r)
 	if c := h.logger.Check(zapcore.DebugLevel, "session opened"); c != nil {
 		c.Write(zap.String("outcome", string(outcome)), zap.Int("keys", session.Len()))
@@ -250,11 +301,18 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	if id := session.ID(); id != "" {
 		r.Header.Set(h.protocol.IDHeader(), id)
 	}
+	h.forwardIdentity(r, session)
 	if !h.forwardCookie {
 		h.removeSessionCookie(r)
 	}
 	repl := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
 	setPlaceholders(repl, session)
+	if h.UserKey != "" {
+		if user, ok := session.Text(h.UserKey); ok {
+			repl.Set("http.auth.user.id", user)
+		}
+	}
+	r = withSession(r, session) // for the session matcher of later routes
 
 	ex := &exchange{h: h, ctx: r.Context(), session: session, repl: repl, before: w.Header().Clone()}
 	ex.ResponseWriter = w

@@ -4,18 +4,62 @@ import (
 	"io"
 	"net/http"
 	"strings"
+
+	"go.uber.org/zap"
+	"golang.org/x/net/http/httpguts"
+
+	"github.com/sessiongate/caddy-session/sessioncore"
 )
 
-// protectRequest keeps a client from speaking for the gateway through
-// request trailers: announced trailers of the protocol are dropped now, and
-// any that arrive with the body are dropped when it ends, before a proxy
-// copies them on.
+// protectRequest keeps a client from speaking for the gateway: the
+// forwarded identity headers go in every spelling (the protocol's own
+// headers go in HeaderProtocol.WriteRequest), and so do both kinds from the
+// request trailers: announced ones now, any that arrive with the body when
+// it ends, before a proxy copies them on.
 func (h *Handler) protectRequest(r *http.Request) {
+	h.stripForwarded(r.Header)
 	if r.Trailer != nil {
-		h.protocol.Strip(r.Trailer)
+		h.stripOwned(r.Trailer)
 	}
 	if r.Body != nil && r.Body != http.NoBody {
-		r.Body = &trailerGuard{ReadCloser: r.Body, req: r, strip: h.protocol.Strip}
+		r.Body = &trailerGuard{ReadCloser: r.Body, req: r, strip: h.stripOwned}
+	}
+}
+
+// stripOwned removes every header the gateway sets itself.
+func (h *Handler) stripOwned(header http.Header) {
+	h.protocol.Strip(header)
+	h.stripForwarded(header)
+}
+
+// stripForwarded removes every spelling of the forwarded identity headers,
+// from the header map and from the Connection and Trailer lists.
+func (h *Handler) stripForwarded(header http.Header) {
+	for _, f := range h.Forward {
+		for name := range header {
+			if sessioncore.SameHeaderName(name, f.Header) {
+				delete(header, name)
+			}
+		}
+		for _, list := range []string{"Connection", "Trailer"} {
+			sessioncore.RemoveFromHeaderList(header, list, func(token string) bool { return sessioncore.SameHeaderName(token, f.Header) })
+		}
+	}
+}
+
+// forwardIdentity sets the forwarded identity headers from the session.
+// Values with control characters are not sent: they cannot be a header.
+func (h *Handler) forwardIdentity(r *http.Request, s *sessioncore.Session) {
+	for _, f := range h.Forward {
+		value, ok := s.Text(f.Key)
+		if !ok {
+			continue
+		}
+		if !httpguts.ValidHeaderFieldValue(value) {
+			h.logger.Warn("session value not forwarded: not a valid header value", zap.String("key", f.Key), zap.String("header", f.Header))
+			continue
+		}
+		r.Header.Set(f.Header, value)
 	}
 }
 

@@ -64,20 +64,31 @@ func TestExampleCaddyfileValidates(t *testing.T) {
 	}
 }
 
-// TestExampleCaddyfileRuns runs Caddyfile.example as shipped, moved to free
-// ports, and walks the demo: log in, see the session, log out.
-func TestExampleCaddyfileRuns(t *testing.T) {
+// runExample runs Caddyfile.example as shipped, moved to free ports, and
+// returns its demo gateway (8080) and its edge-auth gateway (8090).
+func runExample(t *testing.T) (demo, edge *gateway) {
+	t.Helper()
 	example, err := os.ReadFile("../Caddyfile.example")
 	if err != nil {
 		t.Fatal(err)
 	}
-	gatewayPort, appPort, admin := freePort(t), freePort(t), freePort(t)
+	ports := freePorts(t, 4)
+	demoPort, edgePort, appPort, admin := ports[0], ports[1], ports[2], ports[3]
 	text := string(example)
-	text = strings.ReplaceAll(text, "localhost:8080", fmt.Sprintf("localhost:%d", gatewayPort))
+	text = strings.ReplaceAll(text, "localhost:8080", fmt.Sprintf("localhost:%d", demoPort))
+	text = strings.ReplaceAll(text, "localhost:8090", fmt.Sprintf("localhost:%d", edgePort))
 	text = strings.ReplaceAll(text, "127.0.0.1:8081", fmt.Sprintf("127.0.0.1:%d", appPort))
 	text = strings.ReplaceAll(text, ":8081 {", fmt.Sprintf(":%d {", appPort))
 	text = fmt.Sprintf("{\n\tadmin 127.0.0.1:%d\n\tpersist_config off\n}\n", admin) + text
-	gw := runCaddy(t, text, fmt.Sprintf("http://localhost:%d", gatewayPort))
+	demo = runCaddy(t, text, fmt.Sprintf("http://localhost:%d", demoPort))
+	edge = &gateway{URL: fmt.Sprintf("http://localhost:%d", edgePort)}
+	return demo, edge
+}
+
+// TestExampleCaddyfileRuns walks the demo of Caddyfile.example: log in, see
+// the session, log out.
+func TestExampleCaddyfileRuns(t *testing.T) {
+	gw, _ := runExample(t)
 
 	resp, body := get(t, gw.URL+"/login?user=alice", "")
 	login := sessionCookie(t, resp)

@@ -48,14 +48,23 @@ func TestMain(m *testing.M) {
 }
 
 // freePort returns a loopback TCP port that was free a moment ago.
-func freePort(t *testing.T) int {
+func freePort(t *testing.T) int { return freePorts(t, 1)[0] }
+
+// freePorts returns n distinct loopback TCP ports that were free a moment
+// ago. They are held open together until all are chosen: one at a time,
+// the kernel may hand out the same port twice.
+func freePorts(t *testing.T, n int) []int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	var ports []int
+	for range n {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer l.Close()
+		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	return ports
 }
 
 // gateway is one running Caddy process.
@@ -87,7 +96,8 @@ func (w lockedWriter) Write(p []byte) (int, error) {
 // The process logs at debug level and is stopped when the test ends.
 func startGateway(t *testing.T, upstream string, site string) *gateway {
 	t.Helper()
-	port, admin := freePort(t), freePort(t)
+	ports := freePorts(t, 2)
+	port, admin := ports[0], ports[1]
 	caddyfile := fmt.Sprintf(`{
 	admin 127.0.0.1:%d
 	persist_config off

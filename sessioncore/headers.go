@@ -129,6 +129,12 @@ func (p *HeaderProtocol) WriteRequest(h http.Header, s *Session) {
 // StripFromList removes the protocol's names from the comma-separated
 // header h[name] (Connection, Trailer), deleting it when none remain.
 func (p *HeaderProtocol) StripFromList(h http.Header, name string) {
+	RemoveFromHeaderList(h, name, p.Owns)
+}
+
+// RemoveFromHeaderList removes the tokens drop matches from the
+// comma-separated header h[name], deleting the header when none remain.
+func RemoveFromHeaderList(h http.Header, name string, drop func(token string) bool) {
 	values, ok := h[name]
 	if !ok {
 		return
@@ -137,25 +143,23 @@ func (p *HeaderProtocol) StripFromList(h http.Header, name string) {
 	changed := false
 	for _, line := range values {
 		for token := range strings.SplitSeq(line, ",") {
-			token = strings.TrimSpace(token)
-			if token == "" {
+			if token = strings.TrimSpace(token); token == "" {
 				continue
 			}
-			if p.Owns(token) {
+			if drop(token) {
 				changed = true
 				continue
 			}
 			kept = append(kept, token)
 		}
 	}
-	if !changed {
-		return
-	}
-	if len(kept) == 0 {
+	switch {
+	case !changed:
+	case len(kept) == 0:
 		delete(h, name)
-		return
+	default:
+		h[name] = []string{strings.Join(kept, ", ")}
 	}
-	h[name] = []string{strings.Join(kept, ", ")}
 }
 
 // TakeMutation reads the upstream's changes from a response's headers and
@@ -248,4 +252,18 @@ func normalizeHeaderByte(c byte) byte {
 		return c + 'a' - 'A'
 	}
 	return c
+}
+
+// SameHeaderName reports whether a and b name the same header for a
+// backend that ignores case and folds '_' and '.' into '-' (PHP, CGI, WSGI).
+func SameHeaderName(a, b string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := 0; i < len(a); i++ {
+		if normalizeHeaderByte(a[i]) != normalizeHeaderByte(b[i]) {
+			return false
+		}
+	}
+	return true
 }

@@ -1,0 +1,84 @@
+package caddymodule
+
+import (
+	"context"
+	"encoding/json"
+	"net/http/httptest"
+	"testing"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+
+	"github.com/sessiongate/caddy-session/sessioncore"
+)
+
+func testSession(t *testing.T, values map[string]string) *sessioncore.Session {
+	t.Helper()
+	s := sessioncore.NewSession()
+	for k, v := range values {
+		if err := s.Set(k, json.RawMessage(v)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return s
+}
+
+func TestMatchSession(t *testing.T) {
+	var m MatchSession
+	d := caddyfile.NewTestDispenser("session role admin editor\nsession user")
+	if err := m.UnmarshalCaddyfile(d); err != nil {
+		t.Fatal(err)
+	}
+	if len(m) != 2 || len(m["role"]) != 2 || len(m["user"]) != 0 {
+		t.Fatalf("parsed %v", m)
+	}
+	tests := []struct {
+		name    string
+		session *sessioncore.Session
+		want    bool
+	}{
+		{"admin", testSession(t, map[string]string{"user": `"alice"`, "role": `"admin"`}), true},
+		{"editor in a list", testSession(t, map[string]string{"user": `"bob"`, "role": `["viewer","editor"]`}), true},
+		{"wrong role", testSession(t, map[string]string{"user": `"carol"`, "role": `"viewer"`}), false},
+		{"no user", testSession(t, map[string]string{"role": `"admin"`}), false},
+		{"empty user", testSession(t, map[string]string{"user": `""`, "role": `"admin"`}), false},
+		{"no session handler", nil, false},
+		{"null session", sessioncore.NewNullSession(nil), false},
+	}
+	for _, tt := range tests {
+		r := httptest.NewRequest("GET", "/", nil)
+		if tt.session != nil {
+			r = withSession(r, tt.session)
+		}
+		if got, err := m.MatchWithError(r); got != tt.want || err != nil {
+			t.Errorf("%s: %v %v, want %v", tt.name, got, err, tt.want)
+		}
+	}
+	if err := (MatchSession{}).Validate(); err == nil {
+		t.Error("an empty matcher validated")
+	}
+	if err := m.UnmarshalCaddyfile(caddyfile.NewTestDispenser("session")); err == nil {
+		t.Error("a matcher without a key parsed")
+	}
+}
+
+func TestMatchSessionInCEL(t *testing.T) {
+	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
+	defer cancel()
+	expr := &caddyhttp.MatchExpression{Expr: "session('role', 'admin') && session('user')"}
+	if err := expr.Provision(ctx); err != nil {
+		t.Fatal(err)
+	}
+	r := httptest.NewRequest("GET", "/", nil)
+	repl := caddy.NewReplacer()
+	r = r.WithContext(context.WithValue(r.Context(), caddy.ReplacerCtxKey, repl))
+	admin := withSession(r, testSession(t, map[string]string{"user": `"alice"`, "role": `"admin"`}))
+	if ok, err := expr.MatchWithError(admin); !ok || err != nil {
+		t.Errorf("admin: %v %v", ok, err)
+	}
+	viewer := withSession(r, testSession(t, map[string]string{"user": `"bob"`, "role": `"viewer"`}))
+	if ok, _ := expr.MatchWithError(viewer); ok {
+		t.Error("viewer matched")
+	}
+}
