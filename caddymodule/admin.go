@@ -7,6 +7,8 @@ import (
 	"net/http"
 
 	"github.com/caddyserver/caddy/v2"
+
+	"github.com/sessiongate/caddy-session/sessioncore"
 )
 
 func init() {
@@ -45,20 +47,26 @@ func (a *Admin) revoke(w http.ResponseWriter, r *http.Request) error {
 	var body struct {
 		ID string `json:"id"`
 	}
-	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 4096)).Decode(&body); err != nil || body.ID == "" {
-		return caddy.APIError{HTTPStatus: http.StatusBadRequest, Err: errors.New(`want a JSON body {"id": "<session ID>"}`)}
+	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 4096)).Decode(&body); err != nil || !sessioncore.ValidSessionID(body.ID) {
+		return caddy.APIError{HTTPStatus: http.StatusBadRequest, Err: errors.New(`want a JSON body {"id": "<session ID>"} with an ID as X-Session-Id gives it`)}
 	}
+	// Collect first: the pool stays locked while Range runs, and a store
+	// call may take a while.
+	var all []sessioncore.Store
+	stores.Range(func(_, value any) bool {
+		all = append(all, value.(pooledStore).Store)
+		return true
+	})
 	revoked := 0
 	var failed error
-	stores.Range(func(_, value any) bool {
-		found, err := value.(pooledStore).Delete(r.Context(), body.ID)
+	for _, store := range all {
+		found, err := store.Delete(r.Context(), body.ID)
 		if err != nil {
 			failed = err
 		} else if found {
 			revoked++
 		}
-		return true
-	})
+	}
 	if failed != nil {
 		return caddy.APIError{HTTPStatus: http.StatusServiceUnavailable, Err: fmt.Errorf("revoking: %w", failed)}
 	}

@@ -281,19 +281,27 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 			return caddyhttp.Error(http.StatusForbidden, err)
 		}
 	}
+	// First of all, nothing a client sent may speak for the gateway, not
+	// even to an error route.
+	h.protectRequest(r)
 	session, outcome := h.iface.Open(r)
 	if c := h.logger.Check(zapcore.DebugLevel, "session opened"); c != nil {
 		c.Write(zap.String("outcome", string(outcome)), zap.Int("keys", session.Len()))
 	}
 
-	if reason := session.Unavailable(); errors.Is(reason, sessioncore.ErrStore) && !h.failOpen {
-		return caddyhttp.Error(http.StatusServiceUnavailable, reason)
+	storeDown := errors.Is(session.Unavailable(), sessioncore.ErrStore)
+	if storeDown && !h.failOpen {
+		return caddyhttp.Error(http.StatusServiceUnavailable, session.Unavailable())
+	}
+	if storeDown {
+		// The page depends on the cookie all the same: a shared cache
+		// must not hand this anonymous answer to users with sessions.
+		sessioncore.AddVaryCookie(w.Header())
 	}
 
 	// The upstream is handed the whole session, so it counts as accessed:
 	// every response through here varies by Cookie.
 	session.MarkAccessed()
-	h.protectRequest(r)
 	h.protocol.WriteRequest(r.Header, session)
 	if session.IsNull() {
 		r.Header.Set(h.protocol.StatusHeader(), sessioncore.StatusUnavailable)
@@ -345,6 +353,7 @@ func (h *Handler) Cleanup() error {
 		return nil
 	}
 	_, err := stores.Delete(h.storeKey)
+	h.storeKey = ""
 	return err
 }
 

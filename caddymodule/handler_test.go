@@ -2,12 +2,15 @@ package caddymodule
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
@@ -462,5 +465,42 @@ func TestSecretWithBracesIsNotQuotedInErrors(t *testing.T) {
 	h = Handler{Secret: `Zq8\{Hk2pW}xx-0123456789abcdef0123456789`}
 	if err := h.Provision(ctx); err != nil {
 		t.Errorf("an escaped brace: %v", err)
+	}
+}
+
+// downStore is a store that is down.
+type downStore struct{}
+
+func (downStore) Load(context.Context, string) (map[string]json.RawMessage, bool, error) {
+	return nil, false, fmt.Errorf("%w: connection refused", sessioncore.ErrStore)
+}
+func (downStore) Commit(context.Context, string, sessioncore.Changes, time.Duration) (bool, error) {
+	return false, fmt.Errorf("%w: connection refused", sessioncore.ErrStore)
+}
+func (downStore) Delete(context.Context, string) (bool, error) {
+	return false, fmt.Errorf("%w: connection refused", sessioncore.ErrStore)
+}
+
+func TestStoreDownFailClosedStripsSpoofedHeadersFirst(t *testing.T) {
+	h := newTestHandler(t, func(h *Handler) { h.Forward = []ForwardHeader{{Key: "user", Header: "X-Remote-User"}} })
+	codec, _ := sessioncore.NewSecureCookieCodec([]byte(testSecretLiteral))
+	h.iface, _ = sessioncore.NewInterface(sessioncore.DefaultConfig(), codec, sessioncore.WithStore(downStore{}))
+	id := strings.Repeat("A", 43)
+	value, _ := codec.Encode("session", sessioncore.Payload{JSON: []byte(`{"sid":"` + id + `"}`), Issued: time.Now()})
+
+	r := httptest.NewRequest("GET", "/", nil)
+	r.Header.Set("Cookie", "session="+value)
+	r.Header.Set("X-Session", `{"user":"admin"}`)
+	r.Header.Set("X_Remote_User", "admin")
+	_, err := serve(h, newRecorder(), r, func(w http.ResponseWriter, r *http.Request) error {
+		t.Error("the request went on with the store down and fail_closed")
+		return nil
+	})
+	var he caddyhttp.HandlerError
+	if !errors.As(err, &he) || he.StatusCode != http.StatusServiceUnavailable {
+		t.Fatalf("err = %v", err)
+	}
+	if r.Header.Get("X-Session") != "" || r.Header.Get("X_Remote_User") != "" {
+		t.Errorf("spoofed headers left for an error route: %v", r.Header)
 	}
 }

@@ -17,6 +17,7 @@ import (
 // request trailers: announced ones now, any that arrive with the body when
 // it ends, before a proxy copies them on.
 func (h *Handler) protectRequest(r *http.Request) {
+	h.protocol.Strip(r.Header)
 	h.stripForwarded(r.Header)
 	if r.Trailer != nil {
 		h.stripOwned(r.Trailer)

@@ -103,6 +103,17 @@ func openStore(c *StoreConfig, cookieName string) (sessioncore.Store, string, er
 	if resolved.Username, err = repl.ReplaceOrErr(c.Username, false, true); err != nil {
 		return nil, "", errors.New("store username: it contains an unrecognized placeholder")
 	}
+	resolved.Addresses = nil
+	for _, a := range c.Addresses {
+		address, err := repl.ReplaceOrErr(a, false, true)
+		if err != nil {
+			return nil, "", errors.New("store address: it contains an unrecognized placeholder")
+		}
+		resolved.Addresses = append(resolved.Addresses, address)
+	}
+	if c.Password != "" && resolved.Password == c.Password {
+		caddy.Log().Named("http.handlers.session").Warn("the store password is written in the config itself, where the admin API and autosave.json show it; use {env.*} or {file.*}")
+	}
 	key := resolved.poolKey(cookieName)
 	value, _, err := stores.LoadOrNew(key, func() (caddy.Destructor, error) {
 		switch resolved.Type {
@@ -157,7 +168,8 @@ func newRedisClient(c *StoreConfig) (redis.UniversalClient, error) {
 		}
 		u, err := redis.ParseURL(a)
 		if err != nil {
-			return nil, fmt.Errorf("redis address %s: %w", redactURL(a), err)
+			// The parser's error quotes the whole URL, password included.
+			return nil, fmt.Errorf("redis address %s is not a valid redis:// or rediss:// URL", redactURL(a))
 		}
 		opts.Addrs = append(opts.Addrs, u.Addr)
 		if u.TLSConfig != nil {

@@ -170,7 +170,7 @@ func TestUserKeyNamesTheUserInAccessLogs(t *testing.T) {
 `)
 	resp, _ := get(t, gw.URL+"/login", "")
 	get(t, gw.URL+"/me", sessionCookie(t, resp).Value)
-	if !strings.Contains(gw.Log(), `"user_id":"alice"`) {
+	if !gw.WaitForLog(`"user_id":"alice"`) {
 		t.Error("the access log does not name the user")
 	}
 }

@@ -76,6 +76,20 @@ type gateway struct {
 	log bytes.Buffer
 }
 
+// WaitForLog waits up to five seconds for the log to contain want, and
+// reports whether it did: the access log line of a request is written
+// after its response has gone out.
+func (g *gateway) WaitForLog(want string) bool {
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if strings.Contains(g.Log(), want) {
+			return true
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+	}
+}
+
 // Log returns everything the process wrote to stderr so far.
 func (g *gateway) Log() string {
 	g.mu.Lock()

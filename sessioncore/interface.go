@@ -254,8 +254,9 @@ func (i *Interface) Open(r *http.Request) (*Session, Outcome) {
 func (i *Interface) load(ctx context.Context, cookie *Session, outcome Outcome) (*Session, Outcome, error) {
 	var id string
 	raw, _ := cookie.Get("sid")
-	if json.Unmarshal(raw, &id) != nil || !validSessionID(id) {
-		return nil, OutcomeUndecodable, fmt.Errorf("%w: no valid session ID", ErrUndecodable)
+	if json.Unmarshal(raw, &id) != nil || !ValidSessionID(id) {
+		// A cookie from before the store was configured, most likely.
+		return nil, OutcomeUnknownID, errors.New("the cookie holds no session ID")
 	}
 	values, found, err := i.store.Load(ctx, id)
 	switch {
@@ -338,30 +339,23 @@ func (i *Interface) decode(value string) (*Session, Outcome, error) {
 // With a store, the session's changes go to the store, key by key, with a
 // time to live of the lifetime (refreshed whenever the cookie would be), and
 // the cookie carries the session's ID; a new session, or a renewed one,
-// gets a new ID. A store failure is returned as an error wrapping ErrStore,
-// with nothing written.
+// gets a new ID. A store failure to save a change is returned as an error
+// wrapping ErrStore, with nothing written; a failure to refresh an
+// unchanged session is only logged.
 func (i *Interface) Save(ctx context.Context, s *Session, h http.Header) (CookieAction, error) {
 	if s.IsNull() {
 		return CookieUntouched, nil
 	}
-	action, line := CookieUntouched, ""
+	var action CookieAction
+	var line string
 	var err error
-	switch {
-	case s.Len() == 0 && s.Modified():
-		if err = i.deleteStored(ctx, s); err != nil {
-			return CookieUntouched, err
-		}
-		action, line = CookieDeleted, i.attrs.deleteLine()
-	case s.Len() > 0 && i.ShouldSetCookie(s):
-		if i.store != nil {
-			line, err = i.saveStored(ctx, s)
-		} else {
-			line, err = i.cookieLine(s, s.appendStored(nil))
-		}
-		if err != nil {
-			return CookieUntouched, err
-		}
-		action = CookieSet
+	if i.store != nil {
+		action, line, err = i.saveToStore(ctx, s)
+	} else {
+		action, line, err = i.saveToCookie(s)
+	}
+	if err != nil {
+		return CookieUntouched, err
 	}
 	if s.Accessed() || action != CookieUntouched {
 		AddVaryCookie(h)
@@ -372,41 +366,98 @@ func (i *Interface) Save(ctx context.Context, s *Session, h http.Header) (Cookie
 	return action, nil
 }
 
-// deleteStored removes an emptied session from the store.
-func (i *Interface) deleteStored(ctx context.Context, s *Session) error {
-	if i.store == nil || s.id == "" {
-		return nil
+// saveToCookie decides the Set-Cookie line of a session kept in the cookie.
+func (i *Interface) saveToCookie(s *Session) (CookieAction, string, error) {
+	switch {
+	case s.Len() == 0 && s.Modified():
+		return CookieDeleted, i.attrs.deleteLine(), nil
+	case s.Len() > 0 && i.ShouldSetCookie(s):
+		line, err := i.cookieLine(s, s.appendStored(nil))
+		if err != nil {
+			return CookieUntouched, "", err
+		}
+		return CookieSet, line, nil
 	}
-	if _, err := i.store.Delete(ctx, s.id); err != nil {
-		return err
-	}
-	s.id = ""
-	return nil
+	return CookieUntouched, "", nil
 }
 
-// saveStored commits the session's changes to the store and returns the
-// cookie line that carries its ID. A new or renewed session moves to a new
-// ID with all its values; the old ID is then deleted.
-func (i *Interface) saveStored(ctx context.Context, s *Session) (string, error) {
+// storeTimeout bounds a save. The save does not stop when the client goes
+// away: its changes are committed all the same.
+const storeTimeout = 5 * time.Second
+
+// saveToStore commits the session's changes to the store and decides the
+// Set-Cookie line that carries its ID. A new or renewed session moves to a
+// new ID with all its values, and a renewed one's old ID is deleted.
+func (i *Interface) saveToStore(ctx context.Context, s *Session) (CookieAction, string, error) {
+	if !s.Modified() && (s.Len() == 0 || !i.ShouldSetCookie(s)) {
+		return CookieUntouched, "", nil
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), storeTimeout)
+	defer cancel()
+
+	if s.Len() == 0 {
+		return i.emptyStored(ctx, s)
+	}
 	id, changes := s.id, s.changes()
 	if id == "" || s.renew {
 		var err error
 		if id, err = newSessionID(); err != nil {
-			return "", fmt.Errorf("%w: %w", ErrStore, err)
+			return CookieUntouched, "", fmt.Errorf("%w: %w", ErrStore, err)
 		}
-		changes = Changes{Clear: true, Set: s.values}
+		changes = Changes{Create: true, Clear: true, Set: s.values}
 	}
-	if err := i.store.Commit(ctx, id, changes, i.config.Lifetime); err != nil {
-		return "", err
+	exists, err := i.store.Commit(ctx, id, changes, i.config.Lifetime)
+	switch {
+	case err != nil && !s.Modified():
+		// Only the expiry was to move: the session is intact, so the
+		// request need not fail; the cookie stays as it was.
+		i.logger.Warn("session expiry not refreshed", zap.Error(err))
+		return CookieUntouched, "", nil
+	case err != nil:
+		return CookieUntouched, "", err
+	case !exists:
+		// A concurrent request renewed, revoked or emptied the session:
+		// its ID is gone, and is not brought back.
+		i.logger.Warn("session changes not saved: the session was renewed, revoked or emptied meanwhile")
+		return CookieUntouched, "", nil
 	}
 	if s.id != "" && id != s.id {
+		// Renewal: the old ID must die, or a fixated one lives on.
 		if _, err := i.store.Delete(ctx, s.id); err != nil {
-			return "", err
+			return CookieUntouched, "", err
 		}
 	}
 	s.id = id
 	sealed, _ := json.Marshal(idPayload{SID: id})
-	return i.cookieLine(s, sealed)
+	line, err := i.cookieLine(s, sealed)
+	if err != nil {
+		return CookieUntouched, "", err
+	}
+	return CookieSet, line, nil
+}
+
+// emptyStored saves a session this request emptied. A cleared session is
+// deleted whole; one whose keys were removed one by one loses just those
+// keys, so keys that concurrent requests added survive, and the cookie is
+// deleted only when nothing is left.
+func (i *Interface) emptyStored(ctx context.Context, s *Session) (CookieAction, string, error) {
+	if s.id != "" {
+		if s.cleared {
+			if _, err := i.store.Delete(ctx, s.id); err != nil {
+				return CookieUntouched, "", err
+			}
+		} else {
+			exists, err := i.store.Commit(ctx, s.id, s.changes(), i.config.Lifetime)
+			if err != nil {
+				return CookieUntouched, "", err
+			}
+			if exists {
+				return CookieUntouched, "", nil
+			}
+		}
+		s.id = ""
+	}
+	return CookieDeleted, i.attrs.deleteLine(), nil
 }
 
 // cookieLine seals payload, s's values or its ID, and renders the

@@ -10,8 +10,9 @@ import (
 )
 
 // MemoryStore keeps sessions in this process, for a single instance. It
-// holds at most a fixed number of sessions: expired ones go first, then the
-// least recently used.
+// holds at most a fixed number of sessions, evicting the least recently
+// used; expired sessions are dropped when they are looked up, and a few at
+// the cold end of the list on every write, so no operation scans them all.
 type MemoryStore struct {
 	max int
 	now func() time.Time
@@ -49,15 +50,21 @@ func (m *MemoryStore) Load(_ context.Context, id string) (map[string]json.RawMes
 }
 
 // Commit implements Store.
-func (m *MemoryStore) Commit(_ context.Context, id string, c Changes, ttl time.Duration) error {
+func (m *MemoryStore) Commit(_ context.Context, id string, c Changes, ttl time.Duration) (bool, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	m.sweep()
 	e := m.live(id)
-	if e == nil {
+	switch {
+	case e == nil && !c.Create:
+		return false, nil
+	case e == nil:
 		e = &memoryEntry{id: id, values: map[string]json.RawMessage{}}
-		m.makeRoom()
+		for len(m.entries) >= m.max {
+			m.remove(m.lru.Back().Value.(*memoryEntry).id)
+		}
 		m.entries[id] = m.lru.PushFront(e)
-	} else {
+	default:
 		m.lru.MoveToFront(m.entries[id])
 	}
 	if c.Clear {
@@ -71,10 +78,10 @@ func (m *MemoryStore) Commit(_ context.Context, id string, c Changes, ttl time.D
 	}
 	if len(e.values) == 0 {
 		m.remove(id)
-		return nil
+		return false, nil
 	}
 	e.expires = m.now().Add(ttl)
-	return nil
+	return true, nil
 }
 
 // Delete implements Store.
@@ -108,20 +115,16 @@ func (m *MemoryStore) live(id string) *memoryEntry {
 	return e
 }
 
-// makeRoom evicts sessions until one more fits: the expired ones, then the
-// least recently used.
-func (m *MemoryStore) makeRoom() {
-	if len(m.entries) < m.max {
-		return
-	}
+// sweep drops up to a few expired sessions from the cold end of the list,
+// so that abandoned sessions do not wait for eviction to free memory.
+func (m *MemoryStore) sweep() {
 	now := m.now()
-	for id, el := range m.entries {
-		if !now.Before(el.Value.(*memoryEntry).expires) {
-			m.remove(id)
+	for range 4 {
+		back := m.lru.Back()
+		if back == nil || now.Before(back.Value.(*memoryEntry).expires) {
+			return
 		}
-	}
-	for len(m.entries) >= m.max {
-		m.remove(m.lru.Back().Value.(*memoryEntry).id)
+		m.remove(back.Value.(*memoryEntry).id)
 	}
 }
 

@@ -47,30 +47,47 @@ func (s *RedisStore) Load(ctx context.Context, id string) (map[string]json.RawMe
 	return values, true, nil
 }
 
+// commitScript applies one request's changes in one step, server-side:
+// nothing to an ID that is gone unless asked to create it, so a request
+// still running cannot bring back a session another one renewed, revoked
+// or emptied.
+//
+//	KEYS[1] the session; ARGV: create, clear, ttl in ms, number of keys to
+//	delete, those keys, then field/value pairs to set.
+var commitScript = redis.NewScript(`
+local key = KEYS[1]
+if ARGV[1] == '0' and redis.call('EXISTS', key) == 0 then return 0 end
+if ARGV[2] == '1' then redis.call('DEL', key) end
+local ndel = tonumber(ARGV[4])
+if ndel > 0 then redis.call('HDEL', key, unpack(ARGV, 5, 4 + ndel)) end
+if #ARGV > 4 + ndel then redis.call('HSET', key, unpack(ARGV, 5 + ndel)) end
+if redis.call('EXISTS', key) == 0 then return 0 end
+redis.call('PEXPIRE', key, ARGV[3])
+return 1
+`)
+
 // Commit implements Store.
-func (s *RedisStore) Commit(ctx context.Context, id string, c Changes, ttl time.Duration) error {
-	key := s.key(id)
-	_, err := s.client.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		if c.Clear {
-			p.Del(ctx, key)
-		}
-		if len(c.Deleted) > 0 {
-			p.HDel(ctx, key, c.Deleted...)
-		}
-		if len(c.Set) > 0 {
-			args := make([]any, 0, 2*len(c.Set))
-			for k, v := range c.Set {
-				args = append(args, k, string(v))
-			}
-			p.HSet(ctx, key, args...)
-		}
-		p.PExpire(ctx, key, ttl)
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("%w: saving a session: %w", ErrStore, err)
+func (s *RedisStore) Commit(ctx context.Context, id string, c Changes, ttl time.Duration) (bool, error) {
+	args := make([]any, 0, 4+len(c.Deleted)+2*len(c.Set))
+	args = append(args, boolArg(c.Create), boolArg(c.Clear), ttl.Milliseconds(), len(c.Deleted))
+	for _, k := range c.Deleted {
+		args = append(args, k)
 	}
-	return nil
+	for k, v := range c.Set {
+		args = append(args, k, string(v))
+	}
+	exists, err := commitScript.Run(ctx, s.client, []string{s.key(id)}, args...).Int()
+	if err != nil {
+		return false, fmt.Errorf("%w: saving a session: %w", ErrStore, err)
+	}
+	return exists == 1, nil
+}
+
+func boolArg(b bool) string {
+	if b {
+		return "1"
+	}
+	return "0"
 }
 
 // Delete implements Store.

@@ -24,9 +24,13 @@ type Store interface {
 	// Load returns the values of the session id. found is false when the
 	// store does not know id, or it has expired.
 	Load(ctx context.Context, id string) (values map[string]json.RawMessage, found bool, err error)
-	// Commit applies one request's changes to the session id atomically,
-	// creating it if need be, and makes it expire after ttl.
-	Commit(ctx context.Context, id string, changes Changes, ttl time.Duration) error
+	// Commit applies one request's changes to the session id atomically
+	// and makes it expire after ttl. Unless changes.Create is set, a session
+	// that no longer exists (revoked, renewed or emptied by a concurrent
+	// request) is left alone: Commit must not bring an ID back. exists
+	// reports whether the session exists afterwards; a session left with
+	// no keys does not.
+	Commit(ctx context.Context, id string, changes Changes, ttl time.Duration) (exists bool, err error)
 	// Delete removes the session id and reports whether it existed.
 	Delete(ctx context.Context, id string) (bool, error)
 }
@@ -35,6 +39,8 @@ type Store interface {
 // store can apply it without overwriting what concurrent requests did to
 // other keys.
 type Changes struct {
+	// Create makes the session if it does not exist: only for a new ID.
+	Create bool
 	// Clear removes every key before Set is applied (a replacement, or a
 	// session moving to a new ID).
 	Clear bool
@@ -60,9 +66,9 @@ func newSessionID() (string, error) {
 	return base64.RawURLEncoding.EncodeToString(b[:]), nil
 }
 
-// validSessionID reports whether id has the form newSessionID gives, so
-// that nothing else is ever looked up in a store.
-func validSessionID(id string) bool {
+// ValidSessionID reports whether id has the form of the gateway's session
+// IDs, so that nothing else is ever looked up in a store.
+func ValidSessionID(id string) bool {
 	if len(id) != base64.RawURLEncoding.EncodedLen(sessionIDBytes) {
 		return false
 	}

@@ -40,16 +40,23 @@ func TestStoreContract(t *testing.T) {
 			if _, found, err := store.Load(ctx, id); found || err != nil {
 				t.Fatalf("unknown id: found=%v err=%v", found, err)
 			}
-			must(t, store.Commit(ctx, id, Changes{Set: map[string]json.RawMessage{"a": raw(`1`), "b": raw(`{"x":[1]}`)}}, time.Hour))
+			// Without Create, an unknown ID is not brought to life.
+			if exists, err := store.Commit(ctx, id, Changes{Set: map[string]json.RawMessage{"a": raw(`1`)}}, time.Hour); exists || err != nil {
+				t.Fatalf("commit to an unknown id: exists=%v err=%v", exists, err)
+			}
+			if _, found, _ := store.Load(ctx, id); found {
+				t.Fatal("a commit without Create made a session")
+			}
+			commitOK(t, store, id, Changes{Create: true, Set: map[string]json.RawMessage{"a": raw(`1`), "b": raw(`{"x":[1]}`)}}, time.Hour)
 			expectValues(t, store, id, `{"a":1,"b":{"x":[1]}}`)
 
-			must(t, store.Commit(ctx, id, Changes{Set: map[string]json.RawMessage{"c": raw(`"z"`)}, Deleted: []string{"a"}}, time.Hour))
+			commitOK(t, store, id, Changes{Set: map[string]json.RawMessage{"c": raw(`"z"`)}, Deleted: []string{"a"}}, time.Hour)
 			expectValues(t, store, id, `{"b":{"x":[1]},"c":"z"}`)
 
-			must(t, store.Commit(ctx, id, Changes{Clear: true, Set: map[string]json.RawMessage{"only": raw(`true`)}}, time.Hour))
+			commitOK(t, store, id, Changes{Clear: true, Set: map[string]json.RawMessage{"only": raw(`true`)}}, time.Hour)
 			expectValues(t, store, id, `{"only":true}`)
 
-			must(t, store.Commit(ctx, id, Changes{}, time.Hour)) // a refresh changes nothing
+			commitOK(t, store, id, Changes{}, time.Hour) // a refresh changes nothing
 			expectValues(t, store, id, `{"only":true}`)
 
 			if found, err := store.Delete(ctx, id); !found || err != nil {
@@ -62,9 +69,16 @@ func TestStoreContract(t *testing.T) {
 				t.Error("deleted session still found")
 			}
 
+			// Nor does a deleted one come back.
+			if exists, _ := store.Commit(ctx, id, Changes{Set: map[string]json.RawMessage{"late": raw(`1`)}}, time.Hour); exists {
+				t.Error("a commit brought back a deleted session")
+			}
+
 			// Removing the last key removes the session.
-			must(t, store.Commit(ctx, id, Changes{Set: map[string]json.RawMessage{"a": raw(`1`)}}, time.Hour))
-			must(t, store.Commit(ctx, id, Changes{Deleted: []string{"a"}}, time.Hour))
+			commitOK(t, store, id, Changes{Create: true, Set: map[string]json.RawMessage{"a": raw(`1`)}}, time.Hour)
+			if exists, err := store.Commit(ctx, id, Changes{Deleted: []string{"a"}}, time.Hour); exists || err != nil {
+				t.Errorf("emptied: exists=%v err=%v", exists, err)
+			}
 			if _, found, _ := store.Load(ctx, id); found {
 				t.Error("an emptied session is still found")
 			}
@@ -78,19 +92,20 @@ func TestStoreConcurrentKeysAllPersist(t *testing.T) {
 		t.Run(f.name, func(t *testing.T) {
 			store := f.make(t)
 			id, _ := newSessionID()
+			commitOK(t, store, id, Changes{Create: true, Set: map[string]json.RawMessage{"user": json.RawMessage(`"a"`)}}, time.Hour)
 			var wg sync.WaitGroup
 			for i := range 50 {
 				wg.Go(func() {
 					key := fmt.Sprintf("k%02d", i)
-					if err := store.Commit(ctx, id, Changes{Set: map[string]json.RawMessage{key: json.RawMessage(fmt.Sprint(i))}}, time.Hour); err != nil {
+					if _, err := store.Commit(ctx, id, Changes{Set: map[string]json.RawMessage{key: json.RawMessage(fmt.Sprint(i))}}, time.Hour); err != nil {
 						t.Error(err)
 					}
 				})
 			}
 			wg.Wait()
 			values, _, err := store.Load(ctx, id)
-			if err != nil || len(values) != 50 {
-				t.Errorf("%d of 50 keys persisted (%v)", len(values), err)
+			if err != nil || len(values) != 51 {
+				t.Errorf("%d of 50 keys persisted (%v)", len(values)-1, err)
 			}
 		})
 	}
@@ -103,12 +118,12 @@ func TestRedisStoreExpiresWithTheLifetime(t *testing.T) {
 	defer client.Close()
 	store := NewRedisStore(client, "ttl:")
 	id, _ := newSessionID()
-	must(t, store.Commit(ctx, id, Changes{Set: map[string]json.RawMessage{"a": json.RawMessage(`1`)}}, 90*time.Minute))
+	commitOK(t, store, id, Changes{Create: true, Set: map[string]json.RawMessage{"a": json.RawMessage(`1`)}}, 90*time.Minute)
 	if ttl, err := store.TTL(ctx, id); err != nil || ttl <= 89*time.Minute || ttl > 90*time.Minute {
 		t.Errorf("TTL %s, %v", ttl, err)
 	}
 	// A refresh moves the expiry without touching the values.
-	must(t, store.Commit(ctx, id, Changes{}, 3*time.Hour))
+	commitOK(t, store, id, Changes{}, 3*time.Hour)
 	if ttl, _ := store.TTL(ctx, id); ttl <= 2*time.Hour {
 		t.Errorf("TTL after refresh %s", ttl)
 	}
@@ -123,12 +138,12 @@ func TestMemoryStoreBoundsAndExpiry(t *testing.T) {
 	ctx := context.Background()
 	clock := &testClock{t: testEpoch}
 	store := NewMemoryStore(3, clock.Now)
-	set := Changes{Set: map[string]json.RawMessage{"a": json.RawMessage(`1`)}}
+	set := Changes{Create: true, Set: map[string]json.RawMessage{"a": json.RawMessage(`1`)}}
 	for _, id := range []string{"one", "two", "three"} {
-		must(t, store.Commit(ctx, id, set, time.Hour))
+		commitOK(t, store, id, set, time.Hour)
 	}
 	_, _, _ = store.Load(ctx, "one") // "two" is now the least recently used
-	must(t, store.Commit(ctx, "four", set, time.Hour))
+	commitOK(t, store, "four", set, time.Hour)
 	if _, found, _ := store.Load(ctx, "two"); found || store.Len() != 3 {
 		t.Errorf("the least recently used session was not evicted (len %d)", store.Len())
 	}
@@ -136,15 +151,10 @@ func TestMemoryStoreBoundsAndExpiry(t *testing.T) {
 	if _, found, _ := store.Load(ctx, "one"); found {
 		t.Error("an expired session was found")
 	}
-	must(t, store.Commit(ctx, "five", set, time.Hour)) // fills the store again
-	must(t, store.Commit(ctx, "six", set, time.Hour))  // makes room: the expired go
-	if store.Len() != 2 {
-		t.Errorf("expired sessions were not evicted first: len %d", store.Len())
-	}
-	for _, id := range []string{"five", "six"} {
-		if _, found, _ := store.Load(ctx, id); !found {
-			t.Errorf("%s was evicted instead of an expired session", id)
-		}
+	// Expired sessions at the cold end go on the next write.
+	commitOK(t, store, "five", set, time.Hour)
+	if store.Len() != 1 {
+		t.Errorf("expired sessions were not swept: len %d", store.Len())
 	}
 }
 
@@ -156,8 +166,10 @@ var errDown = fmt.Errorf("%w: connection refused", ErrStore)
 func (failingStore) Load(context.Context, string) (map[string]json.RawMessage, bool, error) {
 	return nil, false, errDown
 }
-func (failingStore) Commit(context.Context, string, Changes, time.Duration) error { return errDown }
-func (failingStore) Delete(context.Context, string) (bool, error)                 { return false, errDown }
+func (failingStore) Commit(context.Context, string, Changes, time.Duration) (bool, error) {
+	return false, errDown
+}
+func (failingStore) Delete(context.Context, string) (bool, error) { return false, errDown }
 
 func TestInterfaceWithStore(t *testing.T) {
 	ctx := context.Background()
@@ -184,7 +196,7 @@ func TestInterfaceWithStore(t *testing.T) {
 	s, _ := iface.Open(requestWithCookie("session", ""))
 	_ = s.Set("user", json.RawMessage(`"alice"`))
 	first := save(s)
-	if !validSessionID(s.ID()) || store.Len() != 1 {
+	if !ValidSessionID(s.ID()) || store.Len() != 1 {
 		t.Fatalf("id %q, %d stored", s.ID(), store.Len())
 	}
 	p, _, _ := codec.Decode("session", first)
@@ -263,6 +275,14 @@ func TestInterfaceWithStoreDown(t *testing.T) {
 	}
 }
 
+// commitOK commits and requires the session to exist afterwards.
+func commitOK(t *testing.T, store Store, id string, c Changes, ttl time.Duration) {
+	t.Helper()
+	if exists, err := store.Commit(context.Background(), id, c, ttl); err != nil || !exists {
+		t.Fatalf("commit: exists=%v err=%v", exists, err)
+	}
+}
+
 func must(t *testing.T, err error) {
 	t.Helper()
 	if err != nil {
@@ -278,5 +298,74 @@ func expectValues(t *testing.T, store Store, id, want string) {
 	}
 	if got := string(appendObject(nil, values)); got != want {
 		t.Errorf("stored %s, want %s", got, want)
+	}
+}
+
+func TestInterfaceWithStoreConcurrentRequests(t *testing.T) {
+	ctx := context.Background()
+	clock := &testClock{t: testEpoch}
+	store := NewMemoryStore(100, clock.Now)
+	codec, _ := NewSecureCookieCodec(testSecret)
+	iface, _ := NewInterface(DefaultConfig(), codec, WithClock(clock.Now), WithStore(store))
+	save := func(s *Session) http.Header {
+		t.Helper()
+		h := http.Header{}
+		if _, err := iface.Save(ctx, s, h); err != nil {
+			t.Fatal(err)
+		}
+		return h
+	}
+	s, _ := iface.Open(requestWithCookie("session", ""))
+	_ = s.Set("a", json.RawMessage(`1`))
+	cookie := cookieValue(t, save(s), "session")
+
+	// Emptying by deleting keys spares what a concurrent request added.
+	a, _ := iface.Open(requestWithCookie("session", cookie))
+	b, _ := iface.Open(requestWithCookie("session", cookie))
+	_ = b.Set("b", json.RawMessage(`2`))
+	save(b)
+	_ = a.Delete("a")
+	if h := save(a); h.Get("Set-Cookie") != "" {
+		t.Errorf("the cookie was deleted while the session still holds b: %q", h.Get("Set-Cookie"))
+	}
+	if values, _, _ := store.Load(ctx, s.ID()); string(appendObject(nil, values)) != `{"b":2}` {
+		t.Errorf("stored %v", values)
+	}
+
+	// A request still running when another renews the session does not
+	// bring the old ID back.
+	slow, _ := iface.Open(requestWithCookie("session", cookie))
+	renewer, _ := iface.Open(requestWithCookie("session", cookie))
+	_ = renewer.Renew()
+	save(renewer)
+	_ = slow.Set("late", json.RawMessage(`true`))
+	if h := save(slow); h.Get("Set-Cookie") != "" {
+		t.Errorf("a cookie for the dead ID: %q", h.Get("Set-Cookie"))
+	}
+	if _, outcome := iface.Open(requestWithCookie("session", cookie)); outcome != OutcomeUnknownID {
+		t.Errorf("the renewed-away ID opens again: %s", outcome)
+	}
+}
+
+func TestRefreshOnlyStoreFailureIsNotAnError(t *testing.T) {
+	ctx := context.Background()
+	clock := &testClock{t: testEpoch}
+	memory := NewMemoryStore(10, clock.Now)
+	codec, _ := NewSecureCookieCodec(testSecret)
+	iface, _ := NewInterface(DefaultConfig(), codec, WithClock(clock.Now), WithStore(memory))
+	s, _ := iface.Open(requestWithCookie("session", ""))
+	_ = s.SetPermanent(true)
+	_ = s.Set("user", json.RawMessage(`"alice"`))
+	h := http.Header{}
+	if _, err := iface.Save(ctx, s, h); err != nil {
+		t.Fatal(err)
+	}
+	cookie := cookieValue(t, h, "session")
+	opened, _ := iface.Open(requestWithCookie("session", cookie))
+
+	down, _ := NewInterface(DefaultConfig(), codec, WithClock(clock.Now), WithStore(failingStore{}))
+	h = http.Header{}
+	if action, err := down.Save(ctx, opened, h); err != nil || action != CookieUntouched || h.Get("Set-Cookie") != "" {
+		t.Errorf("a failed refresh: %s %v %v", action, err, h)
 	}
 }
