@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
@@ -35,7 +36,9 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //
 //	session [<matcher>] {
 //		secret <value>
+//		secret_file <path>
 //		secret_fallbacks <value> [<value>...]
+//		secret_fallbacks_file <path>
 //		cookie_name <name>
 //		cookie_domain <domain>
 //		cookie_path <path>
@@ -44,6 +47,10 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //		cookie_samesite lax|strict|none
 //		cookie_partitioned true|false
 //		lifetime <duration>
+//		idle_timeout <duration>
+//		absolute_lifetime <duration>
+//		refresh_interval <duration>
+//		revoke_before <RFC 3339 time>
 //		refresh_each_request true|false
 //		header_prefix <header-name>
 //		codec securecookie|flask
@@ -199,15 +206,36 @@ func (s *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return err
 			}
 		case "lifetime":
-			var v string
-			if v, err = singleArg(d); err != nil {
+			if s.Lifetime, err = durationArg(d); err != nil {
 				return err
 			}
-			dur, err := caddy.ParseDuration(v)
-			if err != nil || dur <= 0 {
-				return d.Errf("lifetime must be a positive duration such as 31d or 12h, not %q", v)
+		case "idle_timeout":
+			if s.IdleTimeout, err = durationArg(d); err != nil {
+				return err
 			}
-			s.Lifetime = caddy.Duration(dur)
+		case "absolute_lifetime":
+			if s.AbsoluteLifetime, err = durationArg(d); err != nil {
+				return err
+			}
+		case "refresh_interval":
+			if s.RefreshInterval, err = durationArg(d); err != nil {
+				return err
+			}
+		case "revoke_before":
+			if s.RevokeBefore, err = singleArg(d); err != nil {
+				return err
+			}
+			if _, err := time.Parse(time.RFC3339, s.RevokeBefore); err != nil {
+				return d.Errf("revoke_before must be an RFC 3339 time such as 2026-11-25T20:00:00Z, not %q", s.RevokeBefore)
+			}
+		case "secret_file":
+			if s.SecretFile, err = singleArg(d); err != nil {
+				return err
+			}
+		case "secret_fallbacks_file":
+			if s.SecretFallbacksFile, err = singleArg(d); err != nil {
+				return err
+			}
 		case "refresh_each_request":
 			var v bool
 			if v, err = boolArg(d); err != nil {
@@ -225,7 +253,10 @@ func (s *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			return d.Errf("unrecognized session subdirective %q", sub)
 		}
 	}
-	if s.Secret == "" {
+	if s.Secret != "" && s.SecretFile != "" {
+		return fmt.Errorf("session: set secret or secret_file, not both, at %s:%d", file, line)
+	}
+	if s.Secret == "" && s.SecretFile == "" {
 		// Name the directive's line, not the closing brace's.
 		return fmt.Errorf("session: secret is required (for example: secret {env.SESSION_SECRET}), at %s:%d", file, line)
 	}
@@ -324,6 +355,21 @@ func intArg(d *caddyfile.Dispenser, min int) (int, error) {
 		return 0, d.Errf("%s must be a whole number of at least %d, not %q", sub, min, v)
 	}
 	return n, nil
+}
+
+// durationArg returns the one positive duration argument of the current
+// subdirective (Caddy durations: 90m, 12h, 31d).
+func durationArg(d *caddyfile.Dispenser) (caddy.Duration, error) {
+	sub := d.Val()
+	v, err := singleArg(d)
+	if err != nil {
+		return 0, err
+	}
+	dur, err := caddy.ParseDuration(v)
+	if err != nil || dur <= 0 {
+		return 0, d.Errf("%s must be a positive duration such as 31d or 12h, not %q", sub, v)
+	}
+	return caddy.Duration(dur), nil
 }
 
 // singleArg returns the one argument of the current subdirective.

@@ -32,6 +32,16 @@ type Handler struct {
 	// out of the JSON config. Required.
 	Secret string `json:"secret,omitempty"`
 
+	// A file that holds the secret (instead of Secret), read when the
+	// config loads, so a caddy reload picks up a new one. Surrounding
+	// white space is ignored.
+	SecretFile string `json:"secret_file,omitempty"`
+
+	// A file of fallback secrets, one per line (blank lines and lines
+	// starting with # are ignored), read when the config loads, added to
+	// SecretFallbacks.
+	SecretFallbacksFile string `json:"secret_fallbacks_file,omitempty"`
+
 	// Older secrets that are still accepted when reading a cookie, never
 	// used to write one. A cookie opened with one of them is reissued under
 	// Secret whenever it is written. Placeholders are resolved as for Secret.
@@ -69,6 +79,25 @@ type Handler struct {
 	// sliding its expiry (Flask's SESSION_REFRESH_EACH_REQUEST).
 	// Default: true.
 	RefreshEachRequest *bool `json:"refresh_each_request,omitempty"`
+
+	// Voids a session unused for this long, judged by a signed timestamp
+	// (not the cookie's Max-Age); sessions in use are reissued to move it.
+	// Default: off.
+	IdleTimeout caddy.Duration `json:"idle_timeout,omitempty"`
+
+	// Voids a session this long after it was created, whatever refreshes
+	// happened. Default: off.
+	AbsoluteLifetime caddy.Duration `json:"absolute_lifetime,omitempty"`
+
+	// Throttles reissues that only move the expiry (permanent refreshes,
+	// idle-timeout refreshes): a cookie issued less than this long ago is
+	// not reissued, as Apache's SessionExpiryUpdateInterval. Default: 0,
+	// reissue on every response.
+	RefreshInterval caddy.Duration `json:"refresh_interval,omitempty"`
+
+	// Every session created before this instant (RFC 3339) opens as a new
+	// one: the "log everyone out" switch, without changing keys.
+	RevokeBefore string `json:"revoke_before,omitempty"`
 
 	// The prefix of the protocol's headers. Default: "X-Session".
 	HeaderPrefix string `json:"header_prefix,omitempty"`
@@ -148,7 +177,15 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return fmt.Errorf("session secret: %w", err)
 	}
-	literal := !fromPlaceholder
+	literal := !fromPlaceholder && h.Secret != ""
+	if h.SecretFile != "" {
+		if h.Secret != "" {
+			return errors.New("session: set secret or secret_file, not both")
+		}
+		if secret, err = readSecretFile(h.SecretFile); err != nil {
+			return err
+		}
+	}
 	if secret == "" {
 		return errors.New("session secret is required")
 	}
@@ -160,6 +197,13 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		}
 		literal = literal || !fromPlaceholder
 		fallbacks = append(fallbacks, []byte(fb))
+	}
+	if h.SecretFallbacksFile != "" {
+		fromFile, err := readFallbacksFile(h.SecretFallbacksFile)
+		if err != nil {
+			return err
+		}
+		fallbacks = append(fallbacks, fromFile...)
 	}
 	if literal {
 		h.logger.Warn("a session secret is written in the config itself, where the admin API and autosave.json show it; use {env.*} or {file.*}")
@@ -184,6 +228,17 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	}
 	if h.RefreshEachRequest != nil {
 		cfg.RefreshEachRequest = *h.RefreshEachRequest
+	}
+	cfg.IdleTimeout = time.Duration(h.IdleTimeout)
+	cfg.AbsoluteLifetime = time.Duration(h.AbsoluteLifetime)
+	cfg.RefreshInterval = time.Duration(h.RefreshInterval)
+	if h.RevokeBefore != "" {
+		if cfg.RevokeBefore, err = time.Parse(time.RFC3339, h.RevokeBefore); err != nil {
+			return fmt.Errorf("revoke_before must be an RFC 3339 time such as 2026-11-25T20:00:00Z: %w", err)
+		}
+	}
+	if cfg.AbsoluteLifetime > 0 && h.Codec == codecFlask {
+		return errors.New("absolute_lifetime needs the creation time, which Flask's cookie does not carry; it cannot be used with the flask codec")
 	}
 	cfg.CookieDomain = h.CookieDomain
 	cfg.CookieSecure = h.CookieSecure
@@ -260,18 +315,6 @@ func (h *Handler) newCodec(secret []byte, fallbacks [][]byte) (sessioncore.Codec
 		return sessioncore.NewFlaskCodec(secret, fallbacks...)
 	}
 	return nil, fmt.Errorf("unknown codec %q; want securecookie or flask", h.Codec)
-}
-
-// resolveSecret replaces the placeholders in a configured secret and
-// reports whether it had any. An unknown placeholder is an error rather
-// than an empty secret; the error quotes nothing of the value, since a
-// literal secret may contain braces.
-func resolveSecret(repl *caddy.Replacer, raw string) (secret string, fromPlaceholder bool, err error) {
-	s, err := repl.ReplaceOrErr(raw, false, true)
-	if err != nil {
-		return "", false, errors.New(`it contains an unrecognized placeholder; write a literal "{" as "\\{"`)
-	}
-	return s, s != raw, nil
 }
 
 // ServeHTTP implements caddyhttp.MiddlewareHandler.

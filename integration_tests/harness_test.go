@@ -69,8 +69,9 @@ func freePorts(t *testing.T, n int) []int {
 
 // gateway is one running Caddy process.
 type gateway struct {
-	URL   string // http://127.0.0.1:<port>, the site under test
-	Admin string // http://127.0.0.1:<port>, Caddy's admin endpoint
+	URL       string // http://127.0.0.1:<port>, the site under test
+	Admin     string // http://127.0.0.1:<port>, Caddy's admin endpoint
+	caddyfile string // the file it runs on
 
 	mu  sync.Mutex
 	log bytes.Buffer
@@ -135,7 +136,7 @@ func runCaddy(t *testing.T, caddyfile, url string) *gateway {
 	if err := os.WriteFile(path, []byte(caddyfile), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	g := &gateway{URL: url}
+	g := &gateway{URL: url, caddyfile: path}
 	cmd := exec.Command(caddyBinary, "run", "--config", path, "--adapter", "caddyfile")
 	cmd.Env = append(os.Environ(), "XDG_CONFIG_HOME="+dir, "XDG_DATA_HOME="+dir, "HOME="+dir)
 	cmd.Stdout, cmd.Stderr = lockedWriter{g}, lockedWriter{g}

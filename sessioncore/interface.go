@@ -42,6 +42,20 @@ type Config struct {
 	CookiePartitioned  bool          // SESSION_COOKIE_PARTITIONED; implies Secure
 	Lifetime           time.Duration // PERMANENT_SESSION_LIFETIME
 	RefreshEachRequest bool          // SESSION_REFRESH_EACH_REQUEST
+
+	// Beyond Flask (zero: off).
+
+	// IdleTimeout voids a session unused for this long, judged by the
+	// signed issue time; sessions are then reissued as they are used.
+	IdleTimeout time.Duration
+	// AbsoluteLifetime voids a session this long after it was created,
+	// whatever refreshes happened.
+	AbsoluteLifetime time.Duration
+	// RefreshInterval throttles reissues that would only move the expiry:
+	// a cookie issued less than this long ago is not reissued.
+	RefreshInterval time.Duration
+	// RevokeBefore voids every session created before this instant.
+	RevokeBefore time.Time
 }
 
 // DefaultConfig returns Flask's defaults: cookie "session" on path "/",
@@ -67,7 +81,8 @@ const (
 	OutcomeValid        Outcome = "valid"         // opened with the current key
 	OutcomeFallbackKey  Outcome = "fallback_key"  // opened with a fallback key
 	OutcomeBadSignature Outcome = "bad_signature" // tampered, unknown key, garbage
-	OutcomeExpired      Outcome = "expired"       // older than the lifetime, or from the future
+	OutcomeExpired      Outcome = "expired"       // older than the lifetime, idle too long, or from the future
+	OutcomeRevoked      Outcome = "revoked"       // created before RevokeBefore
 	OutcomeUndecodable  Outcome = "undecodable"   // signed, but the contents are unreadable
 	OutcomeUnknownID    Outcome = "unknown_id"    // a valid cookie whose ID the store does not know
 	OutcomeUnavailable  Outcome = "unavailable"   // no codec, or the store failed: a null session
@@ -198,19 +213,37 @@ func (i *Interface) Lifetime() time.Duration { return i.config.Lifetime }
 
 // ExpirationTime returns when a permanent session's cookie expires if it
 // is issued now, and false for a non-permanent session, whose cookie lasts
-// as long as the browser session.
+// as long as the browser session. It is never later than the end of the
+// absolute lifetime.
 func (i *Interface) ExpirationTime(s *Session) (time.Time, bool) {
 	if !s.Permanent() {
 		return time.Time{}, false
 	}
-	return i.now().Add(i.config.Lifetime), true
+	expires := i.now().Add(i.config.Lifetime)
+	if i.config.AbsoluteLifetime > 0 && !s.created.IsZero() {
+		if end := s.created.Add(i.config.AbsoluteLifetime); end.Before(expires) {
+			expires = end
+		}
+	}
+	return expires, true
 }
 
 // ShouldSetCookie reports whether Save must (re)issue the cookie: when the
 // session was modified, or when it is permanent and refresh-each-request is
-// on, so that its expiry slides forward.
+// on, so that its expiry slides forward, or when an idle timeout needs the
+// signed issue time to move. Reissues that would only move the expiry wait
+// for the refresh interval.
 func (i *Interface) ShouldSetCookie(s *Session) bool {
-	return s.Modified() || (s.Permanent() && i.config.RefreshEachRequest)
+	if s.Modified() {
+		return true
+	}
+	if !(s.Permanent() && i.config.RefreshEachRequest) && i.config.IdleTimeout == 0 {
+		return false
+	}
+	if i.config.RefreshInterval > 0 && !s.issued.IsZero() && i.now().Before(s.issued.Add(i.config.RefreshInterval)) {
+		return false
+	}
+	return true
 }
 
 // Open returns the session carried by r's cookie and how it was obtained.
@@ -270,7 +303,7 @@ func (i *Interface) load(ctx context.Context, cookie *Session, outcome Outcome) 
 		return nil, OutcomeUnknownID, errors.New("the store does not know the session ID")
 	}
 	s := sessionFromPayload(values, cookie.created, i.form, nil)
-	s.id = id
+	s.id, s.issued = id, cookie.issued
 	return s, outcome, nil
 }
 
@@ -299,6 +332,9 @@ func (i *Interface) decode(value string) (*Session, Outcome, error) {
 	if payload.Issued.After(now.Add(MaxClockSkew)) {
 		return nil, OutcomeExpired, fmt.Errorf("issued more than %s in the future", MaxClockSkew)
 	}
+	if outcome, err := i.checkLifetimes(payload, now); err != nil {
+		return nil, outcome, err
+	}
 	var values map[string]json.RawMessage
 	asIs := payload.Normalized
 	if asIs {
@@ -320,7 +356,29 @@ func (i *Interface) decode(value string) (*Session, Outcome, error) {
 		// order).
 		raw = payload.JSON
 	}
-	return sessionFromPayload(values, payload.Created, i.form, raw), outcome, nil
+	s := sessionFromPayload(values, payload.Created, i.form, raw)
+	s.issued = payload.Issued
+	return s, outcome, nil
+}
+
+// checkLifetimes applies the lifetimes beyond Flask's: the idle timeout,
+// the absolute lifetime and the revocation instant. A codec without a
+// creation time (Flask's) counts the issue time as the creation time.
+func (i *Interface) checkLifetimes(p Payload, now time.Time) (Outcome, error) {
+	created := p.Created
+	if created.IsZero() {
+		created = p.Issued
+	}
+	c := &i.config
+	switch {
+	case c.IdleTimeout > 0 && now.After(p.Issued.Add(c.IdleTimeout)):
+		return OutcomeExpired, fmt.Errorf("unused for more than the idle timeout (%s)", c.IdleTimeout)
+	case c.AbsoluteLifetime > 0 && now.After(created.Add(c.AbsoluteLifetime)):
+		return OutcomeExpired, fmt.Errorf("created more than the absolute lifetime (%s) ago", c.AbsoluteLifetime)
+	case !c.RevokeBefore.IsZero() && created.Before(c.RevokeBefore):
+		return OutcomeRevoked, errors.New("created before revoke_before")
+	}
+	return "", nil
 }
 
 // Save writes s into the response headers h by Flask's save_session rules:

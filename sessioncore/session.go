@@ -33,6 +33,8 @@ type Session struct {
 	// created is when the session was first issued; it travels in the
 	// cookie unchanged across reissues. Zero for a session never saved.
 	created time.Time
+	// issued is when the cookie it came from was issued.
+	issued time.Time
 
 	// unavailable is non-nil for a null session and says why.
 	unavailable error

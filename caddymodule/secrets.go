@@ -1,0 +1,52 @@
+package caddymodule
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/caddyserver/caddy/v2"
+)
+
+// resolveSecret replaces the placeholders in a configured secret and
+// reports whether it had any. An unknown placeholder is an error rather
+// than an empty secret; the error quotes nothing of the value, since a
+// literal secret may contain braces.
+func resolveSecret(repl *caddy.Replacer, raw string) (secret string, fromPlaceholder bool, err error) {
+	s, err := repl.ReplaceOrErr(raw, false, true)
+	if err != nil {
+		return "", false, errors.New(`it contains an unrecognized placeholder; write a literal "{" as "\{"`)
+	}
+	return s, s != raw, nil
+}
+
+// readSecretFile reads a secret from a file, without surrounding white
+// space. Errors name the file, never its contents.
+func readSecretFile(path string) (string, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return "", fmt.Errorf("session secret_file: %w", err)
+	}
+	secret := strings.TrimSpace(string(data))
+	if secret == "" {
+		return "", fmt.Errorf("session secret_file %s is empty", path)
+	}
+	return secret, nil
+}
+
+// readFallbacksFile reads fallback secrets, one per line; blank lines and
+// lines starting with # are skipped.
+func readFallbacksFile(path string) ([][]byte, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("session secret_fallbacks_file: %w", err)
+	}
+	var secrets [][]byte
+	for line := range strings.SplitSeq(string(data), "\n") {
+		if line = strings.TrimSpace(line); line != "" && !strings.HasPrefix(line, "#") {
+			secrets = append(secrets, []byte(line))
+		}
+	}
+	return secrets, nil
+}

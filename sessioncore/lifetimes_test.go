@@ -1,0 +1,110 @@
+package sessioncore
+
+import (
+	"context"
+	"net/http"
+	"testing"
+	"time"
+)
+
+func TestLifetimesBeyondFlask(t *testing.T) {
+	type step struct {
+		advance time.Duration
+		outcome Outcome
+		reissue bool // whether the response reissues the cookie
+	}
+	tests := []struct {
+		name   string
+		change func(*Config)
+		values string
+		steps  []step
+	}{
+		{"idle timeout: used often enough, it lives on", func(c *Config) { c.IdleTimeout = time.Hour }, `{"u":1}`, []step{
+			{50 * time.Minute, OutcomeValid, true},
+			{50 * time.Minute, OutcomeValid, true},
+			{50 * time.Minute, OutcomeValid, true},
+		}},
+		{"idle timeout: unused too long, it is void", func(c *Config) { c.IdleTimeout = time.Hour }, `{"u":1}`, []step{
+			{61 * time.Minute, OutcomeExpired, false},
+		}},
+		{"refresh interval throttles the reissues", func(c *Config) { c.IdleTimeout = time.Hour; c.RefreshInterval = 10 * time.Minute }, `{"u":1}`, []step{
+			{5 * time.Minute, OutcomeValid, false},
+			{4 * time.Minute, OutcomeValid, false},
+			{2 * time.Minute, OutcomeValid, true}, // 11 minutes after the issue
+		}},
+		{"refresh interval throttles permanent refreshes too", func(c *Config) { c.RefreshInterval = time.Minute }, `{"_permanent":true}`, []step{
+			{30 * time.Second, OutcomeValid, false},
+			{31 * time.Second, OutcomeValid, true},
+		}},
+		{"absolute lifetime holds whatever the refreshes", func(c *Config) { c.AbsoluteLifetime = 2 * time.Hour }, `{"_permanent":true}`, []step{
+			{time.Hour, OutcomeValid, true},
+			{59 * time.Minute, OutcomeValid, true},
+			{2 * time.Minute, OutcomeExpired, false},
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			clock := &testClock{t: testEpoch}
+			cfg := DefaultConfig()
+			tt.change(&cfg)
+			iface := newTestInterface(t, cfg, clock)
+			cookie := issue(t, iface, tt.values)
+			for i, st := range tt.steps {
+				clock.Advance(st.advance)
+				s, outcome := iface.Open(requestWithCookie("session", cookie))
+				if outcome != st.outcome {
+					t.Fatalf("step %d: outcome %s, want %s", i, outcome, st.outcome)
+				}
+				h := http.Header{}
+				if _, err := iface.Save(context.Background(), s, h); err != nil {
+					t.Fatal(err)
+				}
+				if got := h.Get("Set-Cookie") != ""; got != st.reissue {
+					t.Fatalf("step %d: reissued = %v, want %v", i, got, st.reissue)
+				}
+				if st.reissue {
+					cookie = cookieValue(t, h, "session")
+				}
+			}
+		})
+	}
+}
+
+func TestAbsoluteLifetimeCapsTheCookieExpiry(t *testing.T) {
+	clock := &testClock{t: testEpoch}
+	cfg := DefaultConfig()
+	cfg.AbsoluteLifetime = 3 * time.Hour
+	iface := newTestInterface(t, cfg, clock)
+	cookie := issue(t, iface, `{"_permanent":true}`)
+	clock.Advance(time.Hour)
+	s, _ := iface.Open(requestWithCookie("session", cookie))
+	if expires, _ := iface.ExpirationTime(s); !expires.Equal(testEpoch.Add(3 * time.Hour)) {
+		t.Errorf("expires %s, want the end of the absolute lifetime", expires)
+	}
+}
+
+func TestRevokeBefore(t *testing.T) {
+	clock := &testClock{t: testEpoch}
+	iface := newTestInterface(t, DefaultConfig(), clock)
+	before := issue(t, iface, `{"u":1}`)
+	clock.Advance(time.Hour)
+	after := issue(t, iface, `{"u":2}`)
+
+	cfg := DefaultConfig()
+	cfg.RevokeBefore = testEpoch.Add(30 * time.Minute)
+	revoking := newTestInterface(t, cfg, clock)
+	if s, outcome := revoking.Open(requestWithCookie("session", before)); outcome != OutcomeRevoked || s.Len() != 0 {
+		t.Errorf("a session created before: %s %s", outcome, s)
+	}
+	if _, outcome := revoking.Open(requestWithCookie("session", after)); outcome != OutcomeValid {
+		t.Errorf("a session created after: %s", outcome)
+	}
+	// A reissue after the instant does not save a session created before it.
+	reissued, _ := iface.Open(requestWithCookie("session", before))
+	_ = reissued.SetPermanent(true)
+	h := http.Header{}
+	_, _ = iface.Save(context.Background(), reissued, h)
+	if _, outcome := revoking.Open(requestWithCookie("session", cookieValue(t, h, "session"))); outcome != OutcomeRevoked {
+		t.Errorf("a reissued old session: %s", outcome)
+	}
+}
