@@ -44,6 +44,7 @@ func (ex *exchange) finish(status int, header http.Header) error {
 	h.protocol.StripFromList(header, "Trailer")
 	mutation, err := h.protocol.TakeMutation(header)
 	if err != nil {
+		metrics.mutations.WithLabelValues("rejected").Inc()
 		return ex.reject(header, http.StatusBadGateway, "malformed session mutation from upstream", err, status)
 	}
 	// An upstream that shares the cookie (a Flask app) may set it itself:
@@ -58,7 +59,11 @@ func (ex *exchange) finish(status int, header http.Header) error {
 		}
 	}
 	if err := ex.session.Apply(mutation); err != nil {
+		metrics.mutations.WithLabelValues("rejected").Inc()
 		return ex.reject(header, http.StatusServiceUnavailable, "session change refused", err, status)
+	}
+	if upstreamSet || !mutation.IsEmpty() {
+		metrics.mutations.WithLabelValues("applied").Inc()
 	}
 	action, err := h.iface.Save(ex.ctx, ex.session, header)
 	if errors.Is(err, sessioncore.ErrStore) {
@@ -67,6 +72,12 @@ func (ex *exchange) finish(status int, header http.Header) error {
 	}
 	if err != nil {
 		return ex.reject(header, http.StatusBadGateway, "session cannot be saved", err, status)
+	}
+	if action != sessioncore.CookieUntouched {
+		metrics.cookies.WithLabelValues(cookieAction(action, ex.session.Modified())).Inc()
+		if lines := header["Set-Cookie"]; action == sessioncore.CookieSet && len(lines) > 0 {
+			metrics.cookieSize.Observe(float64(len(lines[len(lines)-1])))
+		}
 	}
 	if action != sessioncore.CookieUntouched && header.Get("Cache-Control") == "" {
 		// A shared cache must not store one user's cookie for others.
@@ -84,6 +95,7 @@ func (ex *exchange) finish(status int, header http.Header) error {
 }
 
 func (ex *exchange) reject(header http.Header, status int, msg string, err error, upstreamStatus int) error {
+	metrics.cookies.WithLabelValues("suppressed").Inc()
 	ex.restoreHeader(header)
 	ex.h.logger.Error(msg, zap.Error(err), zap.Int("upstream_status", upstreamStatus), zap.Int("status", status))
 	return caddyhttp.Error(status, fmt.Errorf("%s: %w", msg, err))

@@ -171,6 +171,9 @@ func (Handler) CaddyModule() caddy.ModuleInfo {
 // Provision resolves the secrets and sets up the session interface.
 func (h *Handler) Provision(ctx caddy.Context) error {
 	h.logger = ctx.Logger()
+	if err := registerMetrics(ctx.GetMetricsRegistry()); err != nil {
+		return fmt.Errorf("session metrics: %w", err)
+	}
 	repl := caddy.NewReplacer()
 
 	secret, fromPlaceholder, err := resolveSecret(repl, h.Secret)
@@ -328,6 +331,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	// even to an error route.
 	h.protectRequest(r)
 	session, outcome := h.iface.Open(r)
+	metrics.opened.WithLabelValues(string(outcome)).Inc()
 	if c := h.logger.Check(zapcore.DebugLevel, "session opened"); c != nil {
 		c.Write(zap.String("outcome", string(outcome)), zap.Int("keys", session.Len()))
 	}

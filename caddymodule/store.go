@@ -122,7 +122,7 @@ func openStore(c *StoreConfig, cookieName string) (sessioncore.Store, string, er
 			if max == 0 {
 				max = defaultMaxSessions
 			}
-			return pooledStore{Store: sessioncore.NewMemoryStore(max, nil)}, nil
+			return pooledStore{Store: instrumentedStore{sessioncore.NewMemoryStore(max, nil)}}, nil
 		case storeRedis:
 			client, err := newRedisClient(&resolved)
 			if err != nil {
@@ -132,7 +132,7 @@ func openStore(c *StoreConfig, cookieName string) (sessioncore.Store, string, er
 			if prefix == "" {
 				prefix = defaultKeyPrefix
 			}
-			return pooledStore{Store: sessioncore.NewRedisStore(client, prefix), close: client.Close}, nil
+			return pooledStore{Store: instrumentedStore{sessioncore.NewRedisStore(client, prefix)}, close: client.Close}, nil
 		}
 		return nil, fmt.Errorf("unknown store type %q; want cookie, memory or redis", resolved.Type)
 	})

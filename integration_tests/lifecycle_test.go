@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/sessiongate/caddy-session/internal/redistest"
 )
 
 // TestSecretFilesAreReadAgainOnReload rotates the key the way an operator
@@ -56,5 +58,43 @@ func TestSecretFilesAreReadAgainOnReload(t *testing.T) {
 	}
 	if strings.Contains(gw.Log(), currentSecret) {
 		t.Error("a secret from a file appears in the log")
+	}
+}
+
+func TestMetricsOnTheAdminEndpoint(t *testing.T) {
+	server := redistest.Start(t)
+	up := startUpstream(t, map[string]http.HandlerFunc{
+		"/login":  setsSession("X-Session-Update", `{"user":"alice","_permanent":true}`),
+		"/logout": setsSession("X-Session-Replace", `{}`),
+		"/bad":    setsSession("X-Session-Update", `nope`),
+	})
+	gw := startGateway(t, up.Addr(), redisSite(server, ""))
+	resp, _ := get(t, gw.URL+"/login", "")
+	login := sessionCookie(t, resp).Value
+	get(t, gw.URL+"/other", login) // a permanent refresh
+	get(t, gw.URL+"/bad", login)
+	get(t, gw.URL+"/logout", login)
+	get(t, gw.URL+"/other", "tampered")
+
+	resp, body := get(t, gw.Admin+"/metrics", "")
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("/metrics: %d", resp.StatusCode)
+	}
+	for _, want := range []string{
+		`caddy_session_opened_total{outcome="new"} 1`,
+		`caddy_session_opened_total{outcome="valid"} 3`,
+		`caddy_session_opened_total{outcome="bad_signature"} 1`,
+		`caddy_session_cookies_total{action="set"} 1`,
+		`caddy_session_cookies_total{action="refreshed"} 1`,
+		`caddy_session_cookies_total{action="deleted"} 1`,
+		`caddy_session_cookies_total{action="suppressed"} 1`,
+		`caddy_session_mutations_total{result="applied"} 2`,
+		`caddy_session_mutations_total{result="rejected"} 1`,
+		`caddy_session_cookie_size_bytes_count 2`,
+		`caddy_session_store_duration_seconds_count{op="load"} 3`,
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
 	}
 }

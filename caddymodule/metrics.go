@@ -1,0 +1,110 @@
+package caddymodule
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/sessiongate/caddy-session/sessioncore"
+)
+
+// The gateway's metrics. They are package-level, so that their counts
+// survive config reloads, and registered again with the registry of every
+// config that loads (Caddy gives each a fresh one). Every label has a small,
+// fixed set of values: never a session ID or a user.
+var metrics = struct {
+	opened        *prometheus.CounterVec
+	cookies       *prometheus.CounterVec
+	mutations     *prometheus.CounterVec
+	cookieSize    prometheus.Histogram
+	storeDuration *prometheus.HistogramVec
+	storeErrors   *prometheus.CounterVec
+}{
+	opened: prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "caddy", Subsystem: "session", Name: "opened_total",
+		Help: "Sessions opened, by outcome: new, valid, fallback_key, bad_signature, expired, revoked, undecodable, unknown_id, unavailable.",
+	}, []string{"outcome"}),
+	cookies: prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "caddy", Subsystem: "session", Name: "cookies_total",
+		Help: "Session cookies written, by action: set (changed), refreshed (expiry moved), deleted, suppressed (refused: the response was rejected).",
+	}, []string{"action"}),
+	mutations: prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "caddy", Subsystem: "session", Name: "mutations_total",
+		Help: "Session changes asked for by upstreams, by result: applied or rejected.",
+	}, []string{"result"}),
+	cookieSize: prometheus.NewHistogram(prometheus.HistogramOpts{
+		Namespace: "caddy", Subsystem: "session", Name: "cookie_size_bytes",
+		Help:    "Size of the Set-Cookie lines that carry a session.",
+		Buckets: []float64{128, 256, 512, 1024, 2048, 3072, 4096},
+	}),
+	storeDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Namespace: "caddy", Subsystem: "session", Name: "store_duration_seconds",
+		Help:    "Latency of session store operations, by operation: load, commit, delete.",
+		Buckets: prometheus.ExponentialBuckets(0.0001, 4, 8),
+	}, []string{"op"}),
+	storeErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "caddy", Subsystem: "session", Name: "store_errors_total",
+		Help: "Failed session store operations, by operation: load, commit, delete.",
+	}, []string{"op"}),
+}
+
+// registerMetrics registers the metrics with a config's registry; a
+// second session handler in the same config finds them registered.
+func registerMetrics(registry *prometheus.Registry) error {
+	if registry == nil {
+		return nil
+	}
+	for _, c := range []prometheus.Collector{metrics.opened, metrics.cookies, metrics.mutations,
+		metrics.cookieSize, metrics.storeDuration, metrics.storeErrors} {
+		if err := registry.Register(c); err != nil && !errors.As(err, new(prometheus.AlreadyRegisteredError)) {
+			return err
+		}
+	}
+	return nil
+}
+
+// cookieAction names what a save did to the cookie, for the metrics.
+func cookieAction(action sessioncore.CookieAction, modified bool) string {
+	switch {
+	case action == sessioncore.CookieSet && !modified:
+		return "refreshed"
+	default:
+		return string(action)
+	}
+}
+
+// instrumentedStore measures a store's operations.
+type instrumentedStore struct {
+	sessioncore.Store
+}
+
+func observe(op string, start time.Time, err error) {
+	metrics.storeDuration.WithLabelValues(op).Observe(time.Since(start).Seconds())
+	if err != nil && errors.Is(err, sessioncore.ErrStore) {
+		metrics.storeErrors.WithLabelValues(op).Inc()
+	}
+}
+
+func (s instrumentedStore) Load(ctx context.Context, id string) (map[string]json.RawMessage, bool, error) {
+	start := time.Now()
+	values, found, err := s.Store.Load(ctx, id)
+	observe("load", start, err)
+	return values, found, err
+}
+
+func (s instrumentedStore) Commit(ctx context.Context, id string, c sessioncore.Changes, ttl time.Duration) (bool, error) {
+	start := time.Now()
+	exists, err := s.Store.Commit(ctx, id, c, ttl)
+	observe("commit", start, err)
+	return exists, err
+}
+
+func (s instrumentedStore) Delete(ctx context.Context, id string) (bool, error) {
+	start := time.Now()
+	found, err := s.Store.Delete(ctx, id)
+	observe("delete", start, err)
+	return found, err
+}
