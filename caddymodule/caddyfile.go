@@ -47,6 +47,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //		cookie_samesite lax|strict|none
 //		cookie_partitioned true|false
 //		lifetime <duration>
+//		max_cookie_parts <n>
 //		idle_timeout <duration>
 //		absolute_lifetime <duration>
 //		refresh_interval <duration>
@@ -207,6 +208,10 @@ func (s *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			}
 		case "lifetime":
 			if s.Lifetime, err = durationArg(d); err != nil {
+				return err
+			}
+		case "max_cookie_parts":
+			if s.MaxCookieParts, err = intArg(d, 1); err != nil {
 				return err
 			}
 		case "idle_timeout":

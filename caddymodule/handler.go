@@ -99,6 +99,11 @@ type Handler struct {
 	// one: the "log everyone out" switch, without changing keys.
 	RevokeBefore string `json:"revoke_before,omitempty"`
 
+	// How many cookies a session too large for one may be split over (the
+	// first keeps cookie_name, the others are <name>.1, <name>.2, ...).
+	// Default: 4; 1 turns splitting off. Always 1 with the flask codec.
+	MaxCookieParts int `json:"max_cookie_parts,omitempty"`
+
 	// The prefix of the protocol's headers. Default: "X-Session".
 	HeaderPrefix string `json:"header_prefix,omitempty"`
 
@@ -232,6 +237,10 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if h.RefreshEachRequest != nil {
 		cfg.RefreshEachRequest = *h.RefreshEachRequest
 	}
+	cfg.MaxCookieParts = h.MaxCookieParts
+	if h.Codec == codecFlask {
+		cfg.MaxCookieParts = 1 // a Flask app would not join the parts
+	}
 	cfg.IdleTimeout = time.Duration(h.IdleTimeout)
 	cfg.AbsoluteLifetime = time.Duration(h.AbsoluteLifetime)
 	cfg.RefreshInterval = time.Duration(h.RefreshInterval)
@@ -357,9 +366,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		r.Header.Set(h.protocol.IDHeader(), id)
 	}
 	h.forwardIdentity(r, session)
-	if !h.forwardCookie {
-		h.removeSessionCookie(r)
-	}
+	h.removeSessionCookies(r, !h.forwardCookie)
 	repl := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
 	setPlaceholders(repl, session)
 	if h.UserKey != "" {

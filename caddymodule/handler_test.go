@@ -215,7 +215,7 @@ func TestRejectedResponses(t *testing.T) {
 			return err
 		}},
 		{"cookie too large", http.StatusBadGateway, func(w http.ResponseWriter, r *http.Request) error {
-			w.Header().Set("X-Session-Update", `{"blob":"`+strings.Repeat("x", 4000)+`"}`)
+			w.Header().Set("X-Session-Update", `{"blob":"`+strings.Repeat("x", 20000)+`"}`)
 			_, err := io.WriteString(w, "hello")
 			return err
 		}},

@@ -80,32 +80,39 @@ func (g *trailerGuard) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// removeSessionCookie drops the session cookie from the request before it
-// goes upstream: the upstream has the session in clear, and the sealed
-// cookie only adds to the request's size (field lessons: oauth2-proxy#388).
-func (h *Handler) removeSessionCookie(r *http.Request) {
+// removeSessionCookies drops the session cookie's extra parts from the
+// request before it goes upstream, and the cookie itself when main is set:
+// the upstream has the session in clear, and the sealed cookie only adds
+// to the request's size (field lessons: oauth2-proxy#388).
+func (h *Handler) removeSessionCookies(r *http.Request, main bool) {
 	lines := r.Header["Cookie"]
 	if len(lines) == 0 {
 		return
 	}
 	name := h.iface.CookieName()
+	partPrefix := name + "."
 	var kept []string
+	changed := false
 	for _, line := range lines {
 		var parts []string
 		for part := range strings.SplitSeq(line, ";") {
 			part = strings.TrimSpace(part)
 			cookieName, _, _ := strings.Cut(part, "=")
-			if part != "" && cookieName != name {
-				parts = append(parts, part)
+			if part == "" || (main && cookieName == name) || strings.HasPrefix(cookieName, partPrefix) {
+				changed = true
+				continue
 			}
+			parts = append(parts, part)
 		}
 		if len(parts) > 0 {
 			kept = append(kept, strings.Join(parts, "; "))
 		}
 	}
-	if len(kept) == 0 {
+	switch {
+	case !changed:
+	case len(kept) == 0:
 		r.Header.Del("Cookie")
-		return
+	default:
+		r.Header["Cookie"] = kept
 	}
-	r.Header["Cookie"] = kept
 }

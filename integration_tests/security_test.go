@@ -157,7 +157,7 @@ func TestMalformedMutationGives502AndKeepsOldCookie(t *testing.T) {
 		"/array":     setsSession("X-Session-Replace", `["user"]`),
 		"/deep":      setsSession("X-Session-Update", deep),
 		"/huge":      setsSession("X-Session-Update", `{"blob":"`+strings.Repeat("x", 70<<10)+`"}`),
-		"/too-large": setsSession("X-Session-Update", `{"blob":"`+strings.Repeat("x", 5000)+`"}`),
+		"/too-large": setsSession("X-Session-Update", `{"blob":"`+strings.Repeat("x", 20000)+`"}`),
 		"/partial":   setsSession("X-Session-Update", `{"user":"mallory"}`, "X-Session-Update", `nope`),
 	})
 	gw := startGateway(t, up.Addr(), sessionSite)

@@ -159,24 +159,3 @@ func AddVaryCookie(h http.Header) {
 	}
 	h.Set("Vary", "Cookie")
 }
-
-// firstCookieValue returns the value of the first cookie called name in a
-// request's Cookie headers, with surrounding quotes removed, or "". Like
-// Werkzeug, and unlike net/http's Request.Cookie, it does not skip a first
-// cookie whose value has characters RFC 6265 forbids: whoever sent two
-// cookies of one name gets the first, whatever it holds.
-func firstCookieValue(h http.Header, name string) string {
-	for _, line := range h["Cookie"] {
-		for part := range strings.SplitSeq(line, ";") {
-			k, v, ok := strings.Cut(strings.TrimSpace(part), "=")
-			if !ok || k != name {
-				continue
-			}
-			if len(v) >= 2 && v[0] == '"' && v[len(v)-1] == '"' {
-				v = v[1 : len(v)-1]
-			}
-			return v
-		}
-	}
-	return ""
-}

@@ -56,6 +56,10 @@ type Config struct {
 	RefreshInterval time.Duration
 	// RevokeBefore voids every session created before this instant.
 	RevokeBefore time.Time
+	// MaxCookieParts is how many cookies a session too large for one may
+	// be split over (see chunks.go); 0 means DefaultMaxCookieParts, 1 no
+	// splitting.
+	MaxCookieParts int
 }
 
 // DefaultConfig returns Flask's defaults: cookie "session" on path "/",
@@ -256,11 +260,18 @@ func (i *Interface) Open(r *http.Request) (*Session, Outcome) {
 	if i.codec == nil {
 		return i.MakeNullSession(errors.New("no secret key is configured")), OutcomeUnavailable
 	}
-	value := firstCookieValue(r.Header, i.config.CookieName)
-	if value == "" {
-		return i.newSession(), OutcomeNew
+	cookies := readCookies(r.Header, i.config.CookieName)
+	if cookies.main == "" {
+		s := i.newSession()
+		s.partsSeen = cookies.partsSeen
+		return s, OutcomeNew
 	}
-	s, outcome, err := i.decode(value)
+	value, err := cookies.value(i.maxParts())
+	var s *Session
+	outcome := OutcomeBadSignature
+	if err == nil {
+		s, outcome, err = i.decode(value)
+	}
 	if err == nil && i.store != nil {
 		s, outcome, err = i.load(r.Context(), s, outcome)
 		if errors.Is(err, ErrStore) {
@@ -278,9 +289,18 @@ func (i *Interface) Open(r *http.Request) (*Session, Outcome) {
 		if ce := i.logger.Check(level, "session cookie rejected"); ce != nil {
 			ce.Write(zap.String("outcome", string(outcome)), zap.Error(err))
 		}
-		return i.newSession(), outcome
+		s = i.newSession()
 	}
+	s.partsSeen = cookies.partsSeen
 	return s, outcome
+}
+
+// maxParts returns how many cookies a session may be split over.
+func (i *Interface) maxParts() int {
+	if i.config.MaxCookieParts == 0 {
+		return DefaultMaxCookieParts
+	}
+	return i.config.MaxCookieParts
 }
 
 // load looks up in the store the session whose ID the cookie carried.
@@ -405,38 +425,45 @@ func (i *Interface) Save(ctx context.Context, s *Session, h http.Header) (Cookie
 		return CookieUntouched, nil
 	}
 	var action CookieAction
-	var line string
+	var lines []string
 	var err error
 	if i.store != nil {
-		action, line, err = i.saveToStore(ctx, s)
+		var line string
+		if action, line, err = i.saveToStore(ctx, s); line != "" {
+			lines = []string{line}
+		}
 	} else {
-		action, line, err = i.saveToCookie(s)
+		action, lines, err = i.saveToCookie(s)
 	}
 	if err != nil {
 		return CookieUntouched, err
 	}
+	if action != CookieUntouched && s.partsSeen > 0 {
+		// Parts the request had that the new cookie does not use.
+		lines = append(lines, i.attrs.deletePartLines(max(len(lines), 1), s.partsSeen)...)
+	}
 	if s.Accessed() || action != CookieUntouched {
 		AddVaryCookie(h)
 	}
-	if line != "" {
+	for _, line := range lines {
 		h.Add("Set-Cookie", line)
 	}
 	return action, nil
 }
 
 // saveToCookie decides the Set-Cookie line of a session kept in the cookie.
-func (i *Interface) saveToCookie(s *Session) (CookieAction, string, error) {
+func (i *Interface) saveToCookie(s *Session) (CookieAction, []string, error) {
 	switch {
 	case s.Len() == 0 && s.Modified():
-		return CookieDeleted, i.attrs.deleteLine(), nil
+		return CookieDeleted, []string{i.attrs.deleteLine()}, nil
 	case s.Len() > 0 && i.ShouldSetCookie(s):
-		line, err := i.cookieLine(s, s.appendStored(nil))
+		lines, err := i.cookieLines(s, s.appendStored(nil), i.maxParts())
 		if err != nil {
-			return CookieUntouched, "", err
+			return CookieUntouched, nil, err
 		}
-		return CookieSet, line, nil
+		return CookieSet, lines, nil
 	}
-	return CookieUntouched, "", nil
+	return CookieUntouched, nil, nil
 }
 
 // storeTimeout bounds a save. The save does not stop when the client goes
@@ -518,9 +545,19 @@ func (i *Interface) emptyStored(ctx context.Context, s *Session) (CookieAction, 
 	return CookieDeleted, i.attrs.deleteLine(), nil
 }
 
-// cookieLine seals payload, s's values or its ID, and renders the
+// cookieLine seals payload (a session's ID) and renders its one
 // Set-Cookie line.
 func (i *Interface) cookieLine(s *Session, payload []byte) (string, error) {
+	lines, err := i.cookieLines(s, payload, 1)
+	if err != nil {
+		return "", err
+	}
+	return lines[0], nil
+}
+
+// cookieLines seals payload, s's values or its ID, and renders the
+// Set-Cookie lines, split over at most maxParts cookies.
+func (i *Interface) cookieLines(s *Session, payload []byte, maxParts int) ([]string, error) {
 	now := i.now()
 	created := s.created
 	if created.IsZero() {
@@ -528,14 +565,10 @@ func (i *Interface) cookieLine(s *Session, payload []byte) (string, error) {
 	}
 	value, err := i.codec.Encode(i.config.CookieName, Payload{JSON: payload, Issued: now, Created: created})
 	if err != nil {
-		return "", err
+		return nil, err
 	}
 	expires, _ := i.ExpirationTime(s)
-	line := i.attrs.setLine(value, now, expires)
-	if len(line) > MaxCookieSize {
-		return "", fmt.Errorf("%w: %d bytes, the limit is %d", ErrCookieTooLarge, len(line), MaxCookieSize)
-	}
-	return line, nil
+	return i.attrs.chunkLines(value, now, expires, maxParts)
 }
 
 // TakeResponseCookie removes every Set-Cookie line for the session cookie

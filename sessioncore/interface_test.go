@@ -333,7 +333,9 @@ func TestSaveReissuesWithNewTimestampAndCurrentKey(t *testing.T) {
 
 func TestSaveRefusesOversizedCookie(t *testing.T) {
 	clock := &testClock{t: testEpoch}
-	iface := newTestInterface(t, DefaultConfig(), clock)
+	cfg := DefaultConfig()
+	cfg.MaxCookieParts = 1
+	iface := newTestInterface(t, cfg, clock)
 	s := NewSession()
 	if err := s.Set("blob", json.RawMessage(`"`+strings.Repeat("x", 3000)+`"`)); err != nil {
 		t.Fatal(err)

@@ -18,6 +18,10 @@ import (
 	"unsafe"
 )
 
+// maxSealedValue bounds the work spent on a hostile value: no session
+// split over the most cookie parts is longer.
+const maxSealedValue = MaxCookieSize * maxPartIndex
+
 // MinSecretLength is the shortest secret NewSecureCookieCodec accepts.
 const MinSecretLength = 32
 
@@ -186,7 +190,7 @@ func (c *SecureCookieCodec) Encode(name string, p Payload) (string, error) {
 
 // Decode opens value with the current secret or, failing that, a fallback.
 func (c *SecureCookieCodec) Decode(name, value string) (Payload, int, error) {
-	if len(value) > MaxCookieSize {
+	if len(value) > maxSealedValue {
 		return Payload{}, 0, ErrBadSignature // we never issue one this long
 	}
 	decodedBuf := getScratch(scBase64.DecodedLen(len(value)))

@@ -35,6 +35,9 @@ type Session struct {
 	created time.Time
 	// issued is when the cookie it came from was issued.
 	issued time.Time
+	// partsSeen is the highest numbered part cookie the request carried,
+	// so that saving can delete the parts no longer used.
+	partsSeen int
 
 	// unavailable is non-nil for a null session and says why.
 	unavailable error

@@ -1,0 +1,140 @@
+package sessioncore
+
+import (
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// DefaultMaxCookieParts is how many cookies one session may be split over
+// by default.
+const DefaultMaxCookieParts = 4
+
+// maxPartIndex bounds the part numbers read from a request.
+const maxPartIndex = 16
+
+// A session too large for one cookie is split over numbered cookies: the
+// first keeps the configured name and its value starts with the number of
+// parts and '!' ("3!..."), the others are called <name>.1, <name>.2, ...
+// Neither '!' nor digits followed by '!' can start a sealed value of either
+// codec, so a value is read as chunked only when it says so.
+const chunkCountSep = '!'
+
+// partName returns the name of part k (k >= 1) of the cookie called name.
+func partName(name string, k int) string { return name + "." + strconv.Itoa(k) }
+
+// requestCookies are the session's cookies in a request: the first value
+// of each name, as Werkzeug reads them.
+type requestCookies struct {
+	main      string
+	parts     map[int]string // part number -> value
+	partsSeen int            // the highest part number present
+}
+
+// readCookies collects the session cookie and its parts from a request's
+// Cookie headers.
+func readCookies(h http.Header, name string) requestCookies {
+	var rc requestCookies
+	mainSeen := false
+	for _, line := range h["Cookie"] {
+		for part := range strings.SplitSeq(line, ";") {
+			k, v, ok := strings.Cut(strings.TrimSpace(part), "=")
+			if !ok {
+				continue
+			}
+			if len(v) >= 2 && v[0] == '"' && v[len(v)-1] == '"' {
+				v = v[1 : len(v)-1]
+			}
+			if k == name {
+				if !mainSeen {
+					rc.main, mainSeen = v, true
+				}
+				continue
+			}
+			index, isPart := strings.CutPrefix(k, name+".")
+			if !isPart {
+				continue
+			}
+			n, err := strconv.Atoi(index)
+			if err != nil || n < 1 || n > maxPartIndex || strconv.Itoa(n) != index {
+				continue
+			}
+			if rc.parts == nil {
+				rc.parts = map[int]string{}
+			}
+			if _, dup := rc.parts[n]; !dup {
+				rc.parts[n] = v
+			}
+			rc.partsSeen = max(rc.partsSeen, n)
+		}
+	}
+	return rc
+}
+
+// value joins the main cookie with its parts when it is chunked.
+func (rc requestCookies) value(maxParts int) (string, error) {
+	count, rest, chunked := strings.Cut(rc.main, string(chunkCountSep))
+	if !chunked || count == "" || len(count) > 2 {
+		return rc.main, nil
+	}
+	n, err := strconv.Atoi(count)
+	if err != nil || n < 2 || n > maxParts {
+		return "", fmt.Errorf("%w: the cookie says it has %q parts", ErrBadSignature, count)
+	}
+	var b strings.Builder
+	b.WriteString(rest)
+	for k := 1; k < n; k++ {
+		part, ok := rc.parts[k]
+		if !ok {
+			return "", fmt.Errorf("%w: part %d of %d is missing", ErrBadSignature, k, n)
+		}
+		b.WriteString(part)
+	}
+	return b.String(), nil
+}
+
+// chunkLines renders the Set-Cookie lines of value, split over as few
+// cookies as fit in MaxCookieSize each, at most maxParts. It returns
+// ErrCookieTooLarge when they would not do.
+func (a *cookieAttributes) chunkLines(value string, now, expires time.Time, maxParts int) ([]string, error) {
+	if line := a.setLine(value, now, expires); len(line) <= MaxCookieSize {
+		return []string{line}, nil
+	}
+	if maxParts < 2 {
+		return nil, fmt.Errorf("%w: %d bytes, the limit is %d", ErrCookieTooLarge, len(a.setLine(value, now, expires)), MaxCookieSize)
+	}
+	// The room left in a line for a chunk, measured on the longest name
+	// and with the "N!" prefix counted everywhere: simple and safe.
+	probe := *a
+	probe.name = partName(a.name, maxParts)
+	room := MaxCookieSize - len(probe.setLine("", now, expires)) - 2
+	parts := (len(value) + room - 1) / room
+	if parts > maxParts {
+		return nil, fmt.Errorf("%w: %d bytes would need %d cookies, the limit is %d", ErrCookieTooLarge, len(value), parts, maxParts)
+	}
+	lines := make([]string, 0, parts)
+	for k := 0; k < parts; k++ {
+		chunk := value[k*room : min((k+1)*room, len(value))]
+		part := *a
+		if k == 0 {
+			chunk = strconv.Itoa(parts) + string(chunkCountSep) + chunk
+		} else {
+			part.name = partName(a.name, k)
+		}
+		lines = append(lines, part.setLine(chunk, now, expires))
+	}
+	return lines, nil
+}
+
+// deletePartLines renders the lines that delete parts from..to.
+func (a *cookieAttributes) deletePartLines(from, to int) []string {
+	var lines []string
+	for k := from; k <= to; k++ {
+		part := *a
+		part.name = partName(a.name, k)
+		lines = append(lines, part.deleteLine())
+	}
+	return lines
+}
