@@ -97,7 +97,11 @@ func (c *FlaskCodec) Decode(name, value string) (Payload, int, error) {
 	}
 	signed := value[:dot]
 	var sig, sum [sha1.Size]byte
-	if n, err := b64.Decode(sig[:], []byte(value[dot+1:])); err != nil || n != sha1.Size {
+	encodedSig := value[dot+1:]
+	if b64.DecodedLen(len(encodedSig)) != sha1.Size {
+		return Payload{}, 0, ErrBadSignature // Decode would overrun sig (found by FuzzFlaskOpen)
+	}
+	if n, err := b64.Decode(sig[:], []byte(encodedSig)); err != nil || n != sha1.Size {
 		return Payload{}, 0, ErrBadSignature
 	}
 	keyIndex := -1

@@ -1,0 +1,148 @@
+package sessioncore
+
+// Fuzz targets for everything the gateway parses from the outside: cookie
+// values (both codecs), cookie parts, mutation headers and merge patches.
+// `go test` runs their seed corpora (the f.Add calls and testdata/fuzz/);
+// fuzz one for longer with, for example:
+//
+//	go test ./sessioncore -run '^$' -fuzz '^FuzzSecureCookieOpen$' -fuzztime 5m
+
+import (
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+)
+
+// checkHeaderSafe fails when the session would not make a valid, plain
+// ASCII X-Session header of one JSON object.
+func checkHeaderSafe(t *testing.T, s *Session) {
+	t.Helper()
+	out := s.AppendJSON(nil)
+	if !isPrintableASCII(out) || !json.Valid(out) || out[0] != '{' {
+		t.Fatalf("session JSON unfit for a header: %q", out)
+	}
+}
+
+func openWith(t *testing.T, iface *Interface, cookieHeader string) *Session {
+	t.Helper()
+	r := httptest.NewRequest(http.MethodGet, "/", nil)
+	r.Header.Set("Cookie", cookieHeader)
+	s, _ := iface.Open(r)
+	return s
+}
+
+func FuzzSecureCookieOpen(f *testing.F) {
+	codec, _ := NewSecureCookieCodec(testSecret)
+	now := time.Unix(1_800_000_000, 0)
+	iface, _ := NewInterface(DefaultConfig(), codec, WithClock(func() time.Time { return now }))
+	for _, json := range []string{`{"user":"alice"}`, `{}`, `{"a":[1,{"b":null}]}`, `not json`, `{"a":1,"a":2}`, `{"\u00e9":"x"}`} {
+		v, _ := codec.Encode("session", Payload{JSON: []byte(json), Issued: now})
+		f.Add(v)
+	}
+	f.Add("")
+	f.Add("MTc5NTYzNDk2Nnw2cGRu")
+	f.Add("3!abc")
+	f.Fuzz(func(t *testing.T, value string) {
+		if p, _, err := codec.Decode("session", value); err == nil && p.Normalized {
+			_, _ = parseNormalizedObject(p.JSON)
+		}
+		checkHeaderSafe(t, openWith(t, iface, "session="+value))
+	})
+}
+
+func FuzzFlaskOpen(f *testing.F) {
+	codec, _ := NewFlaskCodec([]byte("dev-secret-for-vectors"))
+	now := time.Unix(1_700_000_000, 0)
+	cfg := DefaultConfig()
+	iface, _ := NewInterface(cfg, codec, WithClock(func() time.Time { return now }))
+	f.Add("eyJuYW1lIjoiYWxpY2UiLCJ1c2VyX2lkIjo0Mn0.ZVPxAA.sHMUbKL8wPAmCQ09046XNQBtb-E")
+	for _, json := range []string{`{"t":{" t":[1,2]}}`, `{" di":{" t__":1}}`, `{"d":{" d":"Tue, 02 Jan 2024 03:04:05 GMT"}}`, `{"k":"` + strings.Repeat("a", 300) + `"}`, `[1]`} {
+		v, _ := codec.Encode("session", Payload{JSON: []byte(json), Issued: now})
+		f.Add(v)
+	}
+	f.Add(".eJyrVkrLz1eyUkpKLFKqBQAeqgRr.ZVPxAA.x")
+	f.Fuzz(func(t *testing.T, value string) {
+		_, _, _ = codec.Decode("session", value)
+		s := openWith(t, iface, "session="+value)
+		checkHeaderSafe(t, s)
+		// What opens must save again.
+		_ = s.SetPermanent(true)
+		if _, err := iface.Save(t.Context(), s, http.Header{}); err != nil && !strings.Contains(err.Error(), "too large") {
+			t.Fatalf("save after open: %v", err)
+		}
+	})
+}
+
+func FuzzCookieParts(f *testing.F) {
+	codec, _ := NewSecureCookieCodec(testSecret)
+	iface, _ := NewInterface(DefaultConfig(), codec)
+	f.Add("session=2!abc; session.1=def")
+	f.Add("session=3!a; session.2=c; session.1=b; session.1=x")
+	f.Add("session=99!a; session.01=b; session.-1=c; session.999=d")
+	f.Add(`session="2!a"; session.1="b"`)
+	f.Fuzz(func(t *testing.T, header string) {
+		rc := readCookies(http.Header{"Cookie": {header}}, "session")
+		_, _ = rc.value(DefaultMaxCookieParts)
+		if rc.partsSeen > maxPartIndex {
+			t.Fatalf("part %d read", rc.partsSeen)
+		}
+		checkHeaderSafe(t, openWith(t, iface, header))
+	})
+}
+
+func FuzzMergePatch(f *testing.F) {
+	f.Add(`{"a":1,"b":{"c":2}}`, `{"b":{"c":null,"d":[1]},"e":"x"}`)
+	f.Add(`{}`, `{"a":{"b":{"c":{"d":null}}}}`)
+	f.Add(`{"a":[1,2]}`, `{"a":{"0":1}}`)
+	f.Add(`{"\u00e9":"\ud83d\ude00"}`, `{"\u00e9":null}`)
+	f.Fuzz(func(t *testing.T, target, patch string) {
+		s := NewSession()
+		var replace, update Mutation
+		if replace.SetReplace([]byte(target)) != nil || update.AddUpdate([]byte(patch)) != nil {
+			return
+		}
+		if err := s.Apply(&replace); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Apply(&update); err != nil {
+			t.Fatal(err)
+		}
+		checkHeaderSafe(t, s)
+		// A merge patch is idempotent (RFC 7386).
+		once := s.String()
+		if err := s.Apply(&update); err != nil {
+			t.Fatal(err)
+		}
+		if twice := s.String(); twice != once {
+			t.Fatalf("patching twice: %s, then %s", once, twice)
+		}
+	})
+}
+
+func FuzzMutationHeaders(f *testing.F) {
+	f.Add("X-Session-Update", `{"a":1}`, "X_Session_Replace", `{}`)
+	f.Add("x-session-renew", "TRUE", "X-Session-Update", `[`)
+	f.Add("X.Session.Update", `{"a":`+strings.Repeat("[", 40)+`}`, "X-Session-Foo", "bar")
+	f.Add("X-Session-Update", "{\"a\":\"\x00\"}", "X-Session-Update", `{"a":null}`)
+	p, _ := NewHeaderProtocol(DefaultHeaderPrefix)
+	f.Fuzz(func(t *testing.T, name1, value1, name2, value2 string) {
+		h := http.Header{name1: {value1}, name2: {value2}, "Content-Type": {"text/plain"}}
+		m, err := p.TakeMutation(h)
+		for name := range h {
+			if p.Owns(name) {
+				t.Fatalf("%s left in the response", name)
+			}
+		}
+		if err != nil {
+			return
+		}
+		s := NewSession()
+		if err := s.Apply(m); err != nil {
+			t.Fatal(err)
+		}
+		checkHeaderSafe(t, s)
+	})
+}
