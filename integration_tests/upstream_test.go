@@ -44,6 +44,13 @@ func (u *upstream) serve(w http.ResponseWriter, r *http.Request) {
 	handler(w, r)
 }
 
+// Count returns how many requests the upstream has received.
+func (u *upstream) Count() int {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return len(u.received)
+}
+
 // Last returns the headers of the last request received.
 func (u *upstream) Last(t *testing.T) http.Header {
 	t.Helper()
