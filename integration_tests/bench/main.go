@@ -101,6 +101,22 @@ func run(rounds int, duration time.Duration, connections int) error {
 		{name: "session (cookie read, not reissued)", login: "/login", site: sessionSite("")},
 		{name: "session (permanent, refreshed every response)", login: "/login-permanent", site: sessionSite("")},
 	}
+	if _, err := exec.LookPath("redis-server"); err == nil {
+		redisAddr := fmt.Sprintf("127.0.0.1:%d", freePort())
+		_, redisPort, _ := net.SplitHostPort(redisAddr)
+		redis := pinned(1, "redis-server", "--port", redisPort, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", dir)
+		if err := redis.Start(); err != nil {
+			return fmt.Errorf("redis-server: %w", err)
+		}
+		defer kill(redis)
+		if err := waitListeningAddr(redisAddr); err != nil {
+			return fmt.Errorf("redis-server: %w", err)
+		}
+		configs = append(configs, &config{name: "session (redis store, read, not reissued)", login: "/login",
+			site: sessionSite("store redis {\n\t\t\taddress redis://" + redisAddr + "/0\n\t\t}")})
+	} else {
+		fmt.Println("redis-server not found: skipping the Redis configuration")
+	}
 	for _, c := range configs {
 		if err := c.start(ctx, binary, dir, upstreamAddr); err != nil {
 			return err
@@ -291,14 +307,16 @@ func login(port int, path string) (string, error) {
 	return "", fmt.Errorf("no session cookie from %s", path)
 }
 
-func waitListening(port int) error {
+func waitListening(port int) error { return waitListeningAddr(fmt.Sprintf("127.0.0.1:%d", port)) }
+
+func waitListeningAddr(addr string) error {
 	for deadline := time.Now().Add(15 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
-		if c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port)); err == nil {
+		if c, err := net.Dial("tcp", addr); err == nil {
 			c.Close()
 			return nil
 		}
 	}
-	return fmt.Errorf("port %d did not open", port)
+	return fmt.Errorf("%s did not open", addr)
 }
 
 func freePort() int {
