@@ -2,6 +2,7 @@ package caddymodule
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -88,174 +89,20 @@ func (s *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	if d.NextArg() {
 		return d.ArgErr()
 	}
+	p := &caddyfileParser{h: s, forwarded: map[string]bool{}}
 	seen := map[string]bool{}
-	var literalSecrets []literalSecret
-	forwarded := map[string]bool{}
 	for nesting := d.Nesting(); d.NextBlock(nesting); {
 		sub := d.Val()
+		parse, ok := subdirectives[sub]
+		if !ok {
+			return d.Errf("unrecognized session subdirective %q", sub)
+		}
 		if seen[sub] && sub != "forward" {
 			return d.Errf("%s specified more than once", sub)
 		}
 		seen[sub] = true
-		var err error
-		switch sub {
-		case "forward":
-			args := d.RemainingArgs()
-			if len(args) != 2 {
-				return d.ArgErr()
-			}
-			if !httpguts.ValidHeaderFieldName(args[1]) {
-				return d.Errf("forward: %q is not a valid header name", args[1])
-			}
-			if forwarded[normalizeForCompare(args[1])] {
-				return d.Errf("forward: header %s is given twice", args[1])
-			}
-			forwarded[normalizeForCompare(args[1])] = true
-			s.Forward = append(s.Forward, ForwardHeader{Key: args[0], Header: args[1]})
-		case "user_key":
-			if s.UserKey, err = singleArg(d); err != nil {
-				return err
-			}
-		case "csrf_protection":
-			if d.NextArg() {
-				return d.ArgErr()
-			}
-			s.CSRFProtection = &CSRFProtection{}
-			for nesting := d.Nesting(); d.NextBlock(nesting); {
-				if d.Val() != "trusted_origin" && d.Val() != "trusted_origins" {
-					return d.Errf("unrecognized csrf_protection option %q", d.Val())
-				}
-				origins := d.RemainingArgs()
-				if len(origins) == 0 {
-					return d.ArgErr()
-				}
-				s.CSRFProtection.TrustedOrigins = append(s.CSRFProtection.TrustedOrigins, origins...)
-			}
-		case "secret":
-			if s.Secret, err = singleArg(d); err != nil {
-				return err
-			}
-			literalSecrets = append(literalSecrets, literalSecret{sub, s.Secret, d.File(), d.Line()})
-		case "secret_fallbacks":
-			args := d.RemainingArgs()
-			if len(args) == 0 {
-				return d.ArgErr()
-			}
-			for _, a := range args {
-				literalSecrets = append(literalSecrets, literalSecret{sub, a, d.File(), d.Line()})
-			}
-			s.SecretFallbacks = args
-		case "codec":
-			if s.Codec, err = singleArg(d); err != nil {
-				return err
-			}
-			if s.Codec != codecSecureCookie && s.Codec != codecFlask {
-				return d.Errf("codec must be securecookie or flask, not %q", s.Codec)
-			}
-		case "store":
-			if s.Store, err = parseStore(d); err != nil {
-				return err
-			}
-		case "on_store_error":
-			if s.OnStoreError, err = singleArg(d); err != nil {
-				return err
-			}
-			if s.OnStoreError != "fail_open" && s.OnStoreError != "fail_closed" {
-				return d.Errf("on_store_error must be fail_open or fail_closed, not %q", s.OnStoreError)
-			}
-		case "forward_cookie":
-			var v bool
-			if v, err = boolArg(d); err != nil {
-				return err
-			}
-			s.ForwardCookie = &v
-		case "cookie_name":
-			if s.CookieName, err = singleArg(d); err != nil {
-				return err
-			}
-		case "cookie_domain":
-			if s.CookieDomain, err = singleArg(d); err != nil {
-				return err
-			}
-		case "cookie_path":
-			if s.CookiePath, err = singleArg(d); err != nil {
-				return err
-			}
-			if !strings.HasPrefix(s.CookiePath, "/") {
-				return d.Errf("cookie_path must start with /, not %q", s.CookiePath)
-			}
-		case "cookie_httponly":
-			var v bool
-			if v, err = boolArg(d); err != nil {
-				return err
-			}
-			s.CookieHTTPOnly = &v
-		case "cookie_secure":
-			if s.CookieSecure, err = boolArg(d); err != nil {
-				return err
-			}
-		case "cookie_samesite":
-			if s.CookieSameSite, err = singleArg(d); err != nil {
-				return err
-			}
-			if _, err := sessioncore.ParseSameSite(s.CookieSameSite); err != nil || s.CookieSameSite == "" {
-				return d.Errf("cookie_samesite must be lax, strict or none, not %q", s.CookieSameSite)
-			}
-			s.CookieSameSite = strings.ToLower(s.CookieSameSite)
-		case "cookie_partitioned":
-			if s.CookiePartitioned, err = boolArg(d); err != nil {
-				return err
-			}
-		case "lifetime":
-			if s.Lifetime, err = durationArg(d); err != nil {
-				return err
-			}
-		case "max_cookie_parts":
-			if s.MaxCookieParts, err = intArg(d, 1); err != nil {
-				return err
-			}
-		case "idle_timeout":
-			if s.IdleTimeout, err = durationArg(d); err != nil {
-				return err
-			}
-		case "absolute_lifetime":
-			if s.AbsoluteLifetime, err = durationArg(d); err != nil {
-				return err
-			}
-		case "refresh_interval":
-			if s.RefreshInterval, err = durationArg(d); err != nil {
-				return err
-			}
-		case "revoke_before":
-			if s.RevokeBefore, err = singleArg(d); err != nil {
-				return err
-			}
-			if _, err := time.Parse(time.RFC3339, s.RevokeBefore); err != nil {
-				return d.Errf("revoke_before must be an RFC 3339 time such as 2026-11-25T20:00:00Z, not %q", s.RevokeBefore)
-			}
-		case "secret_file":
-			if s.SecretFile, err = singleArg(d); err != nil {
-				return err
-			}
-		case "secret_fallbacks_file":
-			if s.SecretFallbacksFile, err = singleArg(d); err != nil {
-				return err
-			}
-		case "refresh_each_request":
-			var v bool
-			if v, err = boolArg(d); err != nil {
-				return err
-			}
-			s.RefreshEachRequest = &v
-		case "header_prefix":
-			if s.HeaderPrefix, err = singleArg(d); err != nil {
-				return err
-			}
-			if _, err := sessioncore.NewHeaderProtocol(s.HeaderPrefix); err != nil {
-				return d.Errf("header_prefix: %v", err)
-			}
-		default:
-			return d.Errf("unrecognized session subdirective %q", sub)
+		if err := parse(p, d); err != nil {
+			return err
 		}
 	}
 	if s.Secret != "" && s.SecretFile != "" {
@@ -266,7 +113,7 @@ func (s *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		return fmt.Errorf("session: secret is required (for example: secret {env.SESSION_SECRET}), at %s:%d", file, line)
 	}
 	if s.Codec != codecFlask { // Flask accepts any non-empty key, and warns later
-		for _, ls := range literalSecrets {
+		for _, ls := range p.literalSecrets {
 			if err := ls.check(); err != nil {
 				return err
 			}
@@ -275,9 +122,201 @@ func (s *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	return nil
 }
 
+// caddyfileParser is the state of one session block's parse.
+type caddyfileParser struct {
+	h              *Handler
+	literalSecrets []literalSecret // checked once the codec is known
+	forwarded      map[string]bool // normalized header names, to refuse duplicates
+}
+
+// A subdirective parser reads one subdirective's arguments (and block)
+// into the handler.
+type subdirective func(p *caddyfileParser, d *caddyfile.Dispenser) error
+
+// subdirectives maps every subdirective of the session block to its parser.
+var subdirectives = map[string]subdirective{
+	"secret":                parseSecret,
+	"secret_file":           stringInto(func(h *Handler) *string { return &h.SecretFile }),
+	"secret_fallbacks":      parseSecretFallbacks,
+	"secret_fallbacks_file": stringInto(func(h *Handler) *string { return &h.SecretFallbacksFile }),
+	"cookie_name":           stringInto(func(h *Handler) *string { return &h.CookieName }),
+	"cookie_domain":         stringInto(func(h *Handler) *string { return &h.CookieDomain }),
+	"cookie_path": checkedStringInto(func(h *Handler) *string { return &h.CookiePath }, func(v string) error {
+		if !strings.HasPrefix(v, "/") {
+			return fmt.Errorf("must start with /, not %q", v)
+		}
+		return nil
+	}),
+	"cookie_httponly":      boolPtrInto(func(h *Handler) **bool { return &h.CookieHTTPOnly }),
+	"cookie_secure":        boolInto(func(h *Handler) *bool { return &h.CookieSecure }),
+	"cookie_samesite":      choiceInto(func(h *Handler) *string { return &h.CookieSameSite }, "lax", "strict", "none"),
+	"cookie_partitioned":   boolInto(func(h *Handler) *bool { return &h.CookiePartitioned }),
+	"lifetime":             durationInto(func(h *Handler) *caddy.Duration { return &h.Lifetime }),
+	"refresh_each_request": boolPtrInto(func(h *Handler) **bool { return &h.RefreshEachRequest }),
+	"idle_timeout":         durationInto(func(h *Handler) *caddy.Duration { return &h.IdleTimeout }),
+	"absolute_lifetime":    durationInto(func(h *Handler) *caddy.Duration { return &h.AbsoluteLifetime }),
+	"refresh_interval":     durationInto(func(h *Handler) *caddy.Duration { return &h.RefreshInterval }),
+	"revoke_before": checkedStringInto(func(h *Handler) *string { return &h.RevokeBefore }, func(v string) error {
+		if _, err := time.Parse(time.RFC3339, v); err != nil {
+			return fmt.Errorf("must be an RFC 3339 time such as 2026-11-25T20:00:00Z, not %q", v)
+		}
+		return nil
+	}),
+	"max_cookie_parts": intInto(func(h *Handler) *int { return &h.MaxCookieParts }, 1),
+	"header_prefix": checkedStringInto(func(h *Handler) *string { return &h.HeaderPrefix }, func(v string) error {
+		_, err := sessioncore.NewHeaderProtocol(v)
+		return err
+	}),
+	"codec":           choiceInto(func(h *Handler) *string { return &h.Codec }, codecSecureCookie, codecFlask),
+	"forward_cookie":  boolPtrInto(func(h *Handler) **bool { return &h.ForwardCookie }),
+	"store":           parseStoreSubdirective,
+	"on_store_error":  choiceInto(func(h *Handler) *string { return &h.OnStoreError }, "fail_open", "fail_closed"),
+	"forward":         parseForward,
+	"user_key":        stringInto(func(h *Handler) *string { return &h.UserKey }),
+	"csrf_protection": parseCSRFProtection,
+}
+
+func parseSecret(p *caddyfileParser, d *caddyfile.Dispenser) error {
+	v, err := singleArg(d)
+	if err != nil {
+		return err
+	}
+	p.h.Secret = v
+	p.literalSecrets = append(p.literalSecrets, literalSecret{"secret", v, d.File(), d.Line()})
+	return nil
+}
+
+func parseSecretFallbacks(p *caddyfileParser, d *caddyfile.Dispenser) error {
+	args := d.RemainingArgs()
+	if len(args) == 0 {
+		return d.ArgErr()
+	}
+	for _, a := range args {
+		p.literalSecrets = append(p.literalSecrets, literalSecret{"secret_fallbacks", a, d.File(), d.Line()})
+	}
+	p.h.SecretFallbacks = args
+	return nil
+}
+
+func parseStoreSubdirective(p *caddyfileParser, d *caddyfile.Dispenser) error {
+	store, err := parseStore(d)
+	p.h.Store = store
+	return err
+}
+
+func parseForward(p *caddyfileParser, d *caddyfile.Dispenser) error {
+	args := d.RemainingArgs()
+	if len(args) != 2 {
+		return d.ArgErr()
+	}
+	key, header := args[0], args[1]
+	if !httpguts.ValidHeaderFieldName(header) {
+		return d.Errf("forward: %q is not a valid header name", header)
+	}
+	norm := normalizeForCompare(header)
+	if p.forwarded[norm] {
+		return d.Errf("forward: header %s is given twice", header)
+	}
+	p.forwarded[norm] = true
+	p.h.Forward = append(p.h.Forward, ForwardHeader{Key: key, Header: header})
+	return nil
+}
+
+func parseCSRFProtection(p *caddyfileParser, d *caddyfile.Dispenser) error {
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	csrf := &CSRFProtection{}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		if d.Val() != "trusted_origin" && d.Val() != "trusted_origins" {
+			return d.Errf("unrecognized csrf_protection option %q", d.Val())
+		}
+		origins := d.RemainingArgs()
+		if len(origins) == 0 {
+			return d.ArgErr()
+		}
+		csrf.TrustedOrigins = append(csrf.TrustedOrigins, origins...)
+	}
+	p.h.CSRFProtection = csrf
+	return nil
+}
+
 // normalizeForCompare folds a header name as backends do.
 func normalizeForCompare(name string) string {
 	return strings.NewReplacer("_", "-", ".", "-").Replace(strings.ToLower(name))
+}
+
+// Parsers for the plain kinds of subdirective, each writing the field that
+// field returns.
+
+func stringInto(field func(*Handler) *string) subdirective {
+	return func(p *caddyfileParser, d *caddyfile.Dispenser) (err error) {
+		*field(p.h), err = singleArg(d)
+		return err
+	}
+}
+
+// checkedStringInto is stringInto with a check whose error names the line.
+func checkedStringInto(field func(*Handler) *string, check func(string) error) subdirective {
+	return func(p *caddyfileParser, d *caddyfile.Dispenser) error {
+		sub := d.Val()
+		v, err := singleArg(d)
+		if err != nil {
+			return err
+		}
+		if err := check(v); err != nil {
+			return d.Errf("%s %v", sub, err)
+		}
+		*field(p.h) = v
+		return nil
+	}
+}
+
+// choiceInto takes one of choices, case-insensitively, stored lower-case.
+func choiceInto(field func(*Handler) *string, choices ...string) subdirective {
+	return func(p *caddyfileParser, d *caddyfile.Dispenser) error {
+		sub := d.Val()
+		v, err := singleArg(d)
+		if err != nil {
+			return err
+		}
+		if !slices.Contains(choices, strings.ToLower(v)) {
+			last := len(choices) - 1
+			return d.Errf("%s must be %s or %s, not %q", sub, strings.Join(choices[:last], ", "), choices[last], v)
+		}
+		*field(p.h) = strings.ToLower(v)
+		return nil
+	}
+}
+
+func boolInto(field func(*Handler) *bool) subdirective {
+	return func(p *caddyfileParser, d *caddyfile.Dispenser) (err error) {
+		*field(p.h), err = boolArg(d)
+		return err
+	}
+}
+
+// boolPtrInto is boolInto for a field whose default is true.
+func boolPtrInto(field func(*Handler) **bool) subdirective {
+	return func(p *caddyfileParser, d *caddyfile.Dispenser) error {
+		v, err := boolArg(d)
+		*field(p.h) = &v
+		return err
+	}
+}
+
+func durationInto(field func(*Handler) *caddy.Duration) subdirective {
+	return func(p *caddyfileParser, d *caddyfile.Dispenser) (err error) {
+		*field(p.h), err = durationArg(d)
+		return err
+	}
+}
+
+func intInto(field func(*Handler) *int, min int) subdirective {
+	return func(p *caddyfileParser, d *caddyfile.Dispenser) (err error) {
+		*field(p.h), err = intArg(d, min)
+		return err
+	}
 }
 
 // parseStore parses the store subdirective and its block.
