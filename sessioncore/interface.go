@@ -303,30 +303,6 @@ func (i *Interface) maxParts() int {
 	return i.config.MaxCookieParts
 }
 
-// load looks up in the store the session whose ID the cookie carried.
-func (i *Interface) load(ctx context.Context, cookie *Session, outcome Outcome) (*Session, Outcome, error) {
-	var id string
-	raw, _ := cookie.Get("sid")
-	if json.Unmarshal(raw, &id) != nil || !ValidSessionID(id) {
-		// A cookie from before the store was configured, most likely.
-		return nil, OutcomeUnknownID, errors.New("the cookie holds no session ID")
-	}
-	values, found, err := i.store.Load(ctx, id)
-	switch {
-	case errors.Is(err, ErrUndecodable):
-		return nil, OutcomeUndecodable, err
-	case err != nil:
-		return nil, OutcomeUnavailable, err
-	case !found:
-		// Never adopt an ID the store does not know: the client gets a
-		// fresh one (session fixation).
-		return nil, OutcomeUnknownID, errors.New("the store does not know the session ID")
-	}
-	s := sessionFromPayload(values, cookie.created, i.form, nil)
-	s.id, s.issued = id, cookie.issued
-	return s, outcome, nil
-}
-
 // newSession returns a new, empty session that stores values in the
 // codec's form.
 func (i *Interface) newSession() *Session {
@@ -464,85 +440,6 @@ func (i *Interface) saveToCookie(s *Session) (CookieAction, []string, error) {
 		return CookieSet, lines, nil
 	}
 	return CookieUntouched, nil, nil
-}
-
-// storeTimeout bounds a save. The save does not stop when the client goes
-// away: its changes are committed all the same.
-const storeTimeout = 5 * time.Second
-
-// saveToStore commits the session's changes to the store and decides the
-// Set-Cookie line that carries its ID. A new or renewed session moves to a
-// new ID with all its values, and a renewed one's old ID is deleted.
-func (i *Interface) saveToStore(ctx context.Context, s *Session) (CookieAction, string, error) {
-	if !s.Modified() && (s.Len() == 0 || !i.ShouldSetCookie(s)) {
-		return CookieUntouched, "", nil
-	}
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), storeTimeout)
-	defer cancel()
-
-	if s.Len() == 0 {
-		return i.emptyStored(ctx, s)
-	}
-	id, changes := s.id, s.changes()
-	if id == "" || s.renew {
-		var err error
-		if id, err = newSessionID(); err != nil {
-			return CookieUntouched, "", fmt.Errorf("%w: %w", ErrStore, err)
-		}
-		changes = Changes{Create: true, Clear: true, Set: s.values}
-	}
-	exists, err := i.store.Commit(ctx, id, changes, i.config.Lifetime)
-	switch {
-	case err != nil && !s.Modified():
-		// Only the expiry was to move: the session is intact, so the
-		// request need not fail; the cookie stays as it was.
-		i.logger.Warn("session expiry not refreshed", zap.Error(err))
-		return CookieUntouched, "", nil
-	case err != nil:
-		return CookieUntouched, "", err
-	case !exists:
-		// A concurrent request renewed, revoked or emptied the session:
-		// its ID is gone, and is not brought back.
-		i.logger.Warn("session changes not saved: the session was renewed, revoked or emptied meanwhile")
-		return CookieUntouched, "", nil
-	}
-	if s.id != "" && id != s.id {
-		// Renewal: the old ID must die, or a fixated one lives on.
-		if _, err := i.store.Delete(ctx, s.id); err != nil {
-			return CookieUntouched, "", err
-		}
-	}
-	s.id = id
-	sealed, _ := json.Marshal(idPayload{SID: id})
-	line, err := i.cookieLine(s, sealed)
-	if err != nil {
-		return CookieUntouched, "", err
-	}
-	return CookieSet, line, nil
-}
-
-// emptyStored saves a session this request emptied. A cleared session is
-// deleted whole; one whose keys were removed one by one loses just those
-// keys, so keys that concurrent requests added survive, and the cookie is
-// deleted only when nothing is left.
-func (i *Interface) emptyStored(ctx context.Context, s *Session) (CookieAction, string, error) {
-	if s.id != "" {
-		if s.cleared {
-			if _, err := i.store.Delete(ctx, s.id); err != nil {
-				return CookieUntouched, "", err
-			}
-		} else {
-			exists, err := i.store.Commit(ctx, s.id, s.changes(), i.config.Lifetime)
-			if err != nil {
-				return CookieUntouched, "", err
-			}
-			if exists {
-				return CookieUntouched, "", nil
-			}
-		}
-		s.id = ""
-	}
-	return CookieDeleted, i.attrs.deleteLine(), nil
 }
 
 // cookieLine seals payload (a session's ID) and renders its one
