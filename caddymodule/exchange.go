@@ -62,9 +62,7 @@ func (ex *exchange) finish(status int, header http.Header) error {
 		metrics.mutations.WithLabelValues("rejected").Inc()
 		return ex.reject(header, http.StatusServiceUnavailable, "session change refused", err, status)
 	}
-	if upstreamSet || !mutation.IsEmpty() {
-		metrics.mutations.WithLabelValues("applied").Inc()
-	}
+	linesBefore := len(header["Set-Cookie"])
 	action, err := h.iface.Save(ex.ctx, ex.session, header)
 	if errors.Is(err, sessioncore.ErrStore) {
 		// Never drop a change silently: the client learns it was not saved.
@@ -73,10 +71,19 @@ func (ex *exchange) finish(status int, header http.Header) error {
 	if err != nil {
 		return ex.reject(header, http.StatusBadGateway, "session cannot be saved", err, status)
 	}
+	if upstreamSet || !mutation.IsEmpty() {
+		metrics.mutations.WithLabelValues("applied").Inc()
+	}
 	if action != sessioncore.CookieUntouched {
 		metrics.cookies.WithLabelValues(cookieAction(action, ex.session.Modified())).Inc()
-		if lines := header["Set-Cookie"]; action == sessioncore.CookieSet && len(lines) > 0 {
-			metrics.cookieSize.Observe(float64(len(lines[len(lines)-1])))
+	}
+	if action == sessioncore.CookieSet {
+		// Save appends the session's lines first, then any that delete
+		// stale parts; only the former carry the session.
+		for _, line := range header["Set-Cookie"][linesBefore:] {
+			if !strings.Contains(line, "; Max-Age=0") {
+				metrics.cookieSize.Observe(float64(len(line)))
+			}
 		}
 	}
 	if action != sessioncore.CookieUntouched && header.Get("Cache-Control") == "" {

@@ -190,7 +190,11 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		if h.Secret != "" {
 			return errors.New("session: set secret or secret_file, not both")
 		}
-		if secret, err = readSecretFile(h.SecretFile); err != nil {
+		path, _, err := resolveSecret(repl, h.SecretFile)
+		if err != nil {
+			return fmt.Errorf("session secret_file: %w", err)
+		}
+		if secret, err = readSecretFile(path); err != nil {
 			return err
 		}
 	}
@@ -207,7 +211,11 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		fallbacks = append(fallbacks, []byte(fb))
 	}
 	if h.SecretFallbacksFile != "" {
-		fromFile, err := readFallbacksFile(h.SecretFallbacksFile)
+		path, _, err := resolveSecret(repl, h.SecretFallbacksFile)
+		if err != nil {
+			return fmt.Errorf("session secret_fallbacks_file: %w", err)
+		}
+		fromFile, err := readFallbacksFile(path)
 		if err != nil {
 			return err
 		}
@@ -247,6 +255,10 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if h.RevokeBefore != "" {
 		if cfg.RevokeBefore, err = time.Parse(time.RFC3339, h.RevokeBefore); err != nil {
 			return fmt.Errorf("revoke_before must be an RFC 3339 time such as 2026-11-25T20:00:00Z: %w", err)
+		}
+		if cfg.RevokeBefore.After(time.Now().Add(sessioncore.MaxClockSkew)) {
+			// Every login until then would be void at its next request.
+			return fmt.Errorf("revoke_before %s is in the future", h.RevokeBefore)
 		}
 	}
 	if cfg.AbsoluteLifetime > 0 && h.Codec == codecFlask {
@@ -331,14 +343,14 @@ func (h *Handler) newCodec(secret []byte, fallbacks [][]byte) (sessioncore.Codec
 
 // ServeHTTP implements caddyhttp.MiddlewareHandler.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	// First of all, nothing a client sent may speak for the gateway, not
+	// even to an error route.
+	h.protectRequest(r)
 	if h.crossOrigin != nil {
 		if err := h.crossOrigin.Check(r); err != nil {
 			return caddyhttp.Error(http.StatusForbidden, err)
 		}
 	}
-	// First of all, nothing a client sent may speak for the gateway, not
-	// even to an error route.
-	h.protectRequest(r)
 	session, outcome := h.iface.Open(r)
 	metrics.opened.WithLabelValues(string(outcome)).Inc()
 	if c := h.logger.Check(zapcore.DebugLevel, "session opened"); c != nil {
@@ -366,7 +378,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		r.Header.Set(h.protocol.IDHeader(), id)
 	}
 	h.forwardIdentity(r, session)
-	h.removeSessionCookies(r, !h.forwardCookie)
+	// A cookie the gateway did not accept (forged, expired, revoked) never
+	// reaches an upstream that reads it itself, as a Flask app does.
+	accepted := outcome == sessioncore.OutcomeValid || outcome == sessioncore.OutcomeFallbackKey
+	h.removeSessionCookies(r, !h.forwardCookie || !accepted)
 	repl := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
 	setPlaceholders(repl, session)
 	if h.UserKey != "" {

@@ -504,3 +504,50 @@ func TestStoreDownFailClosedStripsSpoofedHeadersFirst(t *testing.T) {
 		t.Errorf("spoofed headers left for an error route: %v", r.Header)
 	}
 }
+
+func TestCrossSiteRejectionStripsSpoofedHeadersFirst(t *testing.T) {
+	h := newTestHandler(t, func(h *Handler) {
+		h.CSRFProtection = &CSRFProtection{}
+		h.Forward = []ForwardHeader{{Key: "user", Header: "X-Remote-User"}}
+	})
+	r := httptest.NewRequest("POST", "/", nil)
+	r.Header.Set("Sec-Fetch-Site", "cross-site")
+	r.Header.Set("X-Remote-User", "admin")
+	r.Header.Set("X-Session", `{"user":"admin"}`)
+	_, err := serve(h, newRecorder(), r, func(w http.ResponseWriter, r *http.Request) error {
+		t.Error("a cross-site POST went on")
+		return nil
+	})
+	var he caddyhttp.HandlerError
+	if !errors.As(err, &he) || he.StatusCode != http.StatusForbidden {
+		t.Fatalf("err = %v", err)
+	}
+	if r.Header.Get("X-Remote-User") != "" || r.Header.Get("X-Session") != "" {
+		t.Errorf("spoofed headers left for an error route: %v", r.Header)
+	}
+}
+
+func TestOnlyNumberedPartsAreTakenFromTheCookieHeader(t *testing.T) {
+	h := newTestHandler(t, func(h *Handler) { yes := true; h.ForwardCookie = &yes })
+	r := httptest.NewRequest("GET", "/", nil)
+	r.Header.Set("Cookie", "session.theme=dark; session.1=part; session.01=x; lang=en")
+	var seen string
+	if _, err := serve(h, newRecorder(), r, func(w http.ResponseWriter, r *http.Request) error {
+		seen = r.Header.Get("Cookie")
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if seen != "session.theme=dark; session.01=x; lang=en" {
+		t.Errorf("Cookie upstream: %q", seen)
+	}
+}
+
+func TestProvisionRefusesAFutureRevokeBefore(t *testing.T) {
+	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
+	defer cancel()
+	h := Handler{Secret: testSecretLiteral, RevokeBefore: time.Now().Add(24 * time.Hour).Format(time.RFC3339)}
+	if err := h.Provision(ctx); err == nil || !strings.Contains(err.Error(), "in the future") {
+		t.Errorf("err = %v", err)
+	}
+}

@@ -18,6 +18,8 @@ import (
 // it ends, before a proxy copies them on.
 func (h *Handler) protectRequest(r *http.Request) {
 	h.protocol.Strip(r.Header)
+	h.protocol.StripFromList(r.Header, "Connection")
+	h.protocol.StripFromList(r.Header, "Trailer")
 	h.stripForwarded(r.Header)
 	if r.Trailer != nil {
 		h.stripOwned(r.Trailer)
@@ -90,7 +92,6 @@ func (h *Handler) removeSessionCookies(r *http.Request, main bool) {
 		return
 	}
 	name := h.iface.CookieName()
-	partPrefix := name + "."
 	var kept []string
 	changed := false
 	for _, line := range lines {
@@ -98,7 +99,7 @@ func (h *Handler) removeSessionCookies(r *http.Request, main bool) {
 		for part := range strings.SplitSeq(line, ";") {
 			part = strings.TrimSpace(part)
 			cookieName, _, _ := strings.Cut(part, "=")
-			if part == "" || (main && cookieName == name) || strings.HasPrefix(cookieName, partPrefix) {
+			if part == "" || (main && cookieName == name) || sessioncore.IsCookiePart(cookieName, name) {
 				changed = true
 				continue
 			}

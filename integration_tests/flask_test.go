@@ -67,7 +67,10 @@ func startFlask(t *testing.T) string {
 
 // startFlaskGateway puts the gateway, with the flask codec, in front of a
 // real Flask app (/flask/*) and a non-Flask app (everything else).
-func startFlaskGateway(t *testing.T) (*gateway, *upstream) {
+func startFlaskGateway(t *testing.T) (*gateway, *upstream) { return startFlaskGatewayWith(t, "") }
+
+// startFlaskGatewayWith is startFlaskGateway with extra session settings.
+func startFlaskGatewayWith(t *testing.T, extra string) (*gateway, *upstream) {
 	t.Helper()
 	flaskAddr := startFlask(t)
 	other := startUpstream(t, map[string]http.HandlerFunc{
@@ -81,6 +84,7 @@ func startFlaskGateway(t *testing.T) (*gateway, *upstream) {
 		codec flask
 		secret {env.IT_FLASK_SECRET}
 		secret_fallbacks {env.IT_FLASK_OLD}
+		`+extra+`
 	}
 	handle /flask/* {
 		reverse_proxy `+flaskAddr+`
@@ -175,5 +179,24 @@ func TestFlaskFallbackKeyCookieIsReissuedUnderCurrentKey(t *testing.T) {
 	}
 	if w := askFlask(t, gw, reissued.Value); w.User != "bob" || fmt.Sprint(w.Cart) != "[1 2]" {
 		t.Errorf("flask saw %+v", w)
+	}
+}
+
+// TestFlaskNeverSeesACookieTheGatewayRejected: the gateway is stricter than
+// Flask here (an idle timeout); the Flask app must not get the cookie the
+// gateway turned down, or it would log the user in regardless.
+func TestFlaskNeverSeesACookieTheGatewayRejected(t *testing.T) {
+	gw, _ := startFlaskGatewayWith(t, "idle_timeout 10m")
+	codec, _ := sessioncore.NewFlaskCodec([]byte(flaskSecret))
+	idle, err := codec.Encode("session", sessioncore.Payload{JSON: []byte(`{"user":"mallory"}`), Issued: time.Now().Add(-time.Hour)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w := askFlask(t, gw, idle); w.User != "" {
+		t.Errorf("the Flask app saw a cookie the gateway rejected: %+v", w)
+	}
+	fresh, _ := codec.Encode("session", sessioncore.Payload{JSON: []byte(`{"user":"alice"}`), Issued: time.Now()})
+	if w := askFlask(t, gw, fresh); w.User != "alice" {
+		t.Errorf("a valid cookie did not reach the Flask app: %+v", w)
 	}
 }

@@ -22,6 +22,20 @@ const maxPartIndex = 16
 // codec, so a value is read as chunked only when it says so.
 const chunkCountSep = '!'
 
+// MaxCookiePartsLimit is the most cookies a session may be split over.
+const MaxCookiePartsLimit = maxPartIndex
+
+// IsCookiePart reports whether cookieName is a numbered part (<name>.1 to
+// <name>.16) of the session cookie called name.
+func IsCookiePart(cookieName, name string) bool {
+	index, ok := strings.CutPrefix(cookieName, name+".")
+	if !ok {
+		return false
+	}
+	n, err := strconv.Atoi(index)
+	return err == nil && n >= 1 && n <= maxPartIndex && strconv.Itoa(n) == index
+}
+
 // partName returns the name of part k (k >= 1) of the cookie called name.
 func partName(name string, k int) string { return name + "." + strconv.Itoa(k) }
 
@@ -53,14 +67,10 @@ func readCookies(h http.Header, name string) requestCookies {
 				}
 				continue
 			}
-			index, isPart := strings.CutPrefix(k, name+".")
-			if !isPart {
+			if !IsCookiePart(k, name) {
 				continue
 			}
-			n, err := strconv.Atoi(index)
-			if err != nil || n < 1 || n > maxPartIndex || strconv.Itoa(n) != index {
-				continue
-			}
+			n, _ := strconv.Atoi(k[len(name)+1:])
 			if rc.parts == nil {
 				rc.parts = map[int]string{}
 			}
@@ -110,6 +120,9 @@ func (a *cookieAttributes) chunkLines(value string, now, expires time.Time, maxP
 	probe := *a
 	probe.name = partName(a.name, maxParts)
 	room := MaxCookieSize - len(probe.setLine("", now, expires)) - 2
+	if room < 64 { // attributes (a very long Path, say) leave no room
+		return nil, fmt.Errorf("%w: the cookie's attributes leave no room for its value", ErrCookieTooLarge)
+	}
 	parts := (len(value) + room - 1) / room
 	if parts > maxParts {
 		return nil, fmt.Errorf("%w: %d bytes would need %d cookies, the limit is %d", ErrCookieTooLarge, len(value), parts, maxParts)

@@ -147,6 +147,12 @@ func NewInterface(cfg Config, codec Codec, opts ...Option) (*Interface, error) {
 	if cfg.Lifetime <= 0 {
 		return nil, fmt.Errorf("lifetime must be positive, not %s", cfg.Lifetime)
 	}
+	if cfg.MaxCookieParts < 0 || cfg.MaxCookieParts > MaxCookiePartsLimit {
+		return nil, fmt.Errorf("max cookie parts must be from 1 to %d, not %d", MaxCookiePartsLimit, cfg.MaxCookieParts)
+	}
+	if r := cfg.RefreshInterval; r > 0 && (r >= cfg.Lifetime || (cfg.IdleTimeout > 0 && r >= cfg.IdleTimeout)) {
+		return nil, fmt.Errorf("refresh interval (%s) must be shorter than the lifetime and the idle timeout", r)
+	}
 	sameSite, err := ParseSameSite(cfg.CookieSameSite)
 	if err != nil {
 		return nil, err
@@ -244,10 +250,27 @@ func (i *Interface) ShouldSetCookie(s *Session) bool {
 	if !(s.Permanent() && i.config.RefreshEachRequest) && i.config.IdleTimeout == 0 {
 		return false
 	}
-	if i.config.RefreshInterval > 0 && !s.issued.IsZero() && i.now().Before(s.issued.Add(i.config.RefreshInterval)) {
+	return !i.throttled(s)
+}
+
+// throttled reports whether a reissue that would only move the expiry
+// waits: the cookie is younger than the refresh interval, and no end (the
+// idle timeout, the lifetime) comes within an interval, so that a session
+// in use is always refreshed before it would expire.
+func (i *Interface) throttled(s *Session) bool {
+	interval := i.config.RefreshInterval
+	if interval == 0 || s.issued.IsZero() {
 		return false
 	}
-	return true
+	now := i.now()
+	if !now.Before(s.issued.Add(interval)) {
+		return false
+	}
+	horizon := now.Add(interval)
+	if idle := i.config.IdleTimeout; idle > 0 && !horizon.Before(s.issued.Add(idle)) {
+		return false
+	}
+	return horizon.Before(s.issued.Add(i.config.Lifetime))
 }
 
 // Open returns the session carried by r's cookie and how it was obtained.
@@ -457,7 +480,9 @@ func (i *Interface) cookieLine(s *Session, payload []byte) (string, error) {
 func (i *Interface) cookieLines(s *Session, payload []byte, maxParts int) ([]string, error) {
 	now := i.now()
 	created := s.created
-	if created.IsZero() {
+	if created.IsZero() || s.renew {
+		// A renewal (a login) starts a new life: the absolute lifetime
+		// counts from it.
 		created = now
 	}
 	value, err := i.codec.Encode(i.config.CookieName, Payload{JSON: payload, Issued: now, Created: created})

@@ -2,7 +2,10 @@ package sessioncore
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 )
@@ -106,5 +109,72 @@ func TestRevokeBefore(t *testing.T) {
 	_, _ = iface.Save(context.Background(), reissued, h)
 	if _, outcome := revoking.Open(requestWithCookie("session", cookieValue(t, h, "session"))); outcome != OutcomeRevoked {
 		t.Errorf("a reissued old session: %s", outcome)
+	}
+}
+
+func TestRefreshIntervalNeverLetsASessionInUseExpire(t *testing.T) {
+	clock := &testClock{t: testEpoch}
+	cfg := DefaultConfig()
+	cfg.IdleTimeout = 10 * time.Minute
+	cfg.RefreshInterval = 9 * time.Minute
+	iface := newTestInterface(t, cfg, clock)
+	cookie := issue(t, iface, `{"u":1}`)
+	for i := range 6 { // a request every 6 minutes, for 36 minutes
+		clock.Advance(6 * time.Minute)
+		s, outcome := iface.Open(requestWithCookie("session", cookie))
+		if outcome != OutcomeValid {
+			t.Fatalf("request %d: %s", i, outcome)
+		}
+		h := http.Header{}
+		if _, err := iface.Save(context.Background(), s, h); err != nil {
+			t.Fatal(err)
+		}
+		if h.Get("Set-Cookie") != "" {
+			cookie = cookieValue(t, h, "session")
+		}
+	}
+	for _, bad := range []Config{
+		func() Config {
+			c := DefaultConfig()
+			c.IdleTimeout, c.RefreshInterval = time.Minute, time.Minute
+			return c
+		}(),
+		func() Config { c := DefaultConfig(); c.Lifetime, c.RefreshInterval = time.Hour, 2*time.Hour; return c }(),
+		func() Config { c := DefaultConfig(); c.MaxCookieParts = MaxCookiePartsLimit + 1; return c }(),
+	} {
+		if _, err := NewInterface(bad, nil); err == nil {
+			t.Errorf("accepted %+v", bad)
+		}
+	}
+}
+
+func TestRenewalStartsANewAbsoluteLifetime(t *testing.T) {
+	clock := &testClock{t: testEpoch}
+	cfg := DefaultConfig()
+	cfg.AbsoluteLifetime = 2 * time.Hour
+	iface := newTestInterface(t, cfg, clock)
+	cookie := issue(t, iface, `{"anonymous":true}`)
+	clock.Advance(90 * time.Minute)
+	s, _ := iface.Open(requestWithCookie("session", cookie))
+	_ = s.Renew() // a login
+	h := http.Header{}
+	if _, err := iface.Save(context.Background(), s, h); err != nil {
+		t.Fatal(err)
+	}
+	clock.Advance(time.Hour) // 2.5 h after the first visit, 1 h after the login
+	if _, outcome := iface.Open(requestWithCookie("session", cookieValue(t, h, "session"))); outcome != OutcomeValid {
+		t.Errorf("after a renewal: %s", outcome)
+	}
+}
+
+func TestVeryLongAttributesAreAnErrorNotAPanic(t *testing.T) {
+	clock := &testClock{t: testEpoch}
+	cfg := DefaultConfig()
+	cfg.CookiePath = "/" + strings.Repeat("p", 4100)
+	iface := newTestInterface(t, cfg, clock)
+	s := NewSession()
+	_ = s.Set("a", json.RawMessage(`1`))
+	if _, err := iface.Save(context.Background(), s, http.Header{}); !errors.Is(err, ErrCookieTooLarge) {
+		t.Errorf("err = %v", err)
 	}
 }
