@@ -3,6 +3,7 @@ package caddymodule
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"strings"
 	"time"
@@ -391,7 +392,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	}
 	r = withSession(r, session) // for the session matcher of later routes
 
-	ex := &exchange{h: h, ctx: r.Context(), session: session, repl: repl, before: w.Header().Clone()}
+	// A shallow copy: a handler that set a header before this one replaces
+	// it rather than writing into it.
+	ex := &exchange{h: h, ctx: r.Context(), session: session, repl: repl, before: maps.Clone(w.Header())}
 	ex.ResponseWriter = w
 	ex.f = ex
 	rw := &ex.responseWriter
