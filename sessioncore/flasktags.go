@@ -195,16 +195,7 @@ func appendTree(buf []byte, v any) []byte {
 			keys = append(keys, k)
 		}
 		slices.SortFunc(keys, strings.Compare)
-		buf = append(buf, '{')
-		for i, k := range keys {
-			if i > 0 {
-				buf = append(buf, ',')
-			}
-			buf = appendString(buf, k)
-			buf = append(buf, ':')
-			buf = appendTree(buf, v[k])
-		}
-		return append(buf, '}')
+		return appendMembers(buf, keys, func(buf []byte, k string) []byte { return appendTree(buf, v[k]) })
 	}
 	return append(buf, "null"...)
 }

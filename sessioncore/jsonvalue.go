@@ -337,6 +337,12 @@ func appendObject(buf []byte, members map[string]json.RawMessage) []byte {
 	}
 	slices.Sort(keys)
 	buf = slices.Grow(buf, size)
+	return appendMembers(buf, keys, func(buf []byte, k string) []byte { return append(buf, members[k]...) })
+}
+
+// appendMembers appends a JSON object of keys, in the order given, whose
+// values value writes.
+func appendMembers(buf []byte, keys []string, value func(buf []byte, key string) []byte) []byte {
 	buf = append(buf, '{')
 	for i, k := range keys {
 		if i > 0 {
@@ -344,7 +350,7 @@ func appendObject(buf []byte, members map[string]json.RawMessage) []byte {
 		}
 		buf = appendString(buf, k)
 		buf = append(buf, ':')
-		buf = append(buf, members[k]...)
+		buf = value(buf, k)
 	}
 	return append(buf, '}')
 }
