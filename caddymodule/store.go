@@ -1,6 +1,7 @@
 package caddymodule
 
 import (
+	"context"
 	"crypto/tls"
 	"encoding/json"
 	"errors"
@@ -198,4 +199,16 @@ func redactURL(a string) string {
 		return "(unparsable address)"
 	}
 	return u.Redacted()
+}
+
+// redisLogger sends go-redis's own messages (failed dials while Redis is
+// down, for instance) to Caddy's log, as structured warnings.
+type redisLogger struct{}
+
+func (redisLogger) Printf(_ context.Context, format string, v ...any) {
+	caddy.Log().Named("http.handlers.session.redis").Warn(fmt.Sprintf(format, v...))
+}
+
+func init() {
+	redis.SetLogger(redisLogger{})
 }

@@ -184,7 +184,7 @@ func TestCookiesThatDoNotOpen(t *testing.T) {
 			noSessionCookie(t, resp) // like Flask, a bad cookie is not deleted
 		})
 	}
-	if log := gw.Log(); !strings.Contains(log, `"outcome":"bad_signature"`) || !strings.Contains(log, `"outcome":"expired"`) {
+	if !gw.WaitForLog(`"outcome":"bad_signature"`) || !gw.WaitForLog(`"outcome":"expired"`) {
 		t.Errorf("the rejection reasons are not logged at debug level")
 	}
 }

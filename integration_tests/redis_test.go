@@ -283,7 +283,7 @@ func TestRedisOutageAndRecovery(t *testing.T) {
 		t.Errorf("write without a cookie: %d", resp.StatusCode)
 	}
 	noSessionCookie(t, resp)
-	if !strings.Contains(closed.Log(), "session cannot be saved") {
+	if !closed.WaitForLog("session cannot be saved") {
 		t.Error("the refused save is not logged")
 	}
 

@@ -180,9 +180,8 @@ func TestMalformedMutationGives502AndKeepsOldCookie(t *testing.T) {
 			}
 		})
 	}
-	log := gw.Log()
 	for _, want := range []string{"malformed session mutation from upstream", "header X-Session-Update: not valid JSON", "session cookie too large"} {
-		if !strings.Contains(log, want) {
+		if !gw.WaitForLog(want) {
 			t.Errorf("log lacks %q", want)
 		}
 	}
