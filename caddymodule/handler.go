@@ -371,7 +371,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	// The upstream is handed the whole session, so it counts as accessed:
 	// every response through here varies by Cookie.
 	session.MarkAccessed()
-	h.protocol.WriteRequest(r.Header, session)
+	h.protocol.SetSessionHeader(r.Header, session) // protectRequest stripped the rest
 	if session.IsNull() {
 		r.Header.Set(h.protocol.StatusHeader(), sessioncore.StatusUnavailable)
 	}

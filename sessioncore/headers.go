@@ -123,6 +123,12 @@ func (p *HeaderProtocol) WriteRequest(h http.Header, s *Session) {
 	p.Strip(h)
 	p.StripFromList(h, "Connection")
 	p.StripFromList(h, "Trailer")
+	p.SetSessionHeader(h, s)
+}
+
+// SetSessionHeader sets the session header to s, for a caller that has
+// already stripped the request as WriteRequest does.
+func (p *HeaderProtocol) SetSessionHeader(h http.Header, s *Session) {
 	h[p.prefix] = []string{s.String()}
 }
 
