@@ -182,9 +182,6 @@ func (s *Session) Renew() error {
 	return nil
 }
 
-// Renewing reports whether Renew was called.
-func (s *Session) Renewing() bool { return s.renew }
-
 // changes returns what changed since the session was opened, key by key.
 func (s *Session) changes() Changes {
 	if s.cleared {
