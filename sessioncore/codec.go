@@ -33,6 +33,12 @@ type Payload struct {
 	// again. It is still checked for shape, so a forged payload can never
 	// reach a header as anything but printable ASCII.
 	Normalized bool
+	// Sealed, set by Decode when the codec can reissue the value without
+	// sealing its JSON again, is the codec's sealed form of JSON and, for
+	// a codec that keeps it, Created. Encode reuses it when it is set, so
+	// a caller passes it back only for a session whose JSON and creation
+	// time are unchanged; only Issued may differ. It must not be modified.
+	Sealed []byte
 }
 
 // Codec turns a Payload into a cookie value and back, authenticating it

@@ -2,19 +2,23 @@ package sessioncore
 
 import (
 	"bytes"
-	"compress/zlib"
 	"crypto/hmac"
 	"crypto/sha1"
 	"encoding/base64"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"hash"
+	"hash/adler32"
 	"io"
 	"strings"
 	"sync"
 	"time"
 	"unsafe"
+
+	"github.com/klauspost/compress/flate"
+	"github.com/klauspost/compress/zlib"
 )
 
 // flaskSalt is the salt of Flask's SecureCookieSessionInterface.
@@ -58,24 +62,42 @@ func NewFlaskCodec(secret []byte, fallbacks ...[]byte) (*FlaskCodec, error) {
 var b64 = base64.RawURLEncoding
 
 // Encode signs p.JSON with the current secret and p.Issued as timestamp.
-// Created is not part of Flask's format and is dropped.
+// Created is not part of Flask's format and is dropped. When p.Sealed is
+// set (by Decode, for an unchanged session), it is reused as the payload,
+// compressed or not, and only the timestamp and the signature are new.
 func (c *FlaskCodec) Encode(name string, p Payload) (string, error) {
-	text := escapeTopLevelTag(p.JSON)
-	var payload string
-	if compressed := deflate(text); len(compressed) < len(text)-1 {
-		payload = "." + b64.EncodeToString(compressed)
-	} else {
-		payload = b64.EncodeToString(text)
+	payload := p.Sealed
+	if payload == nil {
+		payload = flaskPayload(escapeTopLevelTag(p.JSON))
 	}
-	signed := payload + "." + b64.EncodeToString(timestampBytes(p.Issued.Unix()))
+	// payload "." timestamp "." signature
+	ts := timestampBytes(p.Issued.Unix())
+	out := make([]byte, 0, len(payload)+1+b64.EncodedLen(len(ts))+1+b64.EncodedLen(sha1.Size))
+	out = append(out, payload...)
+	out = append(out, '.')
+	out = b64.AppendEncode(out, ts)
 	var sum [sha1.Size]byte
-	return signed + "." + b64.EncodeToString(c.sign(c.keys[0], signed, sum[:])), nil
+	sig := c.sign(c.keys[0], out, sum[:])
+	out = append(out, '.')
+	out = b64.AppendEncode(out, sig)
+	// out is never written again, so it can back the string directly.
+	return unsafe.String(unsafe.SliceData(out), len(out)), nil
+}
+
+// flaskPayload is the first part of a Flask cookie: the session's JSON in
+// URL-safe base64, zlib-compressed and marked with a leading '.' when that
+// is shorter.
+func flaskPayload(text []byte) []byte {
+	if compressed := deflate(text); len(compressed) < len(text)-1 {
+		return b64.AppendEncode([]byte{'.'}, compressed)
+	}
+	return b64.AppendEncode(nil, text)
 }
 
 // sign returns the HMAC-SHA1 of signed with one derived key, into sum.
-func (c *FlaskCodec) sign(key *sync.Pool, signed string, sum []byte) []byte {
+func (c *FlaskCodec) sign(key *sync.Pool, signed []byte, sum []byte) []byte {
 	mac := key.Get().(hash.Hash)
-	mac.Write(unsafe.Slice(unsafe.StringData(signed), len(signed)))
+	mac.Write(signed)
 	sum = mac.Sum(sum[:0])
 	mac.Reset()
 	key.Put(mac)
@@ -106,7 +128,7 @@ func (c *FlaskCodec) Decode(name, value string) (Payload, int, error) {
 	}
 	keyIndex := -1
 	for i, key := range c.keys {
-		if hmac.Equal(c.sign(key, signed, sum[:]), sig[:]) {
+		if hmac.Equal(c.sign(key, unsafe.Slice(unsafe.StringData(signed), len(signed)), sum[:]), sig[:]) {
 			keyIndex = i
 			break
 		}
@@ -130,7 +152,14 @@ func (c *FlaskCodec) Decode(name, value string) (Payload, int, error) {
 	if err != nil {
 		return Payload{}, keyIndex, fmt.Errorf("%w: %w", ErrUndecodable, err)
 	}
-	return Payload{JSON: unescapeTopLevelTag(text), Issued: time.Unix(seconds, 0)}, keyIndex, nil
+	// The payload does not depend on the key, so it can be reissued under
+	// the current one as it is.
+	sealed := signed[:dot]
+	return Payload{
+		JSON:   unescapeTopLevelTag(text),
+		Issued: time.Unix(seconds, 0),
+		Sealed: unsafe.Slice(unsafe.StringData(sealed), len(sealed)),
+	}, keyIndex, nil
 }
 
 // escapeTopLevelTag wraps a session whose only key is a tag key as
@@ -181,26 +210,23 @@ func inflatePayload(payload string) ([]byte, error) {
 	return inflate(raw)
 }
 
-// zlibWriters are reused: a new zlib writer allocates its window and hash
-// tables, hundreds of kilobytes, per call. The fastest level is used: Flask
-// only needs the result to be zlib, and keeps it only when it is shorter.
-var zlibWriters = sync.Pool{New: func() any {
-	w, _ := zlib.NewWriterLevel(nil, zlib.BestSpeed)
-	return w
-}}
+// zlibHeader starts every zlib stream the codec writes: deflate with a 32
+// KiB window, "fastest" level (RFC 1950). Flask reads any level.
+var zlibHeader = []byte{0x78, 0x01}
 
+// deflate compresses b into a zlib stream. A stateless deflater keeps no
+// window or hash tables between calls, which a session of a few hundred
+// bytes does not need, and picks the block type whose output is smallest:
+// for a small session that is usually a fixed-Huffman block, which also
+// inflates without building any tables.
 func deflate(b []byte) []byte {
-	var buf bytes.Buffer
-	buf.Grow(len(b))
-	w := zlibWriters.Get().(*zlib.Writer)
-	w.Reset(&buf)
-	_, _ = w.Write(b)
-	_ = w.Close()
-	zlibWriters.Put(w)
-	return buf.Bytes()
+	buf := bytes.NewBuffer(make([]byte, 0, len(b)+16))
+	buf.Write(zlibHeader)
+	_ = flate.StatelessDeflate(buf, b, true, nil) // a bytes.Buffer does not fail
+	return binary.BigEndian.AppendUint32(buf.Bytes(), adler32.Checksum(b))
 }
 
-// zlibReaders are reused for the same reason.
+// zlibReaders are reused: a new one allocates its window and tables.
 var zlibReaders sync.Pool
 
 func inflate(compressed []byte) ([]byte, error) {

@@ -122,6 +122,16 @@ func checkFlaskValid(t *testing.T, codec *FlaskCodec, s *Session, name, cookie, 
 	if err != nil || string(escapeTopLevelTag(p.JSON)) != payloadJSON {
 		t.Errorf("our cookie decodes to %s, %v", p.JSON, err)
 	}
+	// Reissuing the unchanged session reuses Flask's payload, compressed
+	// or not: at the same time and with the current key, Flask's very
+	// cookie comes back.
+	reissued, err := codec.Encode("session", Payload{Issued: original.Issued, Sealed: original.Sealed})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if current && reissued != cookie {
+		t.Errorf("reissued\n%s\nFlask wrote\n%s", reissued, cookie)
+	}
 }
 
 func TestFlaskUpstreamWritesPlainJSONStoredTagged(t *testing.T) {

@@ -368,15 +368,14 @@ func (i *Interface) decode(value string) (*Session, Outcome, error) {
 	if keyIndex > 0 {
 		outcome = OutcomeFallbackKey
 	}
-	var raw []byte
+	s := sessionFromPayload(values, payload.Created, i.form, nil)
+	s.issued = payload.Issued
 	if asIs {
 		// Rewriting an unchanged session gives back the very bytes it
 		// came with (for a Flask cookie: Flask's own, whatever its key
-		// order).
-		raw = payload.JSON
+		// order), and reissuing it reuses what the codec sealed.
+		s.raw, s.sealed = payload.JSON, payload.Sealed
 	}
-	s := sessionFromPayload(values, payload.Created, i.form, raw)
-	s.issued = payload.Issued
 	return s, outcome, nil
 }
 
@@ -456,7 +455,7 @@ func (i *Interface) saveToCookie(s *Session) (CookieAction, []string, error) {
 	case s.Len() == 0 && s.Modified():
 		return CookieDeleted, []string{i.attrs.deleteLine()}, nil
 	case s.Len() > 0 && i.ShouldSetCookie(s):
-		lines, err := i.cookieLines(s, s.appendStored(nil), i.maxParts())
+		lines, err := i.cookieLines(s, Payload{JSON: s.storedJSON(), Sealed: s.sealed}, i.maxParts())
 		if err != nil {
 			return CookieUntouched, nil, err
 		}
@@ -465,27 +464,28 @@ func (i *Interface) saveToCookie(s *Session) (CookieAction, []string, error) {
 	return CookieUntouched, nil, nil
 }
 
-// cookieLine seals payload (a session's ID) and renders its one
+// cookieLine seals id, a session's ID as JSON, and renders its one
 // Set-Cookie line.
-func (i *Interface) cookieLine(s *Session, payload []byte) (string, error) {
-	lines, err := i.cookieLines(s, payload, 1)
+func (i *Interface) cookieLine(s *Session, id []byte) (string, error) {
+	lines, err := i.cookieLines(s, Payload{JSON: id}, 1)
 	if err != nil {
 		return "", err
 	}
 	return lines[0], nil
 }
 
-// cookieLines seals payload, s's values or its ID, and renders the
-// Set-Cookie lines, split over at most maxParts cookies.
-func (i *Interface) cookieLines(s *Session, payload []byte, maxParts int) ([]string, error) {
+// cookieLines seals p, which holds s's values or its ID, issued now, and
+// renders the Set-Cookie lines, split over at most maxParts cookies.
+func (i *Interface) cookieLines(s *Session, p Payload, maxParts int) ([]string, error) {
 	now := i.now()
-	created := s.created
-	if created.IsZero() || s.renew {
+	p.Issued, p.Created = now, s.created
+	if p.Created.IsZero() || s.renew {
 		// A renewal (a login) starts a new life: the absolute lifetime
-		// counts from it.
-		created = now
+		// counts from it. (Renew has dropped the sealed value; a codec
+		// that keeps no creation time seals none into it.)
+		p.Created = now
 	}
-	value, err := i.codec.Encode(i.config.CookieName, Payload{JSON: payload, Issued: now, Created: created})
+	value, err := i.codec.Encode(i.config.CookieName, p)
 	if err != nil {
 		return nil, err
 	}

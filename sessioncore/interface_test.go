@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -328,6 +329,68 @@ func TestSaveReissuesWithNewTimestampAndCurrentKey(t *testing.T) {
 	}
 	if !s.Created().Equal(testEpoch) {
 		t.Errorf("created = %s, want it kept from the first issue (%s)", s.Created(), testEpoch)
+	}
+}
+
+// An unchanged session is reissued over the sealed value it came with;
+// a change or a renewal seals it again.
+func TestSaveReusesSealedValueOnlyWhileUnchanged(t *testing.T) {
+	flask, _ := NewFlaskCodec(testSecret)
+	secure, _ := NewSecureCookieCodec(testSecret)
+	for _, codec := range []Codec{secure, flask} {
+		t.Run(fmt.Sprintf("%T", codec), func(t *testing.T) {
+			clock := &testClock{t: testEpoch}
+			iface, err := NewInterface(DefaultConfig(), codec, WithClock(clock.Now))
+			if err != nil {
+				t.Fatal(err)
+			}
+			first := issue(t, iface, `{"_permanent":true,"user":"alice"}`)
+			sealedOf := func(value string) string {
+				t.Helper()
+				p, _, err := codec.Decode("session", value)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return string(p.Sealed)
+			}
+			reissue := func(change func(*Session)) (string, *Session) {
+				t.Helper()
+				clock.Advance(time.Minute)
+				s, outcome := iface.Open(requestWithCookie("session", first))
+				if outcome != OutcomeValid {
+					t.Fatalf("outcome %s", outcome)
+				}
+				change(s)
+				h := http.Header{}
+				if _, err := iface.Save(context.Background(), s, h); err != nil {
+					t.Fatal(err)
+				}
+				value := cookieValue(t, h, "session")
+				reopened, _ := iface.Open(requestWithCookie("session", value))
+				return value, reopened
+			}
+
+			refreshed, s := reissue(func(*Session) {})
+			if refreshed == first || sealedOf(refreshed) != sealedOf(first) {
+				t.Error("a refresh did not reuse the sealed value")
+			}
+			if s.String() != `{"_permanent":true,"user":"alice"}` || !s.issued.Equal(clock.Now()) {
+				t.Errorf("refreshed session %s issued %s", s, s.issued)
+			}
+
+			changed, s := reissue(func(s *Session) { _ = s.Set("user", json.RawMessage(`"bob"`)) })
+			if sealedOf(changed) == sealedOf(first) || s.String() != `{"_permanent":true,"user":"bob"}` {
+				t.Errorf("a change kept the old sealed value: %s", s)
+			}
+
+			_, s = reissue(func(s *Session) { _ = s.Renew() })
+			if _, isFlask := codec.(*FlaskCodec); isFlask {
+				return // Flask's cookie has no creation time
+			}
+			if !s.Created().Equal(clock.Now()) || s.String() != `{"_permanent":true,"user":"alice"}` {
+				t.Errorf("a renewal kept the creation time %s: %s", s.Created(), s)
+			}
+		})
 	}
 }
 

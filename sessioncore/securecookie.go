@@ -32,13 +32,24 @@ const (
 	blockKeyInfo = "sessiongate securecookie v1 aes-256"
 )
 
-// envelopeVersion is the first byte of the sealed payload, so the format can
-// evolve without misreading older cookies.
-const envelopeVersion = 1
+// Envelope versions: the first byte of the sealed payload, so the format
+// can evolve without misreading older cookies.
+const (
+	// envelopeV1 holds the issue time, the creation time and the JSON.
+	// Cookies of this kind are still read.
+	envelopeV1 = 1
+	// envelopeV2 holds the creation time and the JSON; the issue time is
+	// securecookie's own authenticated timestamp. Reissuing an unchanged
+	// session then only signs a new timestamp over the same ciphertext.
+	envelopeV2 = 2
+)
 
-// envelopeHeaderLen is the version byte and two big-endian Unix times
-// (issued, created) that precede the session's JSON.
-const envelopeHeaderLen = 1 + 8 + 8
+// Lengths of the two envelope headers: a version byte, then big-endian Unix
+// times.
+const (
+	envelopeV1HeaderLen = 1 + 8 + 8
+	envelopeV2HeaderLen = 1 + 8
+)
 
 // SecureCookieCodec is the default Codec. Its cookie values are exactly
 // gorilla/securecookie's (v1.1.2) with a hash key and a block key:
@@ -48,8 +59,8 @@ const envelopeHeaderLen = 1 + 8 + 8
 // that is, encrypt-then-MAC over the cookie name, a timestamp and the
 // ciphertext, with the two keys of each secret derived by HKDF-SHA256 once,
 // when the codec is made. The payload is a version byte, the issue and
-// creation times, then the session's JSON; the Interface's clock, not the
-// securecookie timestamp, decides expiry.
+// creation time, then the session's JSON; the securecookie timestamp is
+// the issue time. The Interface's clock decides expiry from them.
 //
 // The format is gorilla/securecookie's and the tests prove that each side
 // reads the other's cookies; the code is a lean implementation of it.
@@ -129,7 +140,7 @@ func derivedKeys(secret []byte) (hashKey, blockKey []byte, err error) {
 // scBase64 is the encoding securecookie uses: URL-safe, with padding.
 var scBase64 = base64.URLEncoding
 
-// scratch buffers for sealing and opening, reused across requests.
+// scratch buffers for sealing, reused across requests.
 var scratchPool = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
 
 func getScratch(n int) *[]byte {
@@ -141,39 +152,34 @@ func getScratch(n int) *[]byte {
 	return p
 }
 
-// Encode seals p with the current secret.
+// Encode seals p with the current secret. When p.Sealed is set (by Decode,
+// for an unchanged session), its ciphertext is reused and only the
+// timestamp and the signature are new.
 func (c *SecureCookieCodec) Encode(name string, p Payload) (string, error) {
 	k := c.keys[0]
-	const ivLen = aes.BlockSize
-	plainLen := envelopeHeaderLen + len(p.JSON)
-
-	// iv ‖ ciphertext
-	rawBuf := getScratch(ivLen + plainLen)
-	defer scratchPool.Put(rawBuf)
-	raw := *rawBuf
-	if _, err := rand.Read(raw[:ivLen]); err != nil {
-		return "", fmt.Errorf("encoding session cookie: %w", err)
-	}
-	env := raw[ivLen:]
-	env[0] = envelopeVersion
-	binary.BigEndian.PutUint64(env[1:9], uint64(p.Issued.Unix()))
-	binary.BigEndian.PutUint64(env[9:17], uint64(p.Created.Unix()))
-	copy(env[envelopeHeaderLen:], p.JSON)
-	cipher.NewCTR(k.block, raw[:ivLen]).XORKeyStream(env, env)
-
-	// name "|" date "|" base64(iv ‖ ciphertext) "|" mac
 	var date [20]byte
 	dateText := strconv.AppendInt(date[:0], p.Issued.Unix(), 10)
-	valueLen := scBase64.EncodedLen(len(raw))
-	msgLen := len(name) + 1 + len(dateText) + 1 + valueLen
-	msgBuf := getScratch(msgLen + 1 + sha256.Size)
+	valueLen := len(p.Sealed)
+	if p.Sealed == nil {
+		valueLen = scBase64.EncodedLen(aes.BlockSize + envelopeV2HeaderLen + len(p.JSON))
+	}
+
+	// name "|" date "|" value "|" mac
+	msgBuf := getScratch(len(name) + 1 + len(dateText) + 1 + valueLen + 1 + sha256.Size)
 	defer scratchPool.Put(msgBuf)
 	msg := (*msgBuf)[:0]
 	msg = append(msg, name...)
 	msg = append(msg, '|')
 	msg = append(msg, dateText...)
 	msg = append(msg, '|')
-	msg = scBase64.AppendEncode(msg, raw)
+	if p.Sealed != nil {
+		msg = append(msg, p.Sealed...)
+	} else {
+		var err error
+		if msg, err = k.appendSealed(msg, p); err != nil {
+			return "", err
+		}
+	}
 	mac := k.mac()
 	mac.Write(msg)
 	msg = append(msg, '|')
@@ -188,18 +194,38 @@ func (c *SecureCookieCodec) Encode(name string, p Payload) (string, error) {
 	return unsafe.String(&out[0], len(out)), nil
 }
 
+// appendSealed appends securecookie's value: base64(iv ‖ AES-CTR(envelope)).
+func (k *sealKeys) appendSealed(dst []byte, p Payload) ([]byte, error) {
+	const ivLen = aes.BlockSize
+	rawBuf := getScratch(ivLen + envelopeV2HeaderLen + len(p.JSON))
+	defer scratchPool.Put(rawBuf)
+	raw := *rawBuf
+	if _, err := rand.Read(raw[:ivLen]); err != nil {
+		return nil, fmt.Errorf("encoding session cookie: %w", err)
+	}
+	env := raw[ivLen:]
+	env[0] = envelopeV2
+	binary.BigEndian.PutUint64(env[1:9], uint64(p.Created.Unix()))
+	copy(env[envelopeV2HeaderLen:], p.JSON)
+	cipher.NewCTR(k.block, raw[:ivLen]).XORKeyStream(env, env)
+	return scBase64.AppendEncode(dst, raw), nil
+}
+
 // Decode opens value with the current secret or, failing that, a fallback.
 func (c *SecureCookieCodec) Decode(name, value string) (Payload, int, error) {
 	if len(value) > maxSealedValue {
 		return Payload{}, 0, ErrBadSignature // we never issue one this long
 	}
-	decodedBuf := getScratch(scBase64.DecodedLen(len(value)))
-	defer scratchPool.Put(decodedBuf)
-	n, err := scBase64.Decode(*decodedBuf, unsafe.Slice(unsafe.StringData(value), len(value)))
+	// One allocation holds the decoded value and, after it, the opened
+	// envelope: the session keeps both, its JSON and the sealed value to
+	// reissue it unchanged.
+	outerLen := scBase64.DecodedLen(len(value))
+	buf := make([]byte, outerLen+scBase64.DecodedLen(outerLen))
+	n, err := scBase64.Decode(buf[:outerLen], unsafe.Slice(unsafe.StringData(value), len(value)))
 	if err != nil {
 		return Payload{}, 0, ErrBadSignature
 	}
-	b := (*decodedBuf)[:n]
+	b := buf[:n]
 
 	// date "|" value "|" mac; the mac may itself contain '|'.
 	first := bytes.IndexByte(b, '|')
@@ -222,20 +248,26 @@ func (c *SecureCookieCodec) Decode(name, value string) (Payload, int, error) {
 	if keyIndex < 0 {
 		return Payload{}, 0, ErrBadSignature
 	}
-	if _, err := strconv.ParseInt(string(b[:first]), 10, 64); err != nil {
+	issued, err := strconv.ParseInt(unsafe.String(unsafe.SliceData(b), first), 10, 64)
+	if err != nil {
 		return Payload{}, keyIndex, fmt.Errorf("%w: bad timestamp", ErrUndecodable)
 	}
 
-	encrypted := b[first+1 : second]
-	raw := make([]byte, scBase64.DecodedLen(len(encrypted)))
-	m, err := scBase64.Decode(raw, encrypted)
+	sealed := b[first+1 : second]
+	raw := buf[outerLen:]
+	m, err := scBase64.Decode(raw, sealed)
 	if err != nil || m <= aes.BlockSize {
 		return Payload{}, keyIndex, fmt.Errorf("%w: bad ciphertext", ErrUndecodable)
 	}
 	raw = raw[:m]
 	env := raw[aes.BlockSize:]
 	cipher.NewCTR(c.keys[keyIndex].block, raw[:aes.BlockSize]).XORKeyStream(env, env)
-	p, err := openEnvelope(env)
+	p, err := openEnvelope(env, time.Unix(issued, 0))
+	if err == nil && keyIndex == 0 && env[0] == envelopeV2 {
+		// Only a value under the current key, whose envelope does not
+		// hold the issue time, can be reissued as it is.
+		p.Sealed = sealed[:len(sealed):len(sealed)]
+	}
 	return p, keyIndex, err
 }
 
@@ -252,16 +284,26 @@ func (k *sealKeys) verify(name string, signed, sig []byte) bool {
 	return hmac.Equal(mac.Sum(sum[:0]), sig)
 }
 
-func openEnvelope(sealed []byte) (Payload, error) {
-	if len(sealed) < envelopeHeaderLen || sealed[0] != envelopeVersion {
-		return Payload{}, fmt.Errorf("%w: unknown envelope", ErrUndecodable)
+// openEnvelope reads an opened envelope. issued is securecookie's
+// timestamp, which a version 1 envelope overrides with its own.
+func openEnvelope(env []byte, issued time.Time) (Payload, error) {
+	switch {
+	case len(env) >= envelopeV2HeaderLen && env[0] == envelopeV2:
+		return Payload{
+			Issued:     issued,
+			Created:    time.Unix(int64(binary.BigEndian.Uint64(env[1:9])), 0),
+			JSON:       env[envelopeV2HeaderLen:],
+			Normalized: true,
+		}, nil
+	case len(env) >= envelopeV1HeaderLen && env[0] == envelopeV1:
+		return Payload{
+			Issued:     time.Unix(int64(binary.BigEndian.Uint64(env[1:9])), 0),
+			Created:    time.Unix(int64(binary.BigEndian.Uint64(env[9:17])), 0),
+			JSON:       env[envelopeV1HeaderLen:],
+			Normalized: true,
+		}, nil
 	}
-	return Payload{
-		Issued:     time.Unix(int64(binary.BigEndian.Uint64(sealed[1:9])), 0),
-		Created:    time.Unix(int64(binary.BigEndian.Uint64(sealed[9:17])), 0),
-		JSON:       sealed[envelopeHeaderLen:],
-		Normalized: true,
-	}, nil
+	return Payload{}, fmt.Errorf("%w: unknown envelope", ErrUndecodable)
 }
 
 var _ Codec = (*SecureCookieCodec)(nil)

@@ -49,6 +49,10 @@ type Session struct {
 	// raw is the stored JSON the session was opened from, while it is
 	// unchanged: writing it again, or handing it upstream, costs nothing.
 	raw []byte
+	// sealed is the codec's sealed form of raw and created (Payload.Sealed),
+	// while both are unchanged: reissuing the session only signs a new
+	// issue time over it. Nil when the codec cannot reuse it.
+	sealed []byte
 
 	// With a server-side store: the session's ID ("" until it is first
 	// saved), and what changed since it was opened, key by key.
@@ -179,6 +183,7 @@ func (s *Session) Renew() error {
 	}
 	s.renew = true
 	s.modified = true
+	s.sealed = nil // a renewed session starts a new life: a new creation time
 	return nil
 }
 
@@ -239,12 +244,21 @@ func (s *Session) AppendJSON(buf []byte) []byte {
 	return appendObject(buf, plain)
 }
 
-// appendStored appends the session in the codec's stored form, for sealing.
+// appendStored appends the session in the codec's stored form.
 func (s *Session) appendStored(buf []byte) []byte {
 	if s.raw != nil {
 		return append(buf, s.raw...)
 	}
 	return appendObject(buf, s.values)
+}
+
+// storedJSON returns the session in the codec's stored form, for sealing.
+// The result must not be modified.
+func (s *Session) storedJSON() []byte {
+	if s.raw != nil {
+		return s.raw
+	}
+	return appendObject(nil, s.values)
 }
 
 // String returns the session as plain JSON; see AppendJSON.
@@ -270,6 +284,7 @@ func (s *Session) touch() {
 	s.modified = true
 	s.accessed = true
 	s.raw = nil
+	s.sealed = nil
 }
 
 // touchKey records a change of one key.
