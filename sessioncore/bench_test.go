@@ -90,7 +90,7 @@ func BenchmarkInterface(b *testing.B) {
 				b.Run(name+"/open", func(b *testing.B) {
 					b.ReportAllocs()
 					for b.Loop() {
-						if s, o := iface.Open(r); s.Len() == 0 {
+						if s, o := iface.Open(r); o != OutcomeValid || s.IsNew() {
 							b.Fatal(o)
 						}
 					}

@@ -47,7 +47,13 @@ func FuzzSecureCookieOpen(f *testing.F) {
 	f.Add("3!abc")
 	f.Fuzz(func(t *testing.T, value string) {
 		if p, _, err := codec.Decode("session", value); err == nil && p.Normalized {
-			_, _ = parseNormalizedObject(p.JSON)
+			// What the check lets through must split later: sessions
+			// are split lazily on that promise.
+			if _, err := checkNormalizedObject(p.JSON); err == nil {
+				if _, err := splitObject(p.JSON); err != nil {
+					t.Fatalf("%q passed the check but does not split: %v", p.JSON, err)
+				}
+			}
 		}
 		checkHeaderSafe(t, openWith(t, iface, "session="+value))
 	})
@@ -144,5 +150,28 @@ func FuzzMutationHeaders(f *testing.F) {
 			t.Fatal(err)
 		}
 		checkHeaderSafe(t, s)
+	})
+}
+
+// FuzzCheckNormalizedObject holds the promise lazy splitting rests on:
+// JSON that passes the check when a session is opened splits later, and
+// the _permanent value the check reports is the one the split gives.
+func FuzzCheckNormalizedObject(f *testing.F) {
+	for _, seed := range []string{`{}`, `{"_permanent":true,"user":"alice"}`, `{"a":1,"_permanent":0,"_permanent":1}`,
+		`{"a":[1,{"b":"}"}]}`, `{"\u00e9":1}`, `{"a":1,}`, `{"a"}`, `{"a":"\"}`, `{"\ud800":1}`} {
+		f.Add([]byte(seed))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		permanent, err := checkNormalizedObject(b)
+		if err != nil {
+			return
+		}
+		members, err := splitObject(b)
+		if err != nil {
+			t.Fatalf("%q passed the check but does not split: %v", b, err)
+		}
+		if string(members[PermanentKey]) != string(permanent) {
+			t.Fatalf("%q: check saw _permanent %q, split %q", b, permanent, members[PermanentKey])
+		}
 	})
 }

@@ -354,27 +354,40 @@ func (i *Interface) decode(value string) (*Session, Outcome, error) {
 	if outcome, err := i.checkLifetimes(payload, now); err != nil {
 		return nil, outcome, err
 	}
-	var values map[string]json.RawMessage
-	asIs := payload.Normalized
-	if asIs {
-		values, err = parseNormalizedObject(payload.JSON)
+	var s *Session
+	if payload.Normalized {
+		// The gateway's own JSON is checked whole now and split only if
+		// a request needs its values one by one.
+		var permanent json.RawMessage
+		if permanent, err = checkNormalizedObject(payload.JSON); err == nil {
+			s = sessionFromPayload(nil, payload.Created, i.form, payload.JSON)
+			s.rawPermanent = permanent
+		}
 	} else {
-		values, asIs, err = parseObjectKeep(payload.JSON)
+		var values map[string]json.RawMessage
+		var asIs bool
+		if values, asIs, err = parseObjectKeep(payload.JSON); err == nil {
+			var raw []byte
+			if asIs {
+				// Rewriting an unchanged session gives back the very
+				// bytes it came with: for a Flask cookie, Flask's own,
+				// whatever its key order.
+				raw = payload.JSON
+			}
+			s = sessionFromPayload(values, payload.Created, i.form, raw)
+		}
 	}
 	if err != nil {
 		return nil, OutcomeUndecodable, fmt.Errorf("%w: %w", ErrUndecodable, err)
 	}
+	s.issued = payload.Issued
+	if s.raw != nil {
+		// Reissuing the unchanged session reuses what the codec sealed.
+		s.sealed = payload.Sealed
+	}
 	outcome := OutcomeValid
 	if keyIndex > 0 {
 		outcome = OutcomeFallbackKey
-	}
-	s := sessionFromPayload(values, payload.Created, i.form, nil)
-	s.issued = payload.Issued
-	if asIs {
-		// Rewriting an unchanged session gives back the very bytes it
-		// came with (for a Flask cookie: Flask's own, whatever its key
-		// order), and reissuing it reuses what the codec sealed.
-		s.raw, s.sealed = payload.JSON, payload.Sealed
 	}
 	return s, outcome, nil
 }
@@ -452,9 +465,9 @@ func (i *Interface) Save(ctx context.Context, s *Session, h http.Header) (Cookie
 // saveToCookie decides the Set-Cookie line of a session kept in the cookie.
 func (i *Interface) saveToCookie(s *Session) (CookieAction, []string, error) {
 	switch {
-	case s.Len() == 0 && s.Modified():
+	case s.isEmpty() && s.Modified():
 		return CookieDeleted, []string{i.attrs.deleteLine()}, nil
-	case s.Len() > 0 && i.ShouldSetCookie(s):
+	case !s.isEmpty() && i.ShouldSetCookie(s):
 		lines, err := i.cookieLines(s, Payload{JSON: s.storedJSON(), Sealed: s.sealed}, i.maxParts())
 		if err != nil {
 			return CookieUntouched, nil, err
@@ -530,5 +543,5 @@ func (i *Interface) TakeResponseCookie(h http.Header) (values map[string]json.Ra
 	if err != nil {
 		return nil, true, fmt.Errorf("the upstream's session cookie does not open (%s): %w", outcome, err)
 	}
-	return s.values, true, nil
+	return s.members(), true, nil
 }

@@ -59,7 +59,7 @@ func (i *Interface) saveToStore(ctx context.Context, s *Session) (CookieAction, 
 		if id, err = newSessionID(); err != nil {
 			return CookieUntouched, "", fmt.Errorf("%w: %w", ErrStore, err)
 		}
-		changes = Changes{Create: true, Clear: true, Set: s.values}
+		changes = Changes{Create: true, Clear: true, Set: s.members()}
 	}
 	exists, err := i.store.Commit(ctx, id, changes, i.config.Lifetime)
 	switch {

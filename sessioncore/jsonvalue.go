@@ -208,12 +208,13 @@ func scanShape(b []byte) (compactASCII bool, depth int) {
 	return true, depth
 }
 
-// parseNormalizedObject is parseObject for JSON this gateway wrote itself
-// (see Payload.Normalized): it skips json.Valid, the costliest step, but
-// still refuses anything that is not compact printable ASCII of a bounded
-// depth in the shape of an object, so a forged payload cannot inject a
-// header or make the gateway recurse.
-func parseNormalizedObject(b []byte) (map[string]json.RawMessage, error) {
+// checkNormalizedObject checks JSON this gateway wrote itself (see
+// Payload.Normalized) without splitting it: it skips json.Valid, the
+// costliest step, but still refuses anything that is not compact printable
+// ASCII of a bounded depth in the shape of an object, so a forged payload
+// cannot inject a header or make the gateway recurse; what passes, splits.
+// It returns the object's _permanent value, which every request needs.
+func checkNormalizedObject(b []byte) (permanent json.RawMessage, err error) {
 	compactASCII, depth := scanShape(b)
 	switch {
 	case !compactASCII:
@@ -223,46 +224,60 @@ func parseNormalizedObject(b []byte) (map[string]json.RawMessage, error) {
 	case len(b) < 2 || b[0] != '{' || b[len(b)-1] != '}':
 		return nil, ErrNotObject
 	}
-	return splitObject(b)
+	err = walkObject(b, func(key string, value json.RawMessage) {
+		if key == PermanentKey {
+			permanent = value
+		}
+	})
+	return permanent, err
 }
 
 // splitObject splits a compact JSON object into its members without
-// copying: keys and values point into b. It checks the punctuation between
-// members, so that malformed input is an error, never a panic.
+// copying: keys and values point into b.
 func splitObject(b []byte) (map[string]json.RawMessage, error) {
 	members := make(map[string]json.RawMessage, bytes.Count(b, []byte{':'}))
+	if err := walkObject(b, func(key string, value json.RawMessage) { members[key] = value }); err != nil {
+		return nil, err
+	}
+	return members, nil
+}
+
+// walkObject calls member for each member of a compact JSON object, in
+// order; keys and values point into b. It checks the punctuation between
+// members, so that malformed input is an error, never a panic.
+func walkObject(b []byte, member func(key string, value json.RawMessage)) error {
 	i := 1 // past '{'
 	for i < len(b) && b[i] != '}' {
 		if b[i] != '"' {
-			return nil, ErrNotJSON
+			return ErrNotJSON
 		}
 		keyEnd := stringEnd(b, i)
 		if keyEnd >= len(b) || b[keyEnd] != ':' {
-			return nil, ErrNotJSON
+			return ErrNotJSON
 		}
 		key, err := objectKey(b[i:keyEnd])
 		if err != nil {
-			return nil, err
+			return err
 		}
 		valueStart := keyEnd + 1
 		valueEnd := valueEnd(b, valueStart)
 		if valueEnd <= valueStart || valueEnd >= len(b) {
-			return nil, ErrNotJSON
+			return ErrNotJSON
 		}
-		members[key] = b[valueStart:valueEnd:valueEnd]
+		member(key, b[valueStart:valueEnd:valueEnd])
 		i = valueEnd
 		switch b[i] {
 		case ',':
 			i++
 		case '}':
 		default:
-			return nil, ErrNotJSON
+			return ErrNotJSON
 		}
 	}
 	if i != len(b)-1 {
-		return nil, ErrNotJSON
+		return ErrNotJSON
 	}
-	return members, nil
+	return nil
 }
 
 // objectKey returns the string a quoted key stands for.

@@ -68,6 +68,7 @@ func (s *Session) Apply(m *Mutation) error {
 		s.touchAll()
 	}
 	for _, patch := range m.updates {
+		s.members()
 		for k, v := range patch {
 			if isNull(v) {
 				delete(s.values, k)

@@ -49,6 +49,9 @@ type Session struct {
 	// raw is the stored JSON the session was opened from, while it is
 	// unchanged: writing it again, or handing it upstream, costs nothing.
 	raw []byte
+	// rawPermanent is raw's _permanent value while values is not split
+	// from raw yet (see members).
+	rawPermanent json.RawMessage
 	// sealed is the codec's sealed form of raw and created (Payload.Sealed),
 	// while both are unchanged: reissuing the session only signs a new
 	// issue time over it. Nil when the codec cannot reuse it.
@@ -101,12 +104,26 @@ func (s *Session) Created() time.Time { return s.created }
 func (s *Session) MarkAccessed() { s.accessed = true }
 
 // Len returns the number of top-level keys.
-func (s *Session) Len() int { return len(s.values) }
+func (s *Session) Len() int {
+	if s.values == nil {
+		return len(s.members())
+	}
+	return len(s.values)
+}
+
+// isEmpty reports whether the session has no keys, without splitting it.
+func (s *Session) isEmpty() bool {
+	if s.values == nil && s.raw != nil {
+		return len(s.raw) == len("{}")
+	}
+	return len(s.values) == 0
+}
 
 // Keys returns the top-level keys in sorted order.
 func (s *Session) Keys() []string {
-	keys := make([]string, 0, len(s.values))
-	for k := range s.values {
+	members := s.members()
+	keys := make([]string, 0, len(members))
+	for k := range members {
 		keys = append(keys, k)
 	}
 	slices.Sort(keys)
@@ -116,7 +133,7 @@ func (s *Session) Keys() []string {
 // Get returns the value stored under key as plain JSON, the form the
 // upstream sees. The returned bytes must not be modified.
 func (s *Session) Get(key string) (json.RawMessage, bool) {
-	v, ok := s.values[key]
+	v, ok := s.members()[key]
 	if ok && s.form != nil {
 		v = s.form.ToPlain(v)
 	}
@@ -126,6 +143,9 @@ func (s *Session) Get(key string) (json.RawMessage, bool) {
 // Permanent reports whether the session is permanent: its _permanent value
 // is true in Python's sense, as Flask reads it.
 func (s *Session) Permanent() bool {
+	if s.values == nil && s.raw != nil {
+		return truthy(s.rawPermanent)
+	}
 	v, ok := s.values[PermanentKey]
 	return ok && truthy(v)
 }
@@ -150,7 +170,7 @@ func (s *Session) Set(key string, value json.RawMessage) error {
 	if err != nil {
 		return fmt.Errorf("session key %q: %w", key, err)
 	}
-	s.values[key] = s.stored(normalized)
+	s.members()[key] = s.stored(normalized)
 	s.touchKey(key)
 	return nil
 }
@@ -190,11 +210,11 @@ func (s *Session) Renew() error {
 // changes returns what changed since the session was opened, key by key.
 func (s *Session) changes() Changes {
 	if s.cleared {
-		return Changes{Clear: true, Set: maps.Clone(s.values)}
+		return Changes{Clear: true, Set: maps.Clone(s.members())}
 	}
 	var c Changes
 	for k := range s.dirty {
-		if v, ok := s.values[k]; ok {
+		if v, ok := s.members()[k]; ok {
 			if c.Set == nil {
 				c.Set = map[string]json.RawMessage{}
 			}
@@ -212,7 +232,7 @@ func (s *Session) Delete(key string) error {
 	if err := s.checkAvailable(); err != nil {
 		return err
 	}
-	if _, ok := s.values[key]; ok {
+	if _, ok := s.members()[key]; ok {
 		delete(s.values, key)
 		s.touchKey(key)
 	}
@@ -225,7 +245,7 @@ func (s *Session) Clear() error {
 	if err := s.checkAvailable(); err != nil {
 		return err
 	}
-	clear(s.values)
+	s.values = map[string]json.RawMessage{}
 	s.touchAll()
 	return nil
 }
@@ -237,8 +257,9 @@ func (s *Session) AppendJSON(buf []byte) []byte {
 	if s.form == nil {
 		return s.appendStored(buf)
 	}
-	plain := make(map[string]json.RawMessage, len(s.values))
-	for k, v := range s.values {
+	members := s.members()
+	plain := make(map[string]json.RawMessage, len(members))
+	for k, v := range members {
 		plain[k] = s.form.ToPlain(v)
 	}
 	return appendObject(buf, plain)
@@ -281,6 +302,7 @@ func (s *Session) plain(stored json.RawMessage) json.RawMessage {
 }
 
 func (s *Session) touch() {
+	s.members() // raw is about to go: the values must stand on their own
 	s.modified = true
 	s.accessed = true
 	s.raw = nil
@@ -313,11 +335,26 @@ func (s *Session) checkAvailable() error {
 	return nil
 }
 
-// sessionFromPayload builds the session a valid cookie carried.
-// raw, if not nil, is the JSON values were parsed from, and must not be
-// modified afterwards.
+// members returns the session's values, splitting the JSON it was opened
+// from on first use: a request that only forwards or reissues the session
+// never needs them one by one.
+func (s *Session) members() map[string]json.RawMessage {
+	if s.values == nil {
+		// raw was checked whole when the session was opened, so it
+		// splits; an empty map stands in should it not.
+		s.values, _ = splitObject(s.raw)
+		if s.values == nil {
+			s.values = map[string]json.RawMessage{}
+		}
+	}
+	return s.values
+}
+
+// sessionFromPayload builds the session a valid cookie carried. raw, if
+// not nil, is the JSON values were parsed from, or will be (values nil),
+// and must not be modified afterwards.
 func sessionFromPayload(values map[string]json.RawMessage, created time.Time, form ValueForm, raw []byte) *Session {
-	if values == nil {
+	if values == nil && raw == nil {
 		values = map[string]json.RawMessage{}
 	}
 	return &Session{values: values, created: created, form: form, raw: raw}
