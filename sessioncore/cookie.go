@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 	"unsafe"
 
@@ -123,13 +124,34 @@ func (a *cookieAttributes) setLine(value string, now, expires time.Time) string 
 	b = append(b, a.domain...)
 	if !expires.IsZero() {
 		b = append(b, "; Expires="...)
-		b = expires.UTC().AppendFormat(b, http.TimeFormat)
+		b = appendHTTPDate(b, expires)
 		b = append(b, "; Max-Age="...)
 		b = strconv.AppendInt(b, int64(expires.Sub(now)/time.Second), 10)
 	}
 	b = append(b, a.tail...)
 	// b is never written again, so it can back the string directly.
 	return unsafe.String(unsafe.SliceData(b), len(b))
+}
+
+// lastHTTPDate is the Expires date rendered last. Under load, the
+// responses of one second all expire at the same second, and formatting a
+// date costs more than the rest of the line.
+var lastHTTPDate atomic.Pointer[httpDate]
+
+type httpDate struct {
+	unix int64
+	text string
+}
+
+// appendHTTPDate appends t in the format of an Expires attribute.
+func appendHTTPDate(b []byte, t time.Time) []byte {
+	unix := t.Unix()
+	if last := lastHTTPDate.Load(); last != nil && last.unix == unix {
+		return append(b, last.text...)
+	}
+	text := t.UTC().Format(http.TimeFormat)
+	lastHTTPDate.Store(&httpDate{unix: unix, text: text})
+	return append(b, text...)
 }
 
 // deleteLine renders a Set-Cookie value that deletes the cookie, with the
