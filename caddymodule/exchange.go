@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"strings"
 
-	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
@@ -24,7 +23,6 @@ type exchange struct {
 	h       *Handler
 	ctx     context.Context // the request's, for the store
 	session *sessioncore.Session
-	repl    *caddy.Replacer
 	// before is the response header as it was when the request reached
 	// the handler (set by earlier handlers: Server, HSTS, CORS...). A
 	// rejected response is reduced to it.
@@ -44,7 +42,7 @@ func (ex *exchange) finish(status int, header http.Header) error {
 	h.protocol.StripFromList(header, "Trailer")
 	mutation, err := h.protocol.TakeMutation(header)
 	if err != nil {
-		metrics.mutations.WithLabelValues("rejected").Inc()
+		metrics.mutations.inc("rejected")
 		return ex.reject(header, http.StatusBadGateway, "malformed session mutation from upstream", err, status)
 	}
 	// An upstream that shares the cookie (a Flask app) may set it itself:
@@ -59,7 +57,7 @@ func (ex *exchange) finish(status int, header http.Header) error {
 		}
 	}
 	if err := ex.session.Apply(mutation); err != nil {
-		metrics.mutations.WithLabelValues("rejected").Inc()
+		metrics.mutations.inc("rejected")
 		return ex.reject(header, http.StatusServiceUnavailable, "session change refused", err, status)
 	}
 	linesBefore := len(header["Set-Cookie"])
@@ -72,10 +70,10 @@ func (ex *exchange) finish(status int, header http.Header) error {
 		return ex.reject(header, http.StatusBadGateway, "session cannot be saved", err, status)
 	}
 	if upstreamSet || !mutation.IsEmpty() {
-		metrics.mutations.WithLabelValues("applied").Inc()
+		metrics.mutations.inc("applied")
 	}
 	if action != sessioncore.CookieUntouched {
-		metrics.cookies.WithLabelValues(cookieAction(action, ex.session.Modified())).Inc()
+		metrics.cookies.inc(cookieAction(action, ex.session.Modified()))
 	}
 	if action == sessioncore.CookieSet {
 		// Save appends the session's lines first, then any that delete
@@ -90,11 +88,6 @@ func (ex *exchange) finish(status int, header http.Header) error {
 		// A shared cache must not store one user's cookie for others.
 		header.Set("Cache-Control", "private")
 	}
-	if upstreamSet || !mutation.IsEmpty() {
-		// Deferred handlers outside this one (header >Name ...) see the
-		// session as the upstream left it.
-		setPlaceholders(ex.repl, ex.session)
-	}
 	if c := h.logger.Check(zapcore.DebugLevel, "session saved"); c != nil {
 		c.Write(zap.String("cookie", string(action)), zap.Bool("modified", ex.session.Modified()), zap.Int("status", status))
 	}
@@ -102,7 +95,7 @@ func (ex *exchange) finish(status int, header http.Header) error {
 }
 
 func (ex *exchange) reject(header http.Header, status int, msg string, err error, upstreamStatus int) error {
-	metrics.cookies.WithLabelValues("suppressed").Inc()
+	metrics.cookies.inc("suppressed")
 	ex.restoreHeader(header)
 	ex.h.logger.Error(msg, zap.Error(err), zap.Int("upstream_status", upstreamStatus), zap.Int("status", status))
 	return caddyhttp.Error(status, fmt.Errorf("%s: %w", msg, err))

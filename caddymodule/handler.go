@@ -353,7 +353,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		}
 	}
 	session, outcome := h.iface.Open(r)
-	metrics.opened.WithLabelValues(string(outcome)).Inc()
+	metrics.opened.inc(string(outcome))
 	if c := h.logger.Check(zapcore.DebugLevel, "session opened"); c != nil {
 		c.Write(zap.String("outcome", string(outcome)), zap.Int("keys", session.Len()))
 	}
@@ -384,17 +384,16 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	accepted := outcome == sessioncore.OutcomeValid || outcome == sessioncore.OutcomeFallbackKey
 	h.removeSessionCookies(r, !h.forwardCookie || !accepted)
 	repl := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
-	setPlaceholders(repl, session)
+	publishSession(r, repl, session)
 	if h.UserKey != "" {
 		if user, ok := session.Text(h.UserKey); ok {
 			repl.Set("http.auth.user.id", user)
 		}
 	}
-	r = withSession(r, session) // for the session matcher of later routes
 
 	// A shallow copy: a handler that set a header before this one replaces
 	// it rather than writing into it.
-	ex := &exchange{h: h, ctx: r.Context(), session: session, repl: repl, before: maps.Clone(w.Header())}
+	ex := &exchange{h: h, ctx: r.Context(), session: session, before: maps.Clone(w.Header())}
 	ex.ResponseWriter = w
 	ex.f = ex
 	rw := &ex.responseWriter

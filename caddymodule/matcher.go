@@ -1,7 +1,6 @@
 package caddymodule
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -13,29 +12,10 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
-
-	"github.com/sessiongate/caddy-session/sessioncore"
 )
 
 func init() {
 	caddy.RegisterModule(MatchSession{})
-}
-
-// sessionCtxKey is where the handler puts the session it opened, for the
-// matcher of later routes.
-type sessionCtxKeyType struct{}
-
-var sessionCtxKey sessionCtxKeyType
-
-// withSession returns r carrying s for MatchSession.
-func withSession(r *http.Request, s *sessioncore.Session) *http.Request {
-	return r.WithContext(context.WithValue(r.Context(), sessionCtxKey, s))
-}
-
-// sessionOf returns the session the handler opened for r, if any.
-func sessionOf(r *http.Request) *sessioncore.Session {
-	s, _ := r.Context().Value(sessionCtxKey).(*sessioncore.Session)
-	return s
 }
 
 // MatchSession matches requests by the contents of the session that the

@@ -3,6 +3,7 @@ package caddymodule
 import (
 	"context"
 	"encoding/json"
+	"net/http"
 	"net/http/httptest"
 	"testing"
 
@@ -22,6 +23,17 @@ func testSession(t *testing.T, values map[string]string) *sessioncore.Session {
 		}
 	}
 	return s
+}
+
+// requestWithSession returns a request prepared as Caddy's server does,
+// carrying s as the session handler leaves it (none when s is nil).
+func requestWithSession(s *sessioncore.Session) *http.Request {
+	repl := caddy.NewReplacer()
+	r := caddyhttp.PrepareRequest(httptest.NewRequest("GET", "/", nil), repl, httptest.NewRecorder(), &caddyhttp.Server{})
+	if s != nil {
+		publishSession(r, repl, s)
+	}
+	return r
 }
 
 func TestMatchSession(t *testing.T) {
@@ -47,11 +59,7 @@ func TestMatchSession(t *testing.T) {
 		{"null session", sessioncore.NewNullSession(nil), false},
 	}
 	for _, tt := range tests {
-		r := httptest.NewRequest("GET", "/", nil)
-		if tt.session != nil {
-			r = withSession(r, tt.session)
-		}
-		if got, err := m.MatchWithError(r); got != tt.want || err != nil {
+		if got, err := m.MatchWithError(requestWithSession(tt.session)); got != tt.want || err != nil {
 			t.Errorf("%s: %v %v, want %v", tt.name, got, err, tt.want)
 		}
 	}
@@ -70,14 +78,11 @@ func TestMatchSessionInCEL(t *testing.T) {
 	if err := expr.Provision(ctx); err != nil {
 		t.Fatal(err)
 	}
-	r := httptest.NewRequest("GET", "/", nil)
-	repl := caddy.NewReplacer()
-	r = r.WithContext(context.WithValue(r.Context(), caddy.ReplacerCtxKey, repl))
-	admin := withSession(r, testSession(t, map[string]string{"user": `"alice"`, "role": `"admin"`}))
+	admin := requestWithSession(testSession(t, map[string]string{"user": `"alice"`, "role": `"admin"`}))
 	if ok, err := expr.MatchWithError(admin); !ok || err != nil {
 		t.Errorf("admin: %v %v", ok, err)
 	}
-	viewer := withSession(r, testSession(t, map[string]string{"user": `"bob"`, "role": `"viewer"`}))
+	viewer := requestWithSession(testSession(t, map[string]string{"user": `"bob"`, "role": `"viewer"`}))
 	if ok, _ := expr.MatchWithError(viewer); ok {
 		t.Error("viewer matched")
 	}

@@ -16,25 +16,25 @@ import (
 // config that loads (Caddy gives each a fresh one). Every label has a small,
 // fixed set of values: never a session ID or a user.
 var metrics = struct {
-	opened        *prometheus.CounterVec
-	cookies       *prometheus.CounterVec
-	mutations     *prometheus.CounterVec
+	opened        counters
+	cookies       counters
+	mutations     counters
 	cookieSize    prometheus.Histogram
 	storeDuration *prometheus.HistogramVec
 	storeErrors   *prometheus.CounterVec
 }{
-	opened: prometheus.NewCounterVec(prometheus.CounterOpts{
+	opened: newCounters(prometheus.CounterOpts{
 		Namespace: "caddy", Subsystem: "session", Name: "opened_total",
 		Help: "Sessions opened, by outcome: new, valid, fallback_key, bad_signature, expired, revoked, undecodable, unknown_id, unavailable.",
-	}, []string{"outcome"}),
-	cookies: prometheus.NewCounterVec(prometheus.CounterOpts{
+	}, "outcome", "new", "valid", "fallback_key", "bad_signature", "expired", "revoked", "undecodable", "unknown_id", "unavailable"),
+	cookies: newCounters(prometheus.CounterOpts{
 		Namespace: "caddy", Subsystem: "session", Name: "cookies_total",
 		Help: "Session cookies written, by action: set (changed), refreshed (expiry moved), deleted, suppressed (refused: the response was rejected).",
-	}, []string{"action"}),
-	mutations: prometheus.NewCounterVec(prometheus.CounterOpts{
+	}, "action", "set", "refreshed", "deleted", "suppressed"),
+	mutations: newCounters(prometheus.CounterOpts{
 		Namespace: "caddy", Subsystem: "session", Name: "mutations_total",
 		Help: "Session changes asked for by upstreams, by result: applied or rejected.",
-	}, []string{"result"}),
+	}, "result", "applied", "rejected"),
 	cookieSize: prometheus.NewHistogram(prometheus.HistogramOpts{
 		Namespace: "caddy", Subsystem: "session", Name: "cookie_size_bytes",
 		Help:    "Size of the Set-Cookie lines that carry a session.",
@@ -51,13 +51,39 @@ var metrics = struct {
 	}, []string{"op"}),
 }
 
+// counters is a CounterVec of one label whose values are known in advance:
+// each child is resolved once, where WithLabelValues would hash the value
+// and take a lock on every request, and every value is exported from the
+// start, at zero.
+type counters struct {
+	vec      *prometheus.CounterVec
+	children map[string]prometheus.Counter // read-only once made
+}
+
+func newCounters(opts prometheus.CounterOpts, label string, values ...string) counters {
+	c := counters{vec: prometheus.NewCounterVec(opts, []string{label}), children: map[string]prometheus.Counter{}}
+	for _, v := range values {
+		c.children[v] = c.vec.WithLabelValues(v)
+	}
+	return c
+}
+
+// inc counts one event with the label value v.
+func (c counters) inc(v string) {
+	if child, ok := c.children[v]; ok {
+		child.Inc()
+		return
+	}
+	c.vec.WithLabelValues(v).Inc()
+}
+
 // registerMetrics registers the metrics with a config's registry; a
 // second session handler in the same config finds them registered.
 func registerMetrics(registry *prometheus.Registry) error {
 	if registry == nil {
 		return nil
 	}
-	for _, c := range []prometheus.Collector{metrics.opened, metrics.cookies, metrics.mutations,
+	for _, c := range []prometheus.Collector{metrics.opened.vec, metrics.cookies.vec, metrics.mutations.vec,
 		metrics.cookieSize, metrics.storeDuration, metrics.storeErrors} {
 		if err := registry.Register(c); err != nil && !errors.As(err, new(prometheus.AlreadyRegisteredError)) {
 			return err

@@ -2,8 +2,11 @@ package caddymodule
 
 import (
 	"encoding/json"
+	"net/http"
+	"strings"
 
 	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
 	"github.com/sessiongate/caddy-session/sessioncore"
 )
@@ -12,24 +15,58 @@ import (
 // session's keys to later handlers: {http.session.<key>}.
 const placeholderPrefix = "http.session."
 
-// setPlaceholders exposes each of the session's top-level keys as
-// {http.session.<key>}: a string value as the string itself, any other
-// value as its JSON text. Placeholders of keys the session no longer has
-// are removed.
-func setPlaceholders(repl *caddy.Replacer, s *sessioncore.Session) {
-	repl.DeleteByPrefix(placeholderPrefix)
-	for _, key := range s.Keys() {
-		raw, _ := s.Get(key)
-		repl.Set(placeholderPrefix+key, placeholderValue(raw))
+// sessionVar is the request variable (caddyhttp.SetVar) under which the
+// handler leaves the session it opened, for the session matcher of later
+// routes. A variable rather than a context value: setting it copies
+// nothing.
+const sessionVar = "sessiongate.session"
+
+// requestSession holds the session of one request. It holds nothing but a
+// pointer, so that even {http.vars.sessiongate.session} shows an address,
+// never the session.
+type requestSession struct{ session *sessioncore.Session }
+
+// publishSession makes s the session of r for the handlers after this
+// one: the session matcher, and the {http.session.<key>} placeholders,
+// which read s when they are used, so they always show the session as it
+// is (the upstream's changes included) and cost nothing when unused, as
+// on most requests. A second session handler on the same request replaces
+// the session the first one published.
+func publishSession(r *http.Request, repl *caddy.Replacer, s *sessioncore.Session) {
+	if held, ok := caddyhttp.GetVar(r.Context(), sessionVar).(*requestSession); ok {
+		held.session = s
+		return
 	}
+	held := &requestSession{session: s}
+	caddyhttp.SetVar(r.Context(), sessionVar, held)
+	repl.Map(held.placeholder)
 }
 
-// placeholderValue is a session value as a placeholder shows it. It is
-// decoded only when a placeholder is actually used: most requests use none.
-type placeholderValue json.RawMessage
+// sessionOf returns the session a handler opened for r, if any.
+func sessionOf(r *http.Request) *sessioncore.Session {
+	if held, ok := caddyhttp.GetVar(r.Context(), sessionVar).(*requestSession); ok {
+		return held.session
+	}
+	return nil
+}
 
-// String implements fmt.Stringer, which caddy.ToString calls.
-func (v placeholderValue) String() string {
+// placeholder is a caddy.ReplacerFunc for {http.session.<key>}: a string
+// value is the string itself, any other value its JSON text. A key the
+// session does not have is not a known placeholder.
+func (held *requestSession) placeholder(name string) (any, bool) {
+	key, ok := strings.CutPrefix(name, placeholderPrefix)
+	if !ok {
+		return nil, false
+	}
+	raw, ok := held.session.Get(key)
+	if !ok {
+		return nil, false
+	}
+	return placeholderText(raw), true
+}
+
+// placeholderText is a session value as a placeholder shows it.
+func placeholderText(v json.RawMessage) string {
 	if len(v) > 0 && v[0] == '"' {
 		var s string
 		if json.Unmarshal(v, &s) == nil {
