@@ -49,7 +49,7 @@ func (r *recorder) Flush() {
 }
 
 // final returns the final status and the header sent with it.
-func (r *recorder) final(t *testing.T) (int, http.Header) {
+func (r *recorder) final(t testing.TB) (int, http.Header) {
 	t.Helper()
 	for i, status := range r.written {
 		if status >= 200 {
@@ -60,7 +60,7 @@ func (r *recorder) final(t *testing.T) (int, http.Header) {
 	return 0, nil
 }
 
-func newTestHandler(t *testing.T, configure func(*Handler)) *Handler {
+func newTestHandler(t testing.TB, configure func(*Handler)) *Handler {
 	t.Helper()
 	h := &Handler{Secret: testSecretLiteral}
 	if configure != nil {
@@ -83,7 +83,7 @@ func serve(h *Handler, w http.ResponseWriter, r *http.Request, next caddyhttp.Ha
 }
 
 // login runs a request whose upstream sets values and returns the cookie.
-func login(t *testing.T, h *Handler, values string) *http.Cookie {
+func login(t testing.TB, h *Handler, values string) *http.Cookie {
 	t.Helper()
 	rec := newRecorder()
 	_, err := serve(h, rec, httptest.NewRequest("GET", "/login", nil), func(w http.ResponseWriter, r *http.Request) error {

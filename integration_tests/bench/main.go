@@ -228,14 +228,14 @@ func wrk(ctx context.Context, c *config, connections int, d time.Duration) (floa
 func report(configs []*config) {
 	base := configs[0]
 	baseRPS, baseP99 := median(base.rps), medianDuration(base.p99)
-	fmt.Printf("\n| configuration | req/s (median) | ratio | min ratio | p99 (median) | p99 ratio | Caddy CPU per request | peak RSS |\n|---|---|---|---|---|---|---|---|\n")
+	fmt.Printf("\n| configuration | req/s (median) | ratio | median round ratio | min round ratio | p99 (median) | p99 ratio | Caddy CPU per request | peak RSS |\n|---|---|---|---|---|---|---|---|---|\n")
 	for _, c := range configs {
 		var ratios []float64
 		for i := range c.rps {
 			ratios = append(ratios, c.rps[i]/base.rps[i])
 		}
-		fmt.Printf("| %s | %.0f | %.3f | %.3f | %s | %.2f | %s | %s |\n", c.name, median(c.rps), median(c.rps)/baseRPS,
-			slices.Min(ratios), medianDuration(c.p99), float64(medianDuration(c.p99))/float64(baseP99),
+		fmt.Printf("| %s | %.0f | %.3f | %.3f | %.3f | %s | %.2f | %s | %s |\n", c.name, median(c.rps), median(c.rps)/baseRPS,
+			median(ratios), slices.Min(ratios), medianDuration(c.p99), float64(medianDuration(c.p99))/float64(baseP99),
 			medianDuration(c.cpu).Round(100*time.Nanosecond), peakRSS(c.cmd))
 	}
 }
