@@ -124,3 +124,18 @@ func TestNewInterfaceRequiresAnAbsolutePath(t *testing.T) {
 		t.Error("relative cookie path accepted")
 	}
 }
+
+// What a key holder could seal that is not one valid, compact object never
+// opens as a session.
+func TestCheckNormalizedObjectRefusesMalformedObjects(t *testing.T) {
+	for _, bad := range []string{`{"a":1,}`, `{,}`, `{"a"}`, `{"a":1 }`, `{"a":1}}`, `{"a":}`, `["a"]`, `{"a":"\u0001` + "\x01" + `"}`} {
+		if _, err := checkNormalizedObject([]byte(bad)); err == nil {
+			t.Errorf("%s passed the check", bad)
+		}
+	}
+	for _, good := range []string{`{}`, `{"a":1}`, `{"a":[1,{"b":"}"}],"c":null}`} {
+		if _, err := checkNormalizedObject([]byte(good)); err != nil {
+			t.Errorf("%s: %v", good, err)
+		}
+	}
+}

@@ -269,6 +269,9 @@ func walkObject(b []byte, member func(key string, value json.RawMessage)) error 
 		switch b[i] {
 		case ',':
 			i++
+			if i < len(b) && b[i] == '}' {
+				return ErrNotJSON // a trailing comma
+			}
 		case '}':
 		default:
 			return ErrNotJSON

@@ -140,7 +140,7 @@ func derivedKeys(secret []byte) (hashKey, blockKey []byte, err error) {
 // scBase64 is the encoding securecookie uses: URL-safe, with padding.
 var scBase64 = base64.URLEncoding
 
-// scratch buffers for sealing, reused across requests.
+// scratch buffers for sealing and opening, reused across requests.
 var scratchPool = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
 
 func getScratch(n int) *[]byte {
@@ -216,16 +216,15 @@ func (c *SecureCookieCodec) Decode(name, value string) (Payload, int, error) {
 	if len(value) > maxSealedValue {
 		return Payload{}, 0, ErrBadSignature // we never issue one this long
 	}
-	// One allocation holds the decoded value and, after it, the opened
-	// envelope: the session keeps both, its JSON and the sealed value to
-	// reissue it unchanged.
-	outerLen := scBase64.DecodedLen(len(value))
-	buf := make([]byte, outerLen+scBase64.DecodedLen(outerLen))
-	n, err := scBase64.Decode(buf[:outerLen], unsafe.Slice(unsafe.StringData(value), len(value)))
+	// Nothing is allocated before the value is authenticated: forged
+	// cookies cost no garbage.
+	decodedBuf := getScratch(scBase64.DecodedLen(len(value)))
+	defer scratchPool.Put(decodedBuf)
+	n, err := scBase64.Decode(*decodedBuf, unsafe.Slice(unsafe.StringData(value), len(value)))
 	if err != nil {
 		return Payload{}, 0, ErrBadSignature
 	}
-	b := buf[:n]
+	b := (*decodedBuf)[:n]
 
 	// date "|" value "|" mac; the mac may itself contain '|'.
 	first := bytes.IndexByte(b, '|')
@@ -253,8 +252,13 @@ func (c *SecureCookieCodec) Decode(name, value string) (Payload, int, error) {
 		return Payload{}, keyIndex, fmt.Errorf("%w: bad timestamp", ErrUndecodable)
 	}
 
-	sealed := b[first+1 : second]
-	raw := buf[outerLen:]
+	// One allocation holds what the session keeps: the sealed value, to
+	// reissue it unchanged, and after it the opened envelope.
+	sealedLen := second - first - 1
+	buf := make([]byte, sealedLen+scBase64.DecodedLen(sealedLen))
+	sealed := buf[:sealedLen:sealedLen]
+	copy(sealed, b[first+1:second])
+	raw := buf[sealedLen:]
 	m, err := scBase64.Decode(raw, sealed)
 	if err != nil || m <= aes.BlockSize {
 		return Payload{}, keyIndex, fmt.Errorf("%w: bad ciphertext", ErrUndecodable)
@@ -266,7 +270,7 @@ func (c *SecureCookieCodec) Decode(name, value string) (Payload, int, error) {
 	if err == nil && keyIndex == 0 && env[0] == envelopeV2 {
 		// Only a value under the current key, whose envelope does not
 		// hold the issue time, can be reissued as it is.
-		p.Sealed = sealed[:len(sealed):len(sealed)]
+		p.Sealed = sealed
 	}
 	return p, keyIndex, err
 }
