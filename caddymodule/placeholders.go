@@ -1,7 +1,6 @@
 package caddymodule
 
 import (
-	"encoding/json"
 	"net/http"
 	"strings"
 
@@ -62,16 +61,5 @@ func (held *requestSession) placeholder(name string) (any, bool) {
 	if !ok {
 		return nil, false
 	}
-	return placeholderText(raw), true
-}
-
-// placeholderText is a session value as a placeholder shows it.
-func placeholderText(v json.RawMessage) string {
-	if len(v) > 0 && v[0] == '"' {
-		var s string
-		if json.Unmarshal(v, &s) == nil {
-			return s
-		}
-	}
-	return string(v)
+	return sessioncore.ValueText(raw), true
 }

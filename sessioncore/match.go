@@ -70,11 +70,17 @@ func (s *Session) Text(key string) (text string, ok bool) {
 	if !ok || string(v) == "null" {
 		return "", false
 	}
-	if v[0] == '"' {
+	return ValueText(v), true
+}
+
+// ValueText returns a plain JSON value as text: a string as the string
+// itself, anything else as its JSON text.
+func ValueText(v json.RawMessage) string {
+	if len(v) > 0 && v[0] == '"' {
 		var str string
 		if json.Unmarshal(v, &str) == nil {
-			return str, true
+			return str
 		}
 	}
-	return string(v), true
+	return string(v)
 }

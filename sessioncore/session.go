@@ -279,7 +279,7 @@ func (s *Session) storedJSON() []byte {
 	if s.raw != nil {
 		return s.raw
 	}
-	return appendObject(nil, s.values)
+	return s.appendStored(nil)
 }
 
 // String returns the session as plain JSON; see AppendJSON.
