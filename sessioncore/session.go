@@ -104,12 +104,7 @@ func (s *Session) Created() time.Time { return s.created }
 func (s *Session) MarkAccessed() { s.accessed = true }
 
 // Len returns the number of top-level keys.
-func (s *Session) Len() int {
-	if s.values == nil {
-		return len(s.members())
-	}
-	return len(s.values)
-}
+func (s *Session) Len() int { return len(s.members()) }
 
 // isEmpty reports whether the session has no keys, without splitting it.
 func (s *Session) isEmpty() bool {
@@ -245,7 +240,7 @@ func (s *Session) Clear() error {
 	if err := s.checkAvailable(); err != nil {
 		return err
 	}
-	s.values = map[string]json.RawMessage{}
+	s.values = map[string]json.RawMessage{} // not clear: unsplit values would come back from raw
 	s.touchAll()
 	return nil
 }
