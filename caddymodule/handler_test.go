@@ -82,6 +82,15 @@ func serve(h *Handler, w http.ResponseWriter, r *http.Request, next caddyhttp.Ha
 	return repl, h.ServeHTTP(w, r, next)
 }
 
+// handlerStatus returns the status of the Caddy handler error err, or 0.
+func handlerStatus(err error) int {
+	var he caddyhttp.HandlerError
+	if errors.As(err, &he) {
+		return he.StatusCode
+	}
+	return 0
+}
+
 // login runs a request whose upstream sets values and returns the cookie.
 func login(t testing.TB, h *Handler, values string) *http.Cookie {
 	t.Helper()
@@ -236,8 +245,7 @@ func TestRejectedResponses(t *testing.T) {
 			r.AddCookie(cookie)
 			rec := newRecorder()
 			_, err := serve(h, rec, r, tt.next)
-			var he caddyhttp.HandlerError
-			if !errors.As(err, &he) || he.StatusCode != tt.status {
+			if handlerStatus(err) != tt.status {
 				t.Fatalf("err = %v, want a %d handler error", err, tt.status)
 			}
 			if len(rec.written) != 0 || rec.body.Len() != 0 {
@@ -265,8 +273,7 @@ func TestNullSessionRefusesMutationWith503(t *testing.T) {
 		w.Header().Set("X-Session-Update", `{"a":1}`)
 		return nil
 	})
-	var he caddyhttp.HandlerError
-	if !errors.As(err, &he) || he.StatusCode != http.StatusServiceUnavailable || !errors.Is(err, sessioncore.ErrUnavailable) {
+	if handlerStatus(err) != http.StatusServiceUnavailable || !errors.Is(err, sessioncore.ErrUnavailable) {
 		t.Fatalf("err = %v, want 503 session unavailable", err)
 	}
 }
@@ -451,8 +458,7 @@ func TestRejected101DoesNotHandOverTheConnection(t *testing.T) {
 		}
 		return nil
 	})
-	var he caddyhttp.HandlerError
-	if !errors.As(err, &he) || he.StatusCode != http.StatusBadGateway {
+	if handlerStatus(err) != http.StatusBadGateway {
 		t.Errorf("err = %v", err)
 	}
 }
@@ -499,8 +505,7 @@ func TestStoreDownFailClosedStripsSpoofedHeadersFirst(t *testing.T) {
 		t.Error("the request went on with the store down and fail_closed")
 		return nil
 	})
-	var he caddyhttp.HandlerError
-	if !errors.As(err, &he) || he.StatusCode != http.StatusServiceUnavailable {
+	if handlerStatus(err) != http.StatusServiceUnavailable {
 		t.Fatalf("err = %v", err)
 	}
 	if r.Header.Get("X-Session") != "" || r.Header.Get("X_Remote_User") != "" {
@@ -521,8 +526,7 @@ func TestCrossSiteRejectionStripsSpoofedHeadersFirst(t *testing.T) {
 		t.Error("a cross-site POST went on")
 		return nil
 	})
-	var he caddyhttp.HandlerError
-	if !errors.As(err, &he) || he.StatusCode != http.StatusForbidden {
+	if handlerStatus(err) != http.StatusForbidden {
 		t.Fatalf("err = %v", err)
 	}
 	if r.Header.Get("X-Remote-User") != "" || r.Header.Get("X-Session") != "" {
