@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"maps"
 	"net/http"
 	"strings"
 
@@ -24,9 +23,27 @@ type exchange struct {
 	ctx     context.Context // the request's, for the store
 	session *sessioncore.Session
 	// before is the response header as it was when the request reached
-	// the handler (set by earlier handlers: Server, HSTS, CORS...). A
-	// rejected response is reduced to it.
-	before http.Header
+	// the handler (set by earlier handlers: Server, HSTS, CORS...), as a
+	// shallow copy: a handler that sets a header replaces its values
+	// rather than writing into them. A rejected response is reduced to it.
+	before     []headerField
+	beforeRoom [8]headerField // before's storage for the usual few fields
+	// published is the session as later handlers see it (publishSession).
+	published requestSession
+}
+
+// headerField is one field of a header: its name and its values.
+type headerField struct {
+	name   string
+	values []string
+}
+
+// snapshotHeader records header in ex.before.
+func (ex *exchange) snapshotHeader(header http.Header) {
+	ex.before = ex.beforeRoom[:0]
+	for name, values := range header {
+		ex.before = append(ex.before, headerField{name, values})
+	}
 }
 
 // owns implements finisher.
@@ -104,7 +121,9 @@ func (ex *exchange) reject(header http.Header, status int, msg string, err error
 // restoreHeader reduces header to what it was before the upstream answered.
 func (ex *exchange) restoreHeader(header http.Header) {
 	clear(header)
-	maps.Copy(header, ex.before)
+	for _, f := range ex.before {
+		header[f.name] = f.values
+	}
 }
 
 // stripTrailers removes the protocol's headers that were set after the

@@ -3,7 +3,6 @@ package caddymodule
 import (
 	"errors"
 	"fmt"
-	"maps"
 	"net/http"
 	"strings"
 	"time"
@@ -383,17 +382,16 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	// reaches an upstream that reads it itself, as a Flask app does.
 	accepted := outcome == sessioncore.OutcomeValid || outcome == sessioncore.OutcomeFallbackKey
 	h.removeSessionCookies(r, !h.forwardCookie || !accepted)
+	ex := &exchange{h: h, ctx: r.Context(), session: session}
+	ex.snapshotHeader(w.Header())
 	repl := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
-	publishSession(r, repl, session)
+	publishSession(r, repl, &ex.published, session)
 	if h.UserKey != "" {
 		if user, ok := session.Text(h.UserKey); ok {
 			repl.Set("http.auth.user.id", user)
 		}
 	}
 
-	// A shallow copy: a handler that set a header before this one replaces
-	// it rather than writing into it.
-	ex := &exchange{h: h, ctx: r.Context(), session: session, before: maps.Clone(w.Header())}
 	ex.ResponseWriter = w
 	ex.f = ex
 	rw := &ex.responseWriter

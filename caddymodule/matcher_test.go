@@ -31,7 +31,7 @@ func requestWithSession(s *sessioncore.Session) *http.Request {
 	repl := caddy.NewReplacer()
 	r := caddyhttp.PrepareRequest(httptest.NewRequest("GET", "/", nil), repl, httptest.NewRecorder(), &caddyhttp.Server{})
 	if s != nil {
-		publishSession(r, repl, s)
+		publishSession(r, repl, &requestSession{}, s)
 	}
 	return r
 }

@@ -29,14 +29,15 @@ type requestSession struct{ session *sessioncore.Session }
 // one: the session matcher, and the {http.session.<key>} placeholders,
 // which read s when they are used, so they always show the session as it
 // is (the upstream's changes included) and cost nothing when unused, as
-// on most requests. A second session handler on the same request replaces
-// the session the first one published.
-func publishSession(r *http.Request, repl *caddy.Replacer, s *sessioncore.Session) {
-	if held, ok := caddyhttp.GetVar(r.Context(), sessionVar).(*requestSession); ok {
-		held.session = s
+// on most requests. held is where s is kept for them, unless a first
+// session handler on the same request published one already: then s
+// replaces that one.
+func publishSession(r *http.Request, repl *caddy.Replacer, held *requestSession, s *sessioncore.Session) {
+	if first, ok := caddyhttp.GetVar(r.Context(), sessionVar).(*requestSession); ok {
+		first.session = s
 		return
 	}
-	held := &requestSession{session: s}
+	held.session = s
 	caddyhttp.SetVar(r.Context(), sessionVar, held)
 	repl.Map(held.placeholder)
 }

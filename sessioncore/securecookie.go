@@ -75,14 +75,21 @@ type SecureCookieCodec struct {
 // sealKeys are the derived keys of one secret.
 type sealKeys struct {
 	block cipher.Block
-	macs  sync.Pool // of hash.Hash: HMAC-SHA256 with the hash key
+	macs  sync.Pool // of *macState: HMAC-SHA256 with the hash key
 }
 
-func (k *sealKeys) mac() hash.Hash { return k.macs.Get().(hash.Hash) }
+// macState is a pooled HMAC with room for its sum, which would otherwise
+// escape to the heap through the hash.Hash interface.
+type macState struct {
+	hash.Hash
+	sum [sha256.Size]byte
+}
 
-func (k *sealKeys) release(h hash.Hash) {
-	h.Reset()
-	k.macs.Put(h)
+func (k *sealKeys) mac() *macState { return k.macs.Get().(*macState) }
+
+func (k *sealKeys) release(m *macState) {
+	m.Reset()
+	k.macs.Put(m)
 }
 
 // NewSecureCookieCodec returns a codec that signs and encrypts with secret
@@ -122,7 +129,7 @@ func deriveSealKeys(secret []byte) (*sealKeys, error) {
 		return nil, fmt.Errorf("encryption key: %w", err)
 	}
 	k := &sealKeys{block: block}
-	k.macs.New = func() any { return hmac.New(sha256.New, hashKey) }
+	k.macs.New = func() any { return &macState{Hash: hmac.New(sha256.New, hashKey)} }
 	return k, nil
 }
 
@@ -281,11 +288,10 @@ var pipe = []byte{'|'}
 func (k *sealKeys) verify(name string, signed, sig []byte) bool {
 	mac := k.mac()
 	defer k.release(mac)
-	var sum [sha256.Size]byte
 	mac.Write(unsafe.Slice(unsafe.StringData(name), len(name)))
 	mac.Write(pipe)
 	mac.Write(signed)
-	return hmac.Equal(mac.Sum(sum[:0]), sig)
+	return hmac.Equal(mac.Sum(mac.sum[:0]), sig)
 }
 
 // openEnvelope reads an opened envelope. issued is securecookie's

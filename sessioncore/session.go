@@ -7,6 +7,7 @@ import (
 	"maps"
 	"slices"
 	"time"
+	"unsafe"
 )
 
 // PermanentKey is the key under which a session stores whether it is
@@ -278,7 +279,13 @@ func (s *Session) storedJSON() []byte {
 }
 
 // String returns the session as plain JSON; see AppendJSON.
-func (s *Session) String() string { return string(s.AppendJSON(nil)) }
+func (s *Session) String() string {
+	if s.form == nil && s.raw != nil {
+		// raw is never modified, so it can back the string as it is.
+		return unsafe.String(unsafe.SliceData(s.raw), len(s.raw))
+	}
+	return string(s.AppendJSON(nil))
+}
 
 // stored returns a plain value in the codec's stored form.
 func (s *Session) stored(plain json.RawMessage) json.RawMessage {
