@@ -101,9 +101,9 @@ func (ex *exchange) finish(status int, header http.Header) error {
 			}
 		}
 	}
-	if action != sessioncore.CookieUntouched && header.Get("Cache-Control") == "" {
+	if cc := header["Cache-Control"]; action != sessioncore.CookieUntouched && (len(cc) == 0 || cc[0] == "") {
 		// A shared cache must not store one user's cookie for others.
-		header.Set("Cache-Control", "private")
+		header["Cache-Control"] = []string{"private"}
 	}
 	if c := h.logger.Check(zapcore.DebugLevel, "session saved"); c != nil {
 		c.Write(zap.String("cookie", string(action)), zap.Bool("modified", ex.session.Modified()), zap.Int("status", status))

@@ -179,5 +179,5 @@ func AddVaryCookie(h http.Header) {
 			return
 		}
 	}
-	h.Set("Vary", "Cookie")
+	h["Vary"] = []string{"Cookie"}
 }

@@ -456,8 +456,8 @@ func (i *Interface) Save(ctx context.Context, s *Session, h http.Header) (Cookie
 	if s.Accessed() || action != CookieUntouched {
 		AddVaryCookie(h)
 	}
-	for _, line := range lines {
-		h.Add("Set-Cookie", line)
+	if len(lines) > 0 {
+		h["Set-Cookie"] = append(h["Set-Cookie"], lines...) // the canonical name, as h.Add would write it
 	}
 	return action, nil
 }

@@ -52,22 +52,31 @@ func main() {
 	rounds := flag.Int("rounds", 5, "rounds of A B C ...")
 	duration := flag.Duration("duration", 5*time.Second, "load per configuration per round")
 	connections := flag.Int("connections", 32, "wrk connections")
+	instructions := flag.Bool("instructions", false, "count Caddy's instructions per request under callgrind instead of loading with wrk")
+	requests := flag.Int("requests", 2000, "with -instructions: requests per configuration per round")
 	upstreamFlag := flag.String("serve-upstream", "", "internal: serve the upstream on this address")
 	flag.Parse()
 	if *upstreamFlag != "" {
 		serveUpstream(*upstreamFlag)
 		return
 	}
-	if err := run(*rounds, *duration, *connections); err != nil {
+	measure := func(ctx context.Context, binary, dir, upstream string, configs []*config) error {
+		return loadRounds(ctx, binary, dir, upstream, configs, *rounds, *duration, *connections)
+	}
+	if *instructions {
+		measure = func(ctx context.Context, binary, dir, upstream string, configs []*config) error {
+			return countInstructions(ctx, binary, dir, upstream, configs, *rounds, *requests)
+		}
+	}
+	if err := run(measure); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
 }
 
-func run(rounds int, duration time.Duration, connections int) error {
-	if _, err := exec.LookPath("wrk"); err != nil {
-		return fmt.Errorf("wrk is required: apt-get install wrk")
-	}
+// run builds the gateway, starts the upstream (and Redis when there is
+// one) and hands the configurations to measure.
+func run(measure func(ctx context.Context, binary, dir, upstream string, configs []*config) error) error {
 	dir, err := os.MkdirTemp("", "session-bench-")
 	if err != nil {
 		return err
@@ -117,6 +126,16 @@ func run(rounds int, duration time.Duration, connections int) error {
 	} else {
 		fmt.Println("redis-server not found: skipping the Redis configuration")
 	}
+	fmt.Printf("machine: %s/%s, %d cores, %s\n", runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), cpuModel())
+	return measure(ctx, binary, dir, upstreamAddr, configs)
+}
+
+// loadRounds loads each configuration with wrk, one Caddy process each,
+// interleaved, and reports throughput, latency, CPU and memory.
+func loadRounds(ctx context.Context, binary, dir, upstreamAddr string, configs []*config, rounds int, duration time.Duration, connections int) error {
+	if _, err := exec.LookPath("wrk"); err != nil {
+		return fmt.Errorf("wrk is required: apt-get install wrk")
+	}
 	for _, c := range configs {
 		if err := c.start(ctx, binary, dir, upstreamAddr); err != nil {
 			return err
@@ -127,17 +146,10 @@ func run(rounds int, duration time.Duration, connections int) error {
 		if err := waitListening(c.port); err != nil {
 			return fmt.Errorf("%s: %w", c.name, err)
 		}
-		if c.login != "" {
-			if c.cookie, err = login(c.port, c.login); err != nil {
-				return fmt.Errorf("%s: %w", c.name, err)
-			}
-		}
 	}
-	// Plain reverse_proxy gets the same Cookie header, so every
-	// configuration parses and carries the same request.
-	configs[0].cookie = configs[1].cookie
-
-	fmt.Printf("machine: %s/%s, %d cores, %s\n", runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), cpuModel())
+	if err := logIn(configs); err != nil {
+		return err
+	}
 	fmt.Printf("load: wrk, 1 thread, %d connections, %s per configuration, %d rounds, interleaved\n\n", connections, duration, rounds)
 	for _, c := range configs { // warm up every process
 		if _, _, err := wrk(ctx, c, connections, time.Second); err != nil {
@@ -164,12 +176,38 @@ func run(rounds int, duration time.Duration, connections int) error {
 	return nil
 }
 
+// logIn gets each session configuration its cookie. Plain reverse_proxy
+// gets the same Cookie header, so every configuration parses and carries
+// the same request.
+func logIn(configs []*config) error {
+	for _, c := range configs {
+		if c.login == "" {
+			continue
+		}
+		var err error
+		if c.cookie, err = login(c.port, c.login); err != nil {
+			return fmt.Errorf("%s: %w", c.name, err)
+		}
+	}
+	configs[0].cookie = configs[1].cookie
+	return nil
+}
+
 func sessionSite(extra string) string {
 	return `session {
 		secret ` + secret + `
 		` + extra + `
 	}
 	reverse_proxy {upstream}`
+}
+
+// globalOptions start every Caddyfile: no admin endpoint, no logs below
+// errors.
+const globalOptions = "{\n\tadmin off\n\tpersist_config off\n\tlog {\n\t\tlevel ERROR\n\t}\n}\n\n"
+
+// siteBlock is c's site, on its port, in front of upstream.
+func (c *config) siteBlock(upstream string) string {
+	return fmt.Sprintf("http://127.0.0.1:%d {\n\t%s\n}\n", c.port, strings.ReplaceAll(c.site, "{upstream}", upstream))
 }
 
 // pinned returns a command that runs on the given core when there are two.
@@ -184,8 +222,7 @@ func pinned(core int, name string, args ...string) *exec.Cmd {
 
 func (c *config) start(ctx context.Context, binary, dir, upstream string) error {
 	c.port = freePort()
-	caddyfile := fmt.Sprintf("{\n\tadmin off\n\tpersist_config off\n\tlog {\n\t\tlevel ERROR\n\t}\n}\n\nhttp://127.0.0.1:%d {\n\t%s\n}\n",
-		c.port, strings.ReplaceAll(c.site, "{upstream}", upstream))
+	caddyfile := globalOptions + c.siteBlock(upstream)
 	path := filepath.Join(dir, fmt.Sprintf("Caddyfile.%d", c.port))
 	if err := os.WriteFile(path, []byte(caddyfile), 0o600); err != nil {
 		return err
@@ -309,8 +346,12 @@ func login(port int, path string) (string, error) {
 
 func waitListening(port int) error { return waitListeningAddr(fmt.Sprintf("127.0.0.1:%d", port)) }
 
+// startTimeout bounds how long a process may take to open its port; a
+// Caddy under callgrind is slow to start.
+var startTimeout = 15 * time.Second
+
 func waitListeningAddr(addr string) error {
-	for deadline := time.Now().Add(15 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+	for deadline := time.Now().Add(startTimeout); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
 		if c, err := net.Dial("tcp", addr); err == nil {
 			c.Close()
 			return nil

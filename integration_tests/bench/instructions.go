@@ -1,0 +1,149 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// countInstructions runs one Caddy, serving every configuration on its own
+// port, under callgrind, and counts the instructions it executes per
+// request: for each configuration in turn, it warms up, zeroes the
+// counters, sends requests one after another on one connection, and dumps
+// the counters. Unlike requests per second on a shared virtual machine,
+// the count does not move with what the neighbours do. It covers Caddy's
+// own code (the kernel's work in system calls is not counted), and
+// valgrind's CPU has no SHA extensions, so SHA-256 runs in software and
+// the gateway's HMACs weigh more than on the real CPU.
+func countInstructions(ctx context.Context, binary, dir, upstream string, configs []*config, rounds, requests int) error {
+	for _, tool := range []string{"valgrind", "callgrind_control"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			return fmt.Errorf("%s is required: apt-get install valgrind", tool)
+		}
+	}
+	var caddyfile strings.Builder
+	caddyfile.WriteString(globalOptions)
+	for _, c := range configs {
+		c.port = freePort()
+		caddyfile.WriteString(c.siteBlock(upstream))
+	}
+	path := filepath.Join(dir, "Caddyfile.callgrind")
+	if err := os.WriteFile(path, []byte(caddyfile.String()), 0o600); err != nil {
+		return err
+	}
+	out := filepath.Join(dir, "callgrind.out")
+	cmd := pinned(0, "valgrind", "--tool=callgrind", "--callgrind-out-file="+out,
+		binary, "run", "--config", path, "--adapter", "caddyfile")
+	// Go's asynchronous preemption signals break callgrind.
+	cmd.Env = append(os.Environ(), "XDG_CONFIG_HOME="+dir, "XDG_DATA_HOME="+dir, "GOMAXPROCS=1", "GODEBUG=asyncpreemptoff=1")
+	cmd.Stderr = io.Discard
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("valgrind: %w", err)
+	}
+	defer kill(cmd)
+	startTimeout = 3 * time.Minute
+	for _, c := range configs {
+		if err := waitListening(c.port); err != nil {
+			return fmt.Errorf("%s: %w", c.name, err)
+		}
+	}
+	if err := logIn(configs); err != nil {
+		return err
+	}
+	pid := strconv.Itoa(cmd.Process.Pid) // taskset and valgrind exec: the same process
+	fmt.Printf("instructions: one Caddy under callgrind, %d sequential requests per configuration, %d rounds\n\n", requests, rounds)
+
+	counts := make([][]float64, len(configs))
+	for round := 1; round <= rounds; round++ {
+		for i, c := range configs {
+			if err := send(ctx, c, 200); err != nil { // warm up
+				return err
+			}
+			if err := exec.Command("callgrind_control", "--zero", pid).Run(); err != nil {
+				return fmt.Errorf("callgrind_control --zero: %w", err)
+			}
+			if err := send(ctx, c, requests); err != nil {
+				return err
+			}
+			if err := exec.Command("callgrind_control", "--dump", pid).Run(); err != nil {
+				return fmt.Errorf("callgrind_control --dump: %w", err)
+			}
+			total, err := lastDumpTotal(out)
+			if err != nil {
+				return err
+			}
+			counts[i] = append(counts[i], float64(total)/float64(requests))
+		}
+		fmt.Printf("round %d:", round)
+		for i := range configs[1:] {
+			fmt.Printf("  %.3f", counts[i+1][round-1]/counts[0][round-1])
+		}
+		fmt.Println()
+	}
+
+	fmt.Printf("\n| configuration | instructions per request (median) | ratio | throughput this predicts |\n|---|---|---|---|\n")
+	base := median(counts[0])
+	for i, c := range configs {
+		m := median(counts[i])
+		fmt.Printf("| %s | %.0f | %.3f | %.3f |\n", c.name, m, m/base, base/m)
+	}
+	return nil
+}
+
+// send makes n requests to c, one after another on one connection.
+func send(ctx context.Context, c *config, n int) error {
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 1}}
+	defer client.CloseIdleConnections()
+	url := fmt.Sprintf("http://127.0.0.1:%d/", c.port)
+	for range n {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		if c.cookie != "" {
+			req.Header.Set("Cookie", "session="+c.cookie)
+		}
+		resp, err := client.Do(req)
+		if err != nil {
+			return fmt.Errorf("%s: %w", c.name, err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("%s: status %d", c.name, resp.StatusCode)
+		}
+	}
+	return nil
+}
+
+// lastDumpTotal reads the instruction total of callgrind's newest dump,
+// out.N with the highest N.
+func lastDumpTotal(out string) (int64, error) {
+	dumps, _ := filepath.Glob(out + ".*")
+	suffix := func(path string) int {
+		n, _ := strconv.Atoi(path[strings.LastIndexByte(path, '.')+1:])
+		return n
+	}
+	if len(dumps) == 0 {
+		return 0, fmt.Errorf("callgrind wrote no dump")
+	}
+	newest := slices.MaxFunc(dumps, func(a, b string) int { return suffix(a) - suffix(b) })
+	f, err := os.Open(newest)
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), "summary:"); ok {
+			return strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+		}
+	}
+	return 0, fmt.Errorf("no summary in %s", newest)
+}
