@@ -61,7 +61,9 @@ var benchCodecs = []benchCodec{
 // BenchmarkInterface measures what the gateway does per request with the
 // cookie: open only (a read-only, non-refreshed request), open + refresh (a
 // permanent session reissued with a new timestamp), and open + mutate +
-// save (an upstream change). "fallbacks" is how many fallback keys are
+// save (an upstream change), each opening the cookie afresh; and open and
+// open + refresh of a value the Interface remembers (the usual case: a
+// browser sends the same cookie until it is reissued). "fallbacks" is how many fallback keys are
 // configured; the cookie is always sealed with the current key.
 func BenchmarkInterface(b *testing.B) {
 	now := time.Unix(1_800_000_000, 0)
@@ -72,10 +74,12 @@ func BenchmarkInterface(b *testing.B) {
 				if err != nil {
 					b.Fatal(err)
 				}
-				iface, err := NewInterface(DefaultConfig(), c, WithClock(func() time.Time { return now }))
+				clock := WithClock(func() time.Time { return now })
+				iface, err := NewInterface(DefaultConfig(), c, clock, withoutOpenCache())
 				if err != nil {
 					b.Fatal(err)
 				}
+				remembering, _ := NewInterface(DefaultConfig(), c, clock)
 				value, err := benchCookie(c, benchSession(size), now)
 				if err != nil {
 					b.Fatal(err)
@@ -102,6 +106,25 @@ func BenchmarkInterface(b *testing.B) {
 						s, _ := iface.Open(r)
 						clear(h)
 						if action, err := iface.Save(context.Background(), s, h); err != nil || action != CookieSet {
+							b.Fatal(action, err)
+						}
+					}
+				})
+				b.Run(name+"/open, remembered", func(b *testing.B) {
+					b.ReportAllocs()
+					for b.Loop() {
+						if s, o := remembering.Open(r); o != OutcomeValid || s.IsNew() {
+							b.Fatal(o)
+						}
+					}
+				})
+				b.Run(name+"/open+refresh, remembered", func(b *testing.B) {
+					b.ReportAllocs()
+					h := http.Header{}
+					for b.Loop() {
+						s, _ := remembering.Open(r)
+						clear(h)
+						if action, err := remembering.Save(context.Background(), s, h); err != nil || action != CookieSet {
 							b.Fatal(action, err)
 						}
 					}

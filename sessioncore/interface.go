@@ -114,6 +114,7 @@ type Interface struct {
 	attrs  cookieAttributes
 	now    func() time.Time
 	logger *zap.Logger
+	cache  openCache
 }
 
 // Option configures an Interface.
@@ -161,7 +162,7 @@ func NewInterface(cfg Config, codec Codec, opts ...Option) (*Interface, error) {
 	if cfg.CookieDomain, err = normalizeCookieDomain(cfg.CookieDomain); err != nil {
 		return nil, err
 	}
-	i := &Interface{config: cfg, codec: codec, now: time.Now, logger: zap.NewNop()}
+	i := &Interface{config: cfg, codec: codec, now: time.Now, logger: zap.NewNop(), cache: newOpenCache()}
 	i.form, _ = codec.(ValueForm)
 	for _, opt := range opts {
 		opt(i)
@@ -335,13 +336,18 @@ func (i *Interface) newSession() *Session {
 }
 
 func (i *Interface) decode(value string) (*Session, Outcome, error) {
-	payload, keyIndex, err := i.codec.Decode(i.config.CookieName, value)
-	switch {
-	case errors.Is(err, ErrUndecodable):
-		return nil, OutcomeUndecodable, err
-	case err != nil:
-		return nil, OutcomeBadSignature, err
+	o, known := i.cache.get(value)
+	if !known {
+		payload, keyIndex, err := i.codec.Decode(i.config.CookieName, value)
+		switch {
+		case errors.Is(err, ErrUndecodable):
+			return nil, OutcomeUndecodable, err
+		case err != nil:
+			return nil, OutcomeBadSignature, err
+		}
+		o = &opened{payload: payload, keyIndex: keyIndex}
 	}
+	payload := o.payload
 	// Compare instants, not durations: a hostile issue time far in the
 	// past or future would overflow a time.Duration.
 	now := i.now()
@@ -354,42 +360,17 @@ func (i *Interface) decode(value string) (*Session, Outcome, error) {
 	if outcome, err := i.checkLifetimes(payload, now); err != nil {
 		return nil, outcome, err
 	}
-	var s *Session
-	if payload.Normalized {
-		// The gateway's own JSON is checked whole now and split only if
-		// a request needs its values one by one.
-		var permanent json.RawMessage
-		if permanent, err = checkNormalizedObject(payload.JSON); err == nil {
-			s = sessionFromPayload(nil, payload.Created, i.form, payload.JSON)
-			s.rawPermanent = permanent
+	if !known {
+		if err := o.parse(); err != nil {
+			return nil, OutcomeUndecodable, fmt.Errorf("%w: %w", ErrUndecodable, err)
 		}
-	} else {
-		var values map[string]json.RawMessage
-		var asIs bool
-		if values, asIs, err = parseObjectKeep(payload.JSON); err == nil {
-			var raw []byte
-			if asIs {
-				// Rewriting an unchanged session gives back the very
-				// bytes it came with: for a Flask cookie, Flask's own,
-				// whatever its key order.
-				raw = payload.JSON
-			}
-			s = sessionFromPayload(values, payload.Created, i.form, raw)
-		}
-	}
-	if err != nil {
-		return nil, OutcomeUndecodable, fmt.Errorf("%w: %w", ErrUndecodable, err)
-	}
-	s.issued = payload.Issued
-	if s.raw != nil {
-		// Reissuing the unchanged session reuses what the codec sealed.
-		s.sealed = payload.Sealed
+		i.cache.add(value, o)
 	}
 	outcome := OutcomeValid
-	if keyIndex > 0 {
+	if o.keyIndex > 0 {
 		outcome = OutcomeFallbackKey
 	}
-	return s, outcome, nil
+	return o.session(i.form), outcome, nil
 }
 
 // checkLifetimes applies the lifetimes beyond Flask's: the idle timeout,
@@ -501,6 +482,11 @@ func (i *Interface) cookieLines(s *Session, p Payload, maxParts int) ([]string, 
 	value, err := i.codec.Encode(i.config.CookieName, p)
 	if err != nil {
 		return nil, err
+	}
+	if p.Sealed != nil && s.opened != nil {
+		// The browser sends this value next: it opens as the old one
+		// did, issued now.
+		i.cache.add(value, s.opened.reissued(now))
 	}
 	expires, _ := i.ExpirationTime(s)
 	return i.attrs.chunkLines(value, now, expires, maxParts)

@@ -512,3 +512,56 @@ func TestAddVaryCookie(t *testing.T) {
 		}
 	}
 }
+
+// A remembered value opens exactly as it did the first time, and the time
+// checks run again: it expires like any other.
+func TestRememberedValuesOpenAsTheFirstTime(t *testing.T) {
+	flask, _ := NewFlaskCodec(testSecret)
+	secure, _ := NewSecureCookieCodec(testSecret)
+	for _, codec := range []Codec{secure, flask} {
+		t.Run(fmt.Sprintf("%T", codec), func(t *testing.T) {
+			clock := &testClock{t: testEpoch}
+			remembering, _ := NewInterface(DefaultConfig(), codec, WithClock(clock.Now))
+			afresh, _ := NewInterface(DefaultConfig(), codec, WithClock(clock.Now), withoutOpenCache())
+			same := func(value string) {
+				t.Helper()
+				for range 2 { // a miss, then a hit
+					a, ao := remembering.Open(requestWithCookie("session", value))
+					b, bo := afresh.Open(requestWithCookie("session", value))
+					if ao != bo || a.String() != b.String() || !a.issued.Equal(b.issued) || !a.Created().Equal(b.Created()) ||
+						a.Permanent() != b.Permanent() || string(a.sealed) != string(b.sealed) {
+						t.Fatalf("remembered %s %s issued %s, afresh %s %s issued %s", ao, a, a.issued, bo, b, b.issued)
+					}
+				}
+			}
+			first := issue(t, remembering, `{"_permanent":true,"user":"alice","n":[1,2]}`)
+			same(first)
+
+			// The reissued value of an unchanged session is remembered
+			// as it would open.
+			clock.Advance(time.Minute)
+			s, _ := remembering.Open(requestWithCookie("session", first))
+			h := http.Header{}
+			if _, err := remembering.Save(context.Background(), s, h); err != nil {
+				t.Fatal(err)
+			}
+			refreshed := cookieValue(t, h, "session")
+			if _, known := remembering.cache.get(refreshed); !known {
+				t.Error("the reissued value is not remembered")
+			}
+			same(refreshed)
+
+			// A remembered session changed by one request is not changed
+			// for the next.
+			s, _ = remembering.Open(requestWithCookie("session", refreshed))
+			_ = s.Set("user", json.RawMessage(`"mallory"`))
+			same(refreshed)
+
+			clock.Advance(DefaultLifetime + time.Second)
+			if _, outcome := remembering.Open(requestWithCookie("session", refreshed)); outcome != OutcomeExpired {
+				t.Errorf("a remembered value past its lifetime opened: %s", outcome)
+			}
+			same(refreshed)
+		})
+	}
+}

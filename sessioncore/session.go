@@ -57,6 +57,9 @@ type Session struct {
 	// while both are unchanged: reissuing the session only signs a new
 	// issue time over it. Nil when the codec cannot reuse it.
 	sealed []byte
+	// opened is what the cookie value opened to, while the session is
+	// unchanged, so that its reissued value can be remembered too.
+	opened *opened
 
 	// With a server-side store: the session's ID ("" until it is first
 	// saved), and what changed since it was opened, key by key.
@@ -199,7 +202,7 @@ func (s *Session) Renew() error {
 	}
 	s.renew = true
 	s.modified = true
-	s.sealed = nil // a renewed session starts a new life: a new creation time
+	s.sealed, s.opened = nil, nil // a renewed session starts a new life: a new creation time
 	return nil
 }
 
@@ -308,7 +311,7 @@ func (s *Session) touch() {
 	s.modified = true
 	s.accessed = true
 	s.raw = nil
-	s.sealed = nil
+	s.sealed, s.opened = nil, nil
 }
 
 // touchKey records a change of one key.
