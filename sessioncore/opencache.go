@@ -23,9 +23,10 @@ import (
 const (
 	// openCacheSize is how many values an Interface remembers.
 	openCacheSize = 1024
-	// maxCachedValue is the longest value remembered: one cookie's worth.
-	// Longer (split) sessions are opened every time.
-	maxCachedValue = MaxCookieSize
+	// maxCachedValue bounds the values remembered, and the JSON they open
+	// to (a Flask cookie inflates), so that the cache stays within about 5
+	// MiB. Larger sessions are opened every time.
+	maxCachedValue = 2048
 )
 
 // opened is what opening a cookie value yields before the time checks. It
@@ -61,7 +62,7 @@ func (c openCache) get(value string) (*opened, bool) {
 }
 
 func (c openCache) add(value string, o *opened) {
-	if c.entries != nil && len(value) <= maxCachedValue {
+	if c.entries != nil && len(value) <= maxCachedValue && len(o.payload.JSON) <= maxCachedValue {
 		c.entries.Add(value, o)
 	}
 }
