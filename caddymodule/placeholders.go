@@ -33,12 +33,16 @@ type requestSession struct{ session *sessioncore.Session }
 // session handler on the same request published one already: then s
 // replaces that one.
 func publishSession(r *http.Request, repl *caddy.Replacer, held *requestSession, s *sessioncore.Session) {
-	if first, ok := caddyhttp.GetVar(r.Context(), sessionVar).(*requestSession); ok {
+	// caddyhttp.GetVar and SetVar, with one walk up the context.
+	vars, _ := r.Context().Value(caddyhttp.VarsCtxKey).(map[string]any)
+	if first, ok := vars[sessionVar].(*requestSession); ok {
 		first.session = s
 		return
 	}
 	held.session = s
-	caddyhttp.SetVar(r.Context(), sessionVar, held)
+	if vars != nil {
+		vars[sessionVar] = held
+	}
 	repl.Map(held.placeholder)
 }
 

@@ -92,21 +92,19 @@ func (h *Handler) removeSessionCookies(r *http.Request, main bool) {
 		return
 	}
 	name := h.iface.CookieName()
+	drop := func(cookieName string) bool {
+		return (main && cookieName == name) || sessioncore.IsCookiePart(cookieName, name)
+	}
 	var kept []string
 	changed := false
-	for _, line := range lines {
-		var parts []string
-		for part := range strings.SplitSeq(line, ";") {
-			part = strings.TrimSpace(part)
-			cookieName, _, _ := strings.Cut(part, "=")
-			if part == "" || (main && cookieName == name) || sessioncore.IsCookiePart(cookieName, name) {
-				changed = true
-				continue
-			}
-			parts = append(parts, part)
+	for i, line := range lines {
+		rest, lineChanged := withoutCookies(line, drop)
+		if lineChanged && !changed {
+			changed = true
+			kept = append(make([]string, 0, len(lines)), lines[:i]...)
 		}
-		if len(parts) > 0 {
-			kept = append(kept, strings.Join(parts, "; "))
+		if changed && rest != "" {
+			kept = append(kept, rest)
 		}
 	}
 	switch {
@@ -116,4 +114,36 @@ func (h *Handler) removeSessionCookies(r *http.Request, main bool) {
 	default:
 		r.Header["Cookie"] = kept
 	}
+}
+
+// withoutCookies returns a Cookie line without the cookies drop selects
+// and without empty parts, and whether that changed it. An unchanged line
+// comes back as it was, without being copied.
+func withoutCookies(line string, drop func(name string) bool) (string, bool) {
+	var b strings.Builder
+	changed := false
+	for rest, more := line, true; more; {
+		start := len(line) - len(rest)
+		var part string
+		part, rest, more = strings.Cut(rest, ";")
+		part = strings.TrimSpace(part)
+		name, _, _ := strings.Cut(part, "=")
+		switch {
+		case part == "" || drop(name):
+			if !changed {
+				// Every part before this one is kept as it was.
+				changed = true
+				b.WriteString(strings.TrimSpace(strings.TrimSuffix(line[:start], ";")))
+			}
+		case changed:
+			if b.Len() > 0 {
+				b.WriteString("; ")
+			}
+			b.WriteString(part)
+		}
+	}
+	if !changed {
+		return line, false
+	}
+	return b.String(), true
 }

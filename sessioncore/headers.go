@@ -173,7 +173,8 @@ func RemoveFromHeaderList(h http.Header, name string, drop func(token string) bo
 // a *MutationError when a mutation header is malformed: not a JSON object,
 // nested deeper than MaxNestingDepth, more than one replacement, spelled in
 // two ways, or, all together, over MaxMutationBytes. Then no part of the
-// mutation is returned.
+// mutation is returned. A response without mutation headers gives a nil
+// *Mutation, which is empty.
 func (p *HeaderProtocol) TakeMutation(h http.Header) (*Mutation, error) {
 	var replaceName, updateName, renewName string
 	var replaceValues, updateValues, renewValues []string
@@ -217,6 +218,9 @@ func (p *HeaderProtocol) TakeMutation(h http.Header) (*Mutation, error) {
 	}
 	if firstErr != nil {
 		return nil, firstErr
+	}
+	if replaceName == "" && updateName == "" && renewName == "" {
+		return nil, nil // as on most responses
 	}
 	m := new(Mutation)
 	for _, v := range replaceValues {

@@ -441,8 +441,11 @@ func (i *Interface) Save(ctx context.Context, s *Session, h http.Header) (Cookie
 	if s.Accessed() || action != CookieUntouched {
 		AddVaryCookie(h)
 	}
-	if len(lines) > 0 {
-		h["Set-Cookie"] = append(h["Set-Cookie"], lines...) // the canonical name, as h.Add would write it
+	// The canonical name, as h.Add would write it; lines is ours to hand over.
+	if existing := h["Set-Cookie"]; len(existing) > 0 {
+		h["Set-Cookie"] = append(existing, lines...)
+	} else if len(lines) > 0 {
+		h["Set-Cookie"] = lines
 	}
 	return action, nil
 }
@@ -487,9 +490,10 @@ func (i *Interface) cookieLines(s *Session, p Payload, maxParts int) ([]string, 
 	if err != nil {
 		return nil, err
 	}
-	if p.Sealed != nil && s.opened != nil {
+	if p.Sealed != nil && s.opened != nil && !i.cache.contains(value) {
 		// The browser sends this value next: it opens as the old one
-		// did, issued now.
+		// did, issued now. (Within one second, a session is reissued as
+		// the same value.)
 		i.cache.add(value, s.opened.reissued(now))
 	}
 	expires, _ := i.ExpirationTime(s)

@@ -47,14 +47,17 @@ func (m *Mutation) AddUpdate(raw []byte) error {
 	return nil
 }
 
-// IsEmpty reports whether the mutation asks for no change at all.
-func (m *Mutation) IsEmpty() bool { return !m.hasReplace && len(m.updates) == 0 && !m.renew }
+// IsEmpty reports whether the mutation asks for no change at all. A nil
+// *Mutation is empty.
+func (m *Mutation) IsEmpty() bool {
+	return m == nil || !m.hasReplace && len(m.updates) == 0 && !m.renew
+}
 
 // Apply makes the change to s. A non-empty mutation marks the session
 // modified even when it leaves the values as they were, as any write does in
 // Flask. A null session refuses the change and is left untouched.
 func (s *Session) Apply(m *Mutation) error {
-	if m == nil || m.IsEmpty() {
+	if m.IsEmpty() {
 		return nil
 	}
 	if err := s.checkAvailable(); err != nil {

@@ -61,6 +61,10 @@ func (c openCache) get(value string) (*opened, bool) {
 	return c.entries.Get(value)
 }
 
+func (c openCache) contains(value string) bool {
+	return c.entries != nil && c.entries.Contains(value)
+}
+
 func (c openCache) add(value string, o *opened) {
 	if c.entries != nil && len(value) <= maxCachedValue && len(o.payload.JSON) <= maxCachedValue {
 		c.entries.Add(value, o)
