@@ -17,17 +17,19 @@ import (
 
 // countInstructions runs one Caddy, serving every configuration on its own
 // port, under callgrind, and counts the instructions it executes per
-// request: for each configuration in turn, it warms up, zeroes the
-// counters, sends requests one after another on one connection, and dumps
-// the counters. Unlike requests per second on a shared virtual machine,
-// the count does not move with what the neighbours do. It covers Caddy's
-// own code (the kernel's work in system calls is not counted), and
-// valgrind's CPU has no SHA extensions, so SHA-256 runs in software and
-// the gateway's HMACs weigh more than on the real CPU.
-func countInstructions(ctx context.Context, binary, dir, upstream string, configs []*config, rounds, requests int) error {
-	for _, tool := range []string{"valgrind", "callgrind_control"} {
+// request under the same load as loadRounds: for each configuration in
+// turn, it warms up, zeroes the counters, loads the configuration with wrk
+// for d, lets the requests in flight finish, and dumps the counters; the
+// upstream counts the requests that reached it. Unlike requests per second
+// on a shared virtual machine, the count barely moves with what the
+// neighbours do. It covers Caddy's own code (the kernel's work in system
+// calls is not counted), and valgrind's CPU has no SHA extensions, so
+// SHA-256 runs in software and the gateway's HMACs weigh more than on the
+// real CPU.
+func countInstructions(ctx context.Context, binary, dir, upstream string, configs []*config, rounds, connections int, d time.Duration) error {
+	for _, tool := range []string{"valgrind", "callgrind_control", "wrk"} {
 		if _, err := exec.LookPath(tool); err != nil {
-			return fmt.Errorf("%s is required: apt-get install valgrind", tool)
+			return fmt.Errorf("%s is required: apt-get install valgrind wrk", tool)
 		}
 	}
 	var caddyfile strings.Builder
@@ -60,18 +62,27 @@ func countInstructions(ctx context.Context, binary, dir, upstream string, config
 		return err
 	}
 	pid := strconv.Itoa(cmd.Process.Pid) // taskset and valgrind exec: the same process
-	fmt.Printf("instructions: one Caddy under callgrind, %d sequential requests per configuration, %d rounds\n\n", requests, rounds)
+	fmt.Printf("instructions: one Caddy under callgrind, wrk with %d connections for %s per configuration, %d rounds\n\n", connections, d, rounds)
 
 	counts := make([][]float64, len(configs))
 	for round := 1; round <= rounds; round++ {
 		for i, c := range configs {
-			if err := send(ctx, c, 200); err != nil { // warm up
+			if _, _, err := wrk(ctx, c, connections, 2*time.Second); err != nil { // warm up
+				return err
+			}
+			before, err := served(upstream)
+			if err != nil {
 				return err
 			}
 			if err := exec.Command("callgrind_control", "--zero", pid).Run(); err != nil {
 				return fmt.Errorf("callgrind_control --zero: %w", err)
 			}
-			if err := send(ctx, c, requests); err != nil {
+			if _, _, err := wrk(ctx, c, connections, d); err != nil {
+				return err
+			}
+			time.Sleep(time.Second) // the requests wrk left in flight finish
+			after, err := served(upstream)
+			if err != nil {
 				return err
 			}
 			if err := exec.Command("callgrind_control", "--dump", pid).Run(); err != nil {
@@ -81,7 +92,7 @@ func countInstructions(ctx context.Context, binary, dir, upstream string, config
 			if err != nil {
 				return err
 			}
-			counts[i] = append(counts[i], float64(total)/float64(requests))
+			counts[i] = append(counts[i], float64(total)/float64(after-before))
 		}
 		fmt.Printf("round %d:", round)
 		for i := range configs[1:] {
@@ -99,27 +110,18 @@ func countInstructions(ctx context.Context, binary, dir, upstream string, config
 	return nil
 }
 
-// send makes n requests to c, one after another on one connection.
-func send(ctx context.Context, c *config, n int) error {
-	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 1}}
-	defer client.CloseIdleConnections()
-	url := fmt.Sprintf("http://127.0.0.1:%d/", c.port)
-	for range n {
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-		if c.cookie != "" {
-			req.Header.Set("Cookie", "session="+c.cookie)
-		}
-		resp, err := client.Do(req)
-		if err != nil {
-			return fmt.Errorf("%s: %w", c.name, err)
-		}
-		_, _ = io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			return fmt.Errorf("%s: status %d", c.name, resp.StatusCode)
-		}
+// served asks the upstream how many requests it has answered.
+func served(upstream string) (int64, error) {
+	resp, err := http.Get("http://" + upstream + servedPath)
+	if err != nil {
+		return 0, err
 	}
-	return nil
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return 0, err
+	}
+	return strconv.ParseInt(strings.TrimSpace(string(body)), 10, 64)
 }
 
 // lastDumpTotal reads the instruction total of callgrind's newest dump,

@@ -9,6 +9,15 @@
 // wrk and the upstream to core 1 (when there are two cores). It prints the
 // median requests per second and p99 latency of each configuration, its
 // per-round ratios against plain reverse_proxy, and each Caddy's peak RSS.
+// Two reference rows stand beside the gateway's: a second, identical plain
+// reverse_proxy process, whose ratio shows the method's resolution on this
+// machine, and plain reverse_proxy in front of an upstream that refreshes a
+// cookie of the gateway's size itself, the floor under a refresh.
+//
+//	go run ./integration_tests/bench -instructions [-rounds 3] [-duration 15s]
+//
+// counts instead the instructions Caddy executes per request under the
+// same load, under callgrind (see countInstructions).
 // Everything runs on loopback, is bounded in time, and is stopped on exit.
 package main
 
@@ -29,21 +38,26 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
 
 // A config is one Caddy process under test.
 type config struct {
-	name   string
-	site   string // the site block's body; {upstream} is replaced
-	login  string // path whose response sets the session cookie ("" for none)
-	port   int
-	cmd    *exec.Cmd
-	cookie string
-	rps    []float64
-	p99    []time.Duration
-	cpu    []time.Duration // Caddy's CPU time per request
+	name  string
+	site  string // the site block's body; {upstream} is replaced
+	login string // path whose response sets the session cookie ("" for none)
+	// cookieOf, for a configuration without login, is the one whose
+	// session cookie it is sent, so that both parse the same request.
+	cookieOf *config
+	path     string // the path loaded; "/" when empty
+	port     int
+	cmd      *exec.Cmd
+	cookie   string
+	rps      []float64
+	p99      []time.Duration
+	cpu      []time.Duration // Caddy's CPU time per request
 }
 
 const secret = "bench-secret-0123456789abcdef0123456789abcdef"
@@ -53,7 +67,6 @@ func main() {
 	duration := flag.Duration("duration", 5*time.Second, "load per configuration per round")
 	connections := flag.Int("connections", 32, "wrk connections")
 	instructions := flag.Bool("instructions", false, "count Caddy's instructions per request under callgrind instead of loading with wrk")
-	requests := flag.Int("requests", 2000, "with -instructions: requests per configuration per round")
 	upstreamFlag := flag.String("serve-upstream", "", "internal: serve the upstream on this address")
 	flag.Parse()
 	if *upstreamFlag != "" {
@@ -65,7 +78,7 @@ func main() {
 	}
 	if *instructions {
 		measure = func(ctx context.Context, binary, dir, upstream string, configs []*config) error {
-			return countInstructions(ctx, binary, dir, upstream, configs, *rounds, *requests)
+			return countInstructions(ctx, binary, dir, upstream, configs, *rounds, *connections, *duration)
 		}
 	}
 	if err := run(measure); err != nil {
@@ -105,10 +118,15 @@ func run(measure func(ctx context.Context, binary, dir, upstream string, configs
 	}
 	defer kill(upstream)
 
+	read := &config{name: "session (cookie read, not reissued)", login: "/login", site: sessionSite("")}
+	refresh := &config{name: "session (permanent, refreshed every response)", login: "/login-permanent", site: sessionSite("")}
 	configs := []*config{
-		{name: "reverse_proxy", site: "reverse_proxy {upstream}"},
-		{name: "session (cookie read, not reissued)", login: "/login", site: sessionSite("")},
-		{name: "session (permanent, refreshed every response)", login: "/login-permanent", site: sessionSite("")},
+		{name: "reverse_proxy", site: "reverse_proxy {upstream}", cookieOf: read},
+		read,
+		refresh,
+		// What an app that refreshes its own cookie costs through plain
+		// reverse_proxy: the floor under the gateway's refresh.
+		{name: "reverse_proxy (the upstream refreshes a cookie of the same size)", site: "reverse_proxy {upstream}", cookieOf: refresh, path: appRefreshPath},
 	}
 	if _, err := exec.LookPath("redis-server"); err == nil {
 		redisAddr := fmt.Sprintf("127.0.0.1:%d", freePort())
@@ -136,6 +154,11 @@ func loadRounds(ctx context.Context, binary, dir, upstreamAddr string, configs [
 	if _, err := exec.LookPath("wrk"); err != nil {
 		return fmt.Errorf("wrk is required: apt-get install wrk")
 	}
+	// A second plain reverse_proxy process shows how far two identical
+	// processes drift apart here: the resolution of the method.
+	control := *configs[0]
+	control.name = "reverse_proxy (a second, identical process)"
+	configs = slices.Insert(configs, 1, &control)
 	for _, c := range configs {
 		if err := c.start(ctx, binary, dir, upstreamAddr); err != nil {
 			return err
@@ -177,8 +200,8 @@ func loadRounds(ctx context.Context, binary, dir, upstreamAddr string, configs [
 }
 
 // logIn gets each session configuration its cookie. Plain reverse_proxy
-// gets the same Cookie header, so every configuration parses and carries
-// the same request.
+// gets the same Cookie header as the configuration it stands beside, so
+// both parse and carry the same request.
 func logIn(configs []*config) error {
 	for _, c := range configs {
 		if c.login == "" {
@@ -189,8 +212,21 @@ func logIn(configs []*config) error {
 			return fmt.Errorf("%s: %w", c.name, err)
 		}
 	}
-	configs[0].cookie = configs[1].cookie
+	for _, c := range configs {
+		if c.cookieOf != nil {
+			c.cookie = c.cookieOf.cookie
+		}
+	}
 	return nil
+}
+
+// url is where c is loaded.
+func (c *config) url() string {
+	path := c.path
+	if path == "" {
+		path = "/"
+	}
+	return fmt.Sprintf("http://127.0.0.1:%d%s", c.port, path)
 }
 
 func sessionSite(extra string) string {
@@ -239,7 +275,7 @@ func wrk(ctx context.Context, c *config, connections int, d time.Duration) (floa
 	if c.cookie != "" {
 		args = append(args, "-H", "Cookie: session="+c.cookie)
 	}
-	args = append(args, fmt.Sprintf("http://127.0.0.1:%d/", c.port))
+	args = append(args, c.url())
 	cmd := pinned(1, "wrk", args...)
 	out, err := cmd.Output()
 	if ctx.Err() != nil {
@@ -376,11 +412,35 @@ func kill(cmd *exec.Cmd) {
 	}
 }
 
+const (
+	// servedPath answers how many requests the upstream has served.
+	servedPath = "/_bench/served"
+	// appRefreshPath answers as an app that keeps its own session cookie
+	// and refreshes it on every response would, with the same header
+	// lines the gateway writes for a refresh.
+	appRefreshPath = "/app-refresh"
+)
+
 // serveUpstream is the tiny upstream: a 200-byte session is set by /login
 // and /login-permanent; every other path answers a short body.
 func serveUpstream(addr string) {
 	pad := strings.Repeat("x", 130)
+	var served atomic.Int64
 	mux := http.NewServeMux()
+	mux.HandleFunc(servedPath, func(w http.ResponseWriter, r *http.Request) {
+		_, _ = fmt.Fprintln(w, served.Load())
+	})
+	mux.HandleFunc(appRefreshPath, func(w http.ResponseWriter, r *http.Request) {
+		served.Add(1)
+		if c, err := r.Cookie("session"); err == nil {
+			const maxAge = 31 * 24 * time.Hour
+			w.Header().Set("Set-Cookie", "session="+c.Value+"; Expires="+time.Now().Add(maxAge).UTC().Format(http.TimeFormat)+
+				"; Max-Age="+strconv.Itoa(int(maxAge.Seconds()))+"; HttpOnly; Path=/")
+			w.Header().Set("Vary", "Cookie")
+			w.Header().Set("Cache-Control", "private")
+		}
+		_, _ = io.WriteString(w, "hello from the upstream\n")
+	})
 	mux.HandleFunc("/login", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("X-Session-Update", `{"role":"editor","user_id":"u-12345","pad":"`+pad+`"}`)
 	})
@@ -388,6 +448,7 @@ func serveUpstream(addr string) {
 		w.Header().Set("X-Session-Update", `{"_permanent":true,"role":"editor","user_id":"u-12345","pad":"`+pad+`"}`)
 	})
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		served.Add(1)
 		_, _ = io.WriteString(w, "hello from the upstream\n")
 	})
 	server := &http.Server{Addr: addr, Handler: mux}
