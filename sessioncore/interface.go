@@ -338,10 +338,12 @@ func (i *Interface) newSession() *Session {
 func (i *Interface) decode(value string) (*Session, Outcome, error) {
 	o, known := i.cache.get(value)
 	if !known {
-		// value is a slice of the request's whole Cookie line; what is
-		// remembered (the key, and a Flask payload) must not keep the
-		// line alive.
-		value = strings.Clone(value)
+		if i.cache.accepts(value) {
+			// value is a slice of the request's whole Cookie line; what
+			// is remembered (the key, and a Flask payload) must not keep
+			// the line alive.
+			value = strings.Clone(value)
+		}
 		payload, keyIndex, err := i.codec.Decode(i.config.CookieName, value)
 		switch {
 		case errors.Is(err, ErrUndecodable):

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unsafe"
 )
 
 var (
@@ -562,6 +563,55 @@ func TestRememberedValuesOpenAsTheFirstTime(t *testing.T) {
 				t.Errorf("a remembered value past its lifetime opened: %s", outcome)
 			}
 			same(refreshed)
+		})
+	}
+}
+
+// What is remembered owns its bytes: a value opened from a request's
+// Cookie line is still remembered, and reissued right, once the memory of
+// that line is reused.
+func TestRememberedValuesOwnTheirBytes(t *testing.T) {
+	flask, _ := NewFlaskCodec(testSecret)
+	secure, _ := NewSecureCookieCodec(testSecret)
+	for _, codec := range []Codec{secure, flask} {
+		t.Run(fmt.Sprintf("%T", codec), func(t *testing.T) {
+			clock := &testClock{t: testEpoch}
+			remembering, _ := NewInterface(DefaultConfig(), codec, WithClock(clock.Now))
+			afresh, _ := NewInterface(DefaultConfig(), codec, WithClock(clock.Now), withoutOpenCache())
+			value := issue(t, remembering, `{"_permanent":true,"user":"alice"}`)
+			remembering.cache.entries.Purge()
+
+			line := []byte("theme=dark; session=" + value)
+			r := httptest.NewRequest(http.MethodGet, "/", nil)
+			r.Header["Cookie"] = []string{unsafe.String(&line[0], len(line))}
+			if _, outcome := remembering.Open(r); outcome != OutcomeValid {
+				t.Fatalf("outcome %s", outcome)
+			}
+			for i := range line {
+				line[i] = 'x' // the request is over; its memory is reused
+			}
+			if _, known := remembering.cache.get(value); !known {
+				t.Fatal("the value is no longer remembered")
+			}
+
+			clock.Advance(time.Minute)
+			reissue := func(iface *Interface) string {
+				s, outcome := iface.Open(requestWithCookie("session", value))
+				if outcome != OutcomeValid {
+					t.Fatalf("outcome %s", outcome)
+				}
+				h := http.Header{}
+				if _, err := iface.Save(context.Background(), s, h); err != nil {
+					t.Fatal(err)
+				}
+				return cookieValue(t, h, "session")
+			}
+			if got, want := reissue(remembering), reissue(afresh); got != want {
+				t.Errorf("reissued from memory %q, afresh %q", got, want)
+			}
+			if _, outcome := afresh.Open(requestWithCookie("session", reissue(remembering))); outcome != OutcomeValid {
+				t.Errorf("the value reissued from memory opens as %s", outcome)
+			}
 		})
 	}
 }

@@ -65,8 +65,13 @@ func (c openCache) contains(value string) bool {
 	return c.entries != nil && c.entries.Contains(value)
 }
 
+// accepts reports whether value may be remembered, if it opens.
+func (c openCache) accepts(value string) bool {
+	return c.entries != nil && len(value) <= maxCachedValue
+}
+
 func (c openCache) add(value string, o *opened) {
-	if c.entries != nil && len(value) <= maxCachedValue && len(o.payload.JSON) <= maxCachedValue {
+	if c.accepts(value) && len(o.payload.JSON) <= maxCachedValue {
 		c.entries.Add(value, o)
 	}
 }
