@@ -550,6 +550,45 @@ func TestOnlyNumberedPartsAreTakenFromTheCookieHeader(t *testing.T) {
 	}
 }
 
+// net/http and Werkzeug trim a cookie's name: "session =v" is the session
+// cookie, to the gateway as to them.
+func TestASpacedSessionCookieNameIsTheSessionCookie(t *testing.T) {
+	h := newTestHandler(t, nil)
+	value := login(t, h, `{"user":"alice"}`).Value
+	r := httptest.NewRequest("GET", "/", nil)
+	r.Header.Set("Cookie", "lang=en; session ="+value)
+	var seen, session string
+	if _, err := serve(h, newRecorder(), r, func(w http.ResponseWriter, r *http.Request) error {
+		seen, session = r.Header.Get("Cookie"), r.Header.Get("X-Session")
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if seen != "lang=en" || session != `{"user":"alice"}` {
+		t.Errorf("upstream got Cookie %q and X-Session %q", seen, session)
+	}
+}
+
+// The gateway reads the first session cookie as an upstream that reads it
+// itself would, a spaced name included; one that does not open keeps every
+// session cookie from the upstream, the valid one after it included.
+func TestTheFirstSessionCookieIsTheOneAnUpstreamWouldRead(t *testing.T) {
+	h := newTestHandler(t, func(h *Handler) { yes := true; h.ForwardCookie = &yes })
+	value := login(t, h, `{"user":"alice"}`).Value
+	r := httptest.NewRequest("GET", "/", nil)
+	r.Header.Set("Cookie", "session =forged; lang=en; session="+value)
+	var seen, session string
+	if _, err := serve(h, newRecorder(), r, func(w http.ResponseWriter, r *http.Request) error {
+		seen, session = r.Header.Get("Cookie"), r.Header.Get("X-Session")
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if seen != "lang=en" || session != "{}" {
+		t.Errorf("upstream got Cookie %q and X-Session %q", seen, session)
+	}
+}
+
 func TestProvisionRefusesAFutureRevokeBefore(t *testing.T) {
 	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
 	defer cancel()

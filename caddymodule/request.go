@@ -128,6 +128,7 @@ func withoutCookies(line string, drop func(name string) bool) (string, bool) {
 		part, rest, more = strings.Cut(rest, ";")
 		part = strings.TrimSpace(part)
 		name, _, _ := strings.Cut(part, "=")
+		name = strings.TrimSpace(name) // "session =x" is the session cookie to net/http and to Werkzeug
 		switch {
 		case part == "" || drop(name):
 			if !changed {

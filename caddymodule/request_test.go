@@ -21,6 +21,8 @@ func TestWithoutCookies(t *testing.T) {
 		{"a=1;", "a=1", true},
 		{"", "", true},
 		{"sessionx=1; session", "sessionx=1", true}, // a bare name is the cookie too
+		{"a=1; session =x", "a=1", true},            // parsers trim the name
+		{"a=1; session\t= x; session.1 =y", "a=1", true},
 	} {
 		got, changed := withoutCookies(tc.line, drop)
 		if got != tc.want || changed != tc.changed {

@@ -199,4 +199,10 @@ func TestFlaskNeverSeesACookieTheGatewayRejected(t *testing.T) {
 	if w := askFlask(t, gw, fresh); w.User != "alice" {
 		t.Errorf("a valid cookie did not reach the Flask app: %+v", w)
 	}
+	// Werkzeug reads "session =v" as the session cookie, and the first of
+	// two: the rejected cookie cannot be slipped in ahead of a valid one.
+	resp, body := get(t, gw.URL+"/flask/whoami", "", "Cookie", "session ="+idle+"; session="+fresh)
+	if resp.StatusCode != 200 || strings.Contains(body, "mallory") {
+		t.Errorf("the Flask app saw a cookie the gateway rejected, sent under a spaced name: %d %s", resp.StatusCode, body)
+	}
 }

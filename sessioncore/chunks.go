@@ -58,6 +58,9 @@ func readCookies(h http.Header, name string) requestCookies {
 			if !ok {
 				continue
 			}
+			// As net/http and Werkzeug read it: "session =v" is the
+			// session cookie too, for an upstream that reads it itself.
+			k = strings.TrimSpace(k)
 			if len(v) >= 2 && v[0] == '"' && v[len(v)-1] == '"' {
 				v = v[1 : len(v)-1]
 			}
