@@ -380,8 +380,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	h.forwardIdentity(r, session)
 	// A cookie the gateway did not accept (forged, expired, revoked) never
 	// reaches an upstream that reads it itself, as a Flask app does.
-	accepted := outcome == sessioncore.OutcomeValid || outcome == sessioncore.OutcomeFallbackKey
-	h.removeSessionCookies(r, !h.forwardCookie || !accepted)
+	if accepted := outcome == sessioncore.OutcomeValid || outcome == sessioncore.OutcomeFallbackKey; h.forwardCookie && accepted {
+		h.forwardSessionCookie(r, h.iface.RequestCookie(r.Header))
+	} else {
+		h.removeSessionCookies(r)
+	}
 	ex := &exchange{h: h, ctx: r.Context(), session: session}
 	ex.snapshotHeader(w.Header())
 	repl := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)

@@ -589,6 +589,44 @@ func TestTheFirstSessionCookieIsTheOneAnUpstreamWouldRead(t *testing.T) {
 	}
 }
 
+// With forward_cookie, the upstream gets the cookie the gateway accepted,
+// first on one line, whatever a client adds to make another parser read a
+// different one.
+func TestTheForwardedCookieIsTheOneTheGatewayAccepted(t *testing.T) {
+	h := newTestHandler(t, func(h *Handler) { yes := true; h.ForwardCookie = &yes })
+	valid := login(t, h, `{"user":"alice"}`).Value
+	for _, tc := range []struct {
+		name  string
+		lines []string
+		want  string
+	}{
+		{"plain", []string{"session=VALID; lang=en"}, "session=VALID; lang=en"},
+		{"quoted", []string{`lang=en; session="VALID"`}, "session=VALID; lang=en"},
+		{"a quoted value hiding a ';' from Werkzeug", []string{`a="; session=VALID; "; session=EVIL`}, `session=VALID; a="; "`},
+		{"a blank only Go trims", []string{"a=1; \u00a0session=VALID; session=EVIL"}, "session=VALID; a=1"},
+		{"two lines, which Werkzeug's server joins with ','", []string{"x=1", "session=VALID; session=EVIL"}, "session=VALID; x=1"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := httptest.NewRequest("GET", "/", nil)
+			for _, line := range tc.lines {
+				r.Header.Add("Cookie", strings.ReplaceAll(line, "VALID", valid))
+			}
+			var seen []string
+			var session string
+			if _, err := serve(h, newRecorder(), r, func(w http.ResponseWriter, r *http.Request) error {
+				seen, session = r.Header["Cookie"], r.Header.Get("X-Session")
+				return nil
+			}); err != nil {
+				t.Fatal(err)
+			}
+			want := strings.ReplaceAll(tc.want, "VALID", valid)
+			if len(seen) != 1 || seen[0] != want || session != `{"user":"alice"}` {
+				t.Errorf("upstream got Cookie %q and X-Session %q, want %q", seen, session, want)
+			}
+		})
+	}
+}
+
 func TestProvisionRefusesAFutureRevokeBefore(t *testing.T) {
 	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
 	defer cancel()

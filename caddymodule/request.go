@@ -82,18 +82,18 @@ func (g *trailerGuard) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// removeSessionCookies drops the session cookie's extra parts from the
-// request before it goes upstream, and the cookie itself when main is set:
-// the upstream has the session in clear, and the sealed cookie only adds
-// to the request's size (field lessons: oauth2-proxy#388).
-func (h *Handler) removeSessionCookies(r *http.Request, main bool) {
+// removeSessionCookies drops the session cookie and its parts from the
+// request before it goes upstream: the upstream has the session in clear,
+// and the sealed cookie only adds to the request's size (field lessons:
+// oauth2-proxy#388).
+func (h *Handler) removeSessionCookies(r *http.Request) {
 	lines := r.Header["Cookie"]
 	if len(lines) == 0 {
 		return
 	}
 	name := h.iface.CookieName()
 	drop := func(cookieName string) bool {
-		return (main && cookieName == name) || sessioncore.IsCookiePart(cookieName, name)
+		return cookieName == name || sessioncore.IsCookiePart(cookieName, name)
 	}
 	var kept []string
 	changed := false
@@ -114,6 +114,26 @@ func (h *Handler) removeSessionCookies(r *http.Request, main bool) {
 	default:
 		r.Header["Cookie"] = kept
 	}
+}
+
+// forwardSessionCookie leaves for an upstream that reads the session
+// cookie itself the value the gateway accepted, and only that one: first,
+// on a single Cookie line, before the client's other cookies. Parsers
+// disagree on what else a client can send (Werkzeug lets a quoted value
+// hide a ';', net/http and Werkzeug trim fewer blanks than the gateway,
+// Werkzeug's server joins several Cookie lines with ','), but each reads
+// the first cookie of such a line as the gateway wrote it.
+func (h *Handler) forwardSessionCookie(r *http.Request, value string) {
+	h.removeSessionCookies(r)
+	var b strings.Builder
+	b.WriteString(h.iface.CookieName())
+	b.WriteByte('=')
+	b.WriteString(value)
+	for _, line := range r.Header["Cookie"] {
+		b.WriteString("; ")
+		b.WriteString(line)
+	}
+	r.Header["Cookie"] = []string{b.String()}
 }
 
 // withoutCookies returns a Cookie line without the cookies drop selects

@@ -200,6 +200,14 @@ func (i *Interface) IsNullSession(s *Session) bool { return s.IsNull() }
 // CookieName returns the session cookie's name.
 func (i *Interface) CookieName() string { return i.config.CookieName }
 
+// RequestCookie returns the value of the session cookie in a request's
+// headers as Open reads it: the first cookie of the name (blanks around
+// the name allowed, quotes around the value removed), the first part of a
+// split one.
+func (i *Interface) RequestCookie(h http.Header) string {
+	return readCookies(h, i.config.CookieName).main
+}
+
 // CookieDomain returns the cookie's Domain attribute, empty when it has none.
 func (i *Interface) CookieDomain() string { return i.config.CookieDomain }
 
