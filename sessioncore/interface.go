@@ -500,10 +500,12 @@ func (i *Interface) cookieLines(s *Session, p Payload, maxParts int) ([]string, 
 	if err != nil {
 		return nil, err
 	}
-	if p.Sealed != nil && s.opened != nil && !i.cache.contains(value) {
+	if p.Sealed != nil && s.opened != nil && s.opened.remembered && !i.cache.contains(value) {
 		// The browser sends this value next: it opens as the old one
 		// did, issued now. (Within one second, a session is reissued as
-		// the same value.)
+		// the same value.) A value too large to be remembered may reissue
+		// short enough, but its Sealed may be a slice of the request's
+		// Cookie line: it is not remembered.
 		i.cache.add(value, s.opened.reissued(now))
 	}
 	expires, _ := i.ExpirationTime(s)

@@ -2,6 +2,8 @@ package sessioncore
 
 import (
 	"context"
+	"crypto/sha1"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -613,5 +615,83 @@ func TestRememberedValuesOwnTheirBytes(t *testing.T) {
 				t.Errorf("the value reissued from memory opens as %s", outcome)
 			}
 		})
+	}
+}
+
+// A Flask value just too large to be remembered (its timestamp in 8 bytes,
+// as only a key holder writes it) is opened without a copy. Its reissue is
+// 5 bytes shorter, short enough to be remembered, but its payload is still
+// a slice of the request's Cookie line: it is not remembered.
+func TestAValueTooLargeToRememberDoesNotLeaveItsBytesInMemory(t *testing.T) {
+	flask, _ := NewFlaskCodec(testSecret)
+	clock := &testClock{t: testEpoch}
+	iface, _ := NewInterface(DefaultConfig(), flask, WithClock(clock.Now))
+	afresh, _ := NewInterface(DefaultConfig(), flask, WithClock(clock.Now), withoutOpenCache())
+	var value string
+	for n := 1400; ; n++ {
+		// a payload that barely compresses, one character longer each time
+		var sb strings.Builder
+		sb.WriteString(`{"_permanent":true,"k":"`)
+		x := uint32(12345)
+		for i := 0; i < n; i++ {
+			x = x*1664525 + 1013904223
+			sb.WriteByte("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"[(x>>8)%62])
+		}
+		sb.WriteString(`"}`)
+		payload := flaskPayload([]byte(sb.String()))
+		var ts [8]byte
+		binary.BigEndian.PutUint64(ts[:], uint64(clock.Now().Unix()))
+		out := append([]byte{}, payload...)
+		out = append(out, '.')
+		out = b64.AppendEncode(out, ts[:])
+		var sum [sha1.Size]byte
+		sig := flask.sign(flask.keys[0], out, sum[:])
+		out = append(out, '.')
+		out = b64.AppendEncode(out, sig)
+		if len(out) > maxCachedValue && len(out)-5 <= maxCachedValue {
+			value = string(out)
+			break
+		}
+		if len(out) > maxCachedValue+5 {
+			t.Fatal("no payload size gives a value just over maxCachedValue")
+		}
+	}
+	clock.Advance(time.Minute)
+	line := []byte("session=" + value)
+	r := httptest.NewRequest("GET", "/", nil)
+	r.Header["Cookie"] = []string{unsafe.String(&line[0], len(line))}
+	s, outcome := iface.Open(r)
+	if outcome != OutcomeValid {
+		t.Fatal(outcome)
+	}
+	h := http.Header{}
+	if _, err := iface.Save(context.Background(), s, h); err != nil {
+		t.Fatal(err)
+	}
+	reissued := cookieValue(t, h, "session")
+	if len(reissued) > maxCachedValue {
+		t.Fatalf("the reissued value has %d bytes, too many to test anything", len(reissued))
+	}
+	for i := range line {
+		line[i] = 'x' // the request's memory is reused
+	}
+	clock.Advance(time.Minute)
+	again := func(i *Interface) string {
+		s, o := i.Open(requestWithCookie("session", reissued))
+		if o != OutcomeValid {
+			t.Fatalf("open: %s", o)
+		}
+		h := http.Header{}
+		if _, err := i.Save(context.Background(), s, h); err != nil {
+			t.Fatal(err)
+		}
+		return cookieValue(t, h, "session")
+	}
+	got, want := again(iface), again(afresh)
+	if got != want {
+		t.Errorf("reissued from the cache differs from a fresh reissue:\n%.60q...\n%.60q...", got, want)
+	}
+	if _, o := afresh.Open(requestWithCookie("session", got)); o != OutcomeValid && o != OutcomeFallbackKey {
+		t.Errorf("cache-reissued value opens as %s", o)
 	}
 }

@@ -41,6 +41,11 @@ type opened struct {
 	// whether the JSON stands for them as it is.
 	values map[string]json.RawMessage
 	asIs   bool
+	// remembered is set when o goes into the cache, which only values
+	// copied out of the request's Cookie line do: o then owns its bytes
+	// (a Flask payload is a slice of the value), and may be the base of a
+	// reissued value's entry.
+	remembered bool
 }
 
 // openCache is an Interface's memory of recently opened values. The zero
@@ -70,8 +75,10 @@ func (c openCache) accepts(value string) bool {
 	return c.entries != nil && len(value) <= maxCachedValue
 }
 
+// add remembers o, not yet shared, as what value opens to.
 func (c openCache) add(value string, o *opened) {
 	if c.accepts(value) && len(o.payload.JSON) <= maxCachedValue {
+		o.remembered = true
 		c.entries.Add(value, o)
 	}
 }
