@@ -120,7 +120,7 @@ func (h *Handler) removeSessionCookies(r *http.Request) {
 // cookie itself the value the gateway accepted, and only that one: first,
 // on a single Cookie line, before the client's other cookies. Parsers
 // disagree on what else a client can send (Werkzeug lets a quoted value
-// hide a ';', net/http and Werkzeug trim fewer blanks than the gateway,
+// hide a ';', parsers trim different blanks from a name,
 // Werkzeug's server joins several Cookie lines with ','), but each reads
 // the first cookie of such a line as the gateway wrote it.
 func (h *Handler) forwardSessionCookie(r *http.Request, value string) {
@@ -148,7 +148,7 @@ func withoutCookies(line string, drop func(name string) bool) (string, bool) {
 		part, rest, more = strings.Cut(rest, ";")
 		part = strings.TrimSpace(part)
 		name, _, _ := strings.Cut(part, "=")
-		name = strings.TrimSpace(name) // "session =x" is the session cookie to net/http and to Werkzeug
+		name = sessioncore.TrimCookieName(name)
 		switch {
 		case part == "" || drop(name):
 			if !changed {

@@ -23,6 +23,7 @@ func TestWithoutCookies(t *testing.T) {
 		{"sessionx=1; session", "sessionx=1", true}, // a bare name is the cookie too
 		{"a=1; session =x", "a=1", true},            // parsers trim the name
 		{"a=1; session\t= x; session.1 =y", "a=1", true},
+		{"a=1; \x1csession=x; \u00a0session.1=y", "a=1", true}, // Python's blanks and Unicode ones too
 	} {
 		got, changed := withoutCookies(tc.line, drop)
 		if got != tc.want || changed != tc.changed {

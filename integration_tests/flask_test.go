@@ -204,7 +204,7 @@ func TestFlaskNeverSeesACookieTheGatewayRejected(t *testing.T) {
 	for _, lines := range [][]string{
 		{"session =IDLE; session=FRESH"},           // Werkzeug trims the name
 		{`a="; session=FRESH; "; session=IDLE`},    // Werkzeug reads a quoted ';'
-		{"a=1; \u00a0session=FRESH; session=IDLE"}, // Werkzeug trims fewer blanks
+		{"a=1; \u00a0session=FRESH; session=IDLE"}, // parsers trim different blanks
 		{"x=1", "session=FRESH; session=IDLE"},     // Werkzeug's server joins lines with ','
 	} {
 		var headers []string

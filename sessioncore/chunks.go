@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 )
 
 // DefaultMaxCookieParts is how many cookies one session may be split over
@@ -47,6 +48,15 @@ type requestCookies struct {
 	partsSeen int            // the highest part number present
 }
 
+// TrimCookieName trims from a cookie's name the blanks any common parser
+// trims: "session =v" is the session cookie to net/http and to Werkzeug.
+// That is Go's blanks and Python's, which also include U+001C to U+001F.
+// Trimming more than a parser does only makes the gateway treat more as
+// the session cookie, which is safe: it is checked, or removed.
+func TrimCookieName(name string) string {
+	return strings.TrimFunc(name, func(r rune) bool { return unicode.IsSpace(r) || 0x1c <= r && r <= 0x1f })
+}
+
 // readCookies collects the session cookie and its parts from a request's
 // Cookie headers.
 func readCookies(h http.Header, name string) requestCookies {
@@ -58,9 +68,7 @@ func readCookies(h http.Header, name string) requestCookies {
 			if !ok {
 				continue
 			}
-			// As net/http and Werkzeug read it: "session =v" is the
-			// session cookie too, for an upstream that reads it itself.
-			k = strings.TrimSpace(k)
+			k = TrimCookieName(k)
 			if len(v) >= 2 && v[0] == '"' && v[len(v)-1] == '"' {
 				v = v[1 : len(v)-1]
 			}

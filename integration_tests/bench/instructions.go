@@ -92,6 +92,9 @@ func countInstructions(ctx context.Context, binary, dir, upstream string, config
 			if err != nil {
 				return err
 			}
+			if after <= before {
+				return fmt.Errorf("%s: the upstream served no request under load", c.name)
+			}
 			counts[i] = append(counts[i], float64(total)/float64(after-before))
 		}
 		fmt.Printf("round %d:", round)
