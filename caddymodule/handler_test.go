@@ -536,18 +536,29 @@ func TestCrossSiteRejectionStripsSpoofedHeadersFirst(t *testing.T) {
 
 func TestOnlyNumberedPartsAreTakenFromTheCookieHeader(t *testing.T) {
 	h := newTestHandler(t, func(h *Handler) { yes := true; h.ForwardCookie = &yes })
+	cookies, _ := upstreamCookies(t, h, "session.theme=dark; session.1=part; session.01=x; lang=en")
+	if strings.Join(cookies, "|") != "session.theme=dark; session.01=x; lang=en" {
+		t.Errorf("Cookie upstream: %q", cookies)
+	}
+}
+
+// upstreamCookies sends a request with the given Cookie lines through h
+// and returns the Cookie lines and the X-Session header the upstream got.
+func upstreamCookies(t *testing.T, h *Handler, lines ...string) ([]string, string) {
+	t.Helper()
 	r := httptest.NewRequest("GET", "/", nil)
-	r.Header.Set("Cookie", "session.theme=dark; session.1=part; session.01=x; lang=en")
-	var seen string
+	for _, line := range lines {
+		r.Header.Add("Cookie", line)
+	}
+	var cookies []string
+	var session string
 	if _, err := serve(h, newRecorder(), r, func(w http.ResponseWriter, r *http.Request) error {
-		seen = r.Header.Get("Cookie")
+		cookies, session = r.Header["Cookie"], r.Header.Get("X-Session")
 		return nil
 	}); err != nil {
 		t.Fatal(err)
 	}
-	if seen != "session.theme=dark; session.01=x; lang=en" {
-		t.Errorf("Cookie upstream: %q", seen)
-	}
+	return cookies, session
 }
 
 // net/http and Werkzeug trim a cookie's name: "session =v" is the session
@@ -555,17 +566,9 @@ func TestOnlyNumberedPartsAreTakenFromTheCookieHeader(t *testing.T) {
 func TestASpacedSessionCookieNameIsTheSessionCookie(t *testing.T) {
 	h := newTestHandler(t, nil)
 	value := login(t, h, `{"user":"alice"}`).Value
-	r := httptest.NewRequest("GET", "/", nil)
-	r.Header.Set("Cookie", "lang=en; session ="+value)
-	var seen, session string
-	if _, err := serve(h, newRecorder(), r, func(w http.ResponseWriter, r *http.Request) error {
-		seen, session = r.Header.Get("Cookie"), r.Header.Get("X-Session")
-		return nil
-	}); err != nil {
-		t.Fatal(err)
-	}
-	if seen != "lang=en" || session != `{"user":"alice"}` {
-		t.Errorf("upstream got Cookie %q and X-Session %q", seen, session)
+	cookies, session := upstreamCookies(t, h, "lang=en; session ="+value)
+	if strings.Join(cookies, "|") != "lang=en" || session != `{"user":"alice"}` {
+		t.Errorf("upstream got Cookie %q and X-Session %q", cookies, session)
 	}
 }
 
@@ -575,17 +578,9 @@ func TestASpacedSessionCookieNameIsTheSessionCookie(t *testing.T) {
 func TestTheFirstSessionCookieIsTheOneAnUpstreamWouldRead(t *testing.T) {
 	h := newTestHandler(t, func(h *Handler) { yes := true; h.ForwardCookie = &yes })
 	value := login(t, h, `{"user":"alice"}`).Value
-	r := httptest.NewRequest("GET", "/", nil)
-	r.Header.Set("Cookie", "session =forged; lang=en; session="+value)
-	var seen, session string
-	if _, err := serve(h, newRecorder(), r, func(w http.ResponseWriter, r *http.Request) error {
-		seen, session = r.Header.Get("Cookie"), r.Header.Get("X-Session")
-		return nil
-	}); err != nil {
-		t.Fatal(err)
-	}
-	if seen != "lang=en" || session != "{}" {
-		t.Errorf("upstream got Cookie %q and X-Session %q", seen, session)
+	cookies, session := upstreamCookies(t, h, "session =forged; lang=en; session="+value)
+	if strings.Join(cookies, "|") != "lang=en" || session != "{}" {
+		t.Errorf("upstream got Cookie %q and X-Session %q", cookies, session)
 	}
 }
 
@@ -607,21 +602,14 @@ func TestTheForwardedCookieIsTheOneTheGatewayAccepted(t *testing.T) {
 		{"two lines, which Werkzeug's server joins with ','", []string{"x=1", "session=VALID; session=EVIL"}, "session=VALID; x=1"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			r := httptest.NewRequest("GET", "/", nil)
+			var lines []string
 			for _, line := range tc.lines {
-				r.Header.Add("Cookie", strings.ReplaceAll(line, "VALID", valid))
+				lines = append(lines, strings.ReplaceAll(line, "VALID", valid))
 			}
-			var seen []string
-			var session string
-			if _, err := serve(h, newRecorder(), r, func(w http.ResponseWriter, r *http.Request) error {
-				seen, session = r.Header["Cookie"], r.Header.Get("X-Session")
-				return nil
-			}); err != nil {
-				t.Fatal(err)
-			}
+			cookies, session := upstreamCookies(t, h, lines...)
 			want := strings.ReplaceAll(tc.want, "VALID", valid)
-			if len(seen) != 1 || seen[0] != want || session != `{"user":"alice"}` {
-				t.Errorf("upstream got Cookie %q and X-Session %q, want %q", seen, session, want)
+			if len(cookies) != 1 || cookies[0] != want || session != `{"user":"alice"}` {
+				t.Errorf("upstream got Cookie %q and X-Session %q, want %q", cookies, session, want)
 			}
 		})
 	}

@@ -516,9 +516,10 @@ func TestAddVaryCookie(t *testing.T) {
 	}
 }
 
-// A remembered value opens exactly as it did the first time, and the time
-// checks run again: it expires like any other.
-func TestRememberedValuesOpenAsTheFirstTime(t *testing.T) {
+// withRememberingAndAfresh runs f for each codec with two Interfaces on
+// one clock: one that remembers the values it opens, one that opens every
+// value afresh.
+func withRememberingAndAfresh(t *testing.T, f func(t *testing.T, clock *testClock, remembering, afresh *Interface)) {
 	flask, _ := NewFlaskCodec(testSecret)
 	secure, _ := NewSecureCookieCodec(testSecret)
 	for _, codec := range []Codec{secure, flask} {
@@ -526,96 +527,81 @@ func TestRememberedValuesOpenAsTheFirstTime(t *testing.T) {
 			clock := &testClock{t: testEpoch}
 			remembering, _ := NewInterface(DefaultConfig(), codec, WithClock(clock.Now))
 			afresh, _ := NewInterface(DefaultConfig(), codec, WithClock(clock.Now), withoutOpenCache())
-			same := func(value string) {
-				t.Helper()
-				for range 2 { // a miss, then a hit
-					a, ao := remembering.Open(requestWithCookie("session", value))
-					b, bo := afresh.Open(requestWithCookie("session", value))
-					if ao != bo || a.String() != b.String() || !a.issued.Equal(b.issued) || !a.Created().Equal(b.Created()) ||
-						a.Permanent() != b.Permanent() || string(a.sealed) != string(b.sealed) {
-						t.Fatalf("remembered %s %s issued %s, afresh %s %s issued %s", ao, a, a.issued, bo, b, b.issued)
-					}
-				}
-			}
-			first := issue(t, remembering, `{"_permanent":true,"user":"alice","n":[1,2]}`)
-			same(first)
-
-			// The reissued value of an unchanged session is remembered
-			// as it would open.
-			clock.Advance(time.Minute)
-			s, _ := remembering.Open(requestWithCookie("session", first))
-			h := http.Header{}
-			if _, err := remembering.Save(context.Background(), s, h); err != nil {
-				t.Fatal(err)
-			}
-			refreshed := cookieValue(t, h, "session")
-			if _, known := remembering.cache.get(refreshed); !known {
-				t.Error("the reissued value is not remembered")
-			}
-			same(refreshed)
-
-			// A remembered session changed by one request is not changed
-			// for the next.
-			s, _ = remembering.Open(requestWithCookie("session", refreshed))
-			_ = s.Set("user", json.RawMessage(`"mallory"`))
-			same(refreshed)
-
-			clock.Advance(DefaultLifetime + time.Second)
-			if _, outcome := remembering.Open(requestWithCookie("session", refreshed)); outcome != OutcomeExpired {
-				t.Errorf("a remembered value past its lifetime opened: %s", outcome)
-			}
-			same(refreshed)
+			f(t, clock, remembering, afresh)
 		})
 	}
+}
+
+// A remembered value opens exactly as it did the first time, and the time
+// checks run again: it expires like any other.
+func TestRememberedValuesOpenAsTheFirstTime(t *testing.T) {
+	withRememberingAndAfresh(t, func(t *testing.T, clock *testClock, remembering, afresh *Interface) {
+		same := func(value string) {
+			t.Helper()
+			for range 2 { // a miss, then a hit
+				a, ao := remembering.Open(requestWithCookie("session", value))
+				b, bo := afresh.Open(requestWithCookie("session", value))
+				if ao != bo || a.String() != b.String() || !a.issued.Equal(b.issued) || !a.Created().Equal(b.Created()) ||
+					a.Permanent() != b.Permanent() || string(a.sealed) != string(b.sealed) {
+					t.Fatalf("remembered %s %s issued %s, afresh %s %s issued %s", ao, a, a.issued, bo, b, b.issued)
+				}
+			}
+		}
+		first := issue(t, remembering, `{"_permanent":true,"user":"alice","n":[1,2]}`)
+		same(first)
+
+		// The reissued value of an unchanged session is remembered
+		// as it would open.
+		clock.Advance(time.Minute)
+		s, _ := remembering.Open(requestWithCookie("session", first))
+		h := http.Header{}
+		if _, err := remembering.Save(context.Background(), s, h); err != nil {
+			t.Fatal(err)
+		}
+		refreshed := cookieValue(t, h, "session")
+		if _, known := remembering.cache.get(refreshed); !known {
+			t.Error("the reissued value is not remembered")
+		}
+		same(refreshed)
+
+		// A remembered session changed by one request is not changed
+		// for the next.
+		s, _ = remembering.Open(requestWithCookie("session", refreshed))
+		_ = s.Set("user", json.RawMessage(`"mallory"`))
+		same(refreshed)
+
+		clock.Advance(DefaultLifetime + time.Second)
+		if _, outcome := remembering.Open(requestWithCookie("session", refreshed)); outcome != OutcomeExpired {
+			t.Errorf("a remembered value past its lifetime opened: %s", outcome)
+		}
+		same(refreshed)
+	})
 }
 
 // What is remembered owns its bytes: a value opened from a request's
 // Cookie line is still remembered, and reissued right, once the memory of
 // that line is reused.
 func TestRememberedValuesOwnTheirBytes(t *testing.T) {
-	flask, _ := NewFlaskCodec(testSecret)
-	secure, _ := NewSecureCookieCodec(testSecret)
-	for _, codec := range []Codec{secure, flask} {
-		t.Run(fmt.Sprintf("%T", codec), func(t *testing.T) {
-			clock := &testClock{t: testEpoch}
-			remembering, _ := NewInterface(DefaultConfig(), codec, WithClock(clock.Now))
-			afresh, _ := NewInterface(DefaultConfig(), codec, WithClock(clock.Now), withoutOpenCache())
-			value := issue(t, remembering, `{"_permanent":true,"user":"alice"}`)
-			remembering.cache.entries.Purge()
+	withRememberingAndAfresh(t, func(t *testing.T, clock *testClock, remembering, afresh *Interface) {
+		value := issue(t, remembering, `{"_permanent":true,"user":"alice"}`)
+		remembering.cache.entries.Purge()
 
-			line := []byte("theme=dark; session=" + value)
-			r := httptest.NewRequest(http.MethodGet, "/", nil)
-			r.Header["Cookie"] = []string{unsafe.String(&line[0], len(line))}
-			if _, outcome := remembering.Open(r); outcome != OutcomeValid {
-				t.Fatalf("outcome %s", outcome)
-			}
-			for i := range line {
-				line[i] = 'x' // the request is over; its memory is reused
-			}
-			if _, known := remembering.cache.get(value); !known {
-				t.Fatal("the value is no longer remembered")
-			}
+		line := []byte("theme=dark; session=" + value)
+		r := httptest.NewRequest(http.MethodGet, "/", nil)
+		r.Header["Cookie"] = []string{unsafe.String(&line[0], len(line))}
+		if _, outcome := remembering.Open(r); outcome != OutcomeValid {
+			t.Fatalf("outcome %s", outcome)
+		}
+		for i := range line {
+			line[i] = 'x' // the request is over; its memory is reused
+		}
+		if _, known := remembering.cache.get(value); !known {
+			t.Fatal("the value is no longer remembered")
+		}
 
-			clock.Advance(time.Minute)
-			reissue := func(iface *Interface) string {
-				s, outcome := iface.Open(requestWithCookie("session", value))
-				if outcome != OutcomeValid {
-					t.Fatalf("outcome %s", outcome)
-				}
-				h := http.Header{}
-				if _, err := iface.Save(context.Background(), s, h); err != nil {
-					t.Fatal(err)
-				}
-				return cookieValue(t, h, "session")
-			}
-			if got, want := reissue(remembering), reissue(afresh); got != want {
-				t.Errorf("reissued from memory %q, afresh %q", got, want)
-			}
-			if _, outcome := afresh.Open(requestWithCookie("session", reissue(remembering))); outcome != OutcomeValid {
-				t.Errorf("the value reissued from memory opens as %s", outcome)
-			}
-		})
-	}
+		clock.Advance(time.Minute)
+		checkReissuedAlike(t, remembering, afresh, value)
+	})
 }
 
 // A Flask value just too large to be remembered (its timestamp in 8 bytes,
@@ -676,22 +662,30 @@ func TestAValueTooLargeToRememberDoesNotLeaveItsBytesInMemory(t *testing.T) {
 		line[i] = 'x' // the request's memory is reused
 	}
 	clock.Advance(time.Minute)
-	again := func(i *Interface) string {
-		s, o := i.Open(requestWithCookie("session", reissued))
-		if o != OutcomeValid {
-			t.Fatalf("open: %s", o)
+	checkReissuedAlike(t, iface, afresh, reissued)
+}
+
+// checkReissuedAlike checks that value, opened and saved unchanged,
+// reissues the same from remembering's memory as afresh, and that the
+// reissued value opens.
+func checkReissuedAlike(t *testing.T, remembering, afresh *Interface, value string) {
+	t.Helper()
+	reissue := func(iface *Interface) string {
+		s, outcome := iface.Open(requestWithCookie("session", value))
+		if outcome != OutcomeValid {
+			t.Fatalf("outcome %s", outcome)
 		}
 		h := http.Header{}
-		if _, err := i.Save(context.Background(), s, h); err != nil {
+		if _, err := iface.Save(context.Background(), s, h); err != nil {
 			t.Fatal(err)
 		}
 		return cookieValue(t, h, "session")
 	}
-	got, want := again(iface), again(afresh)
+	got, want := reissue(remembering), reissue(afresh)
 	if got != want {
-		t.Errorf("reissued from the cache differs from a fresh reissue:\n%.60q...\n%.60q...", got, want)
+		t.Errorf("reissued from memory:\n%.60q...\nafresh:\n%.60q...", got, want)
 	}
-	if _, o := afresh.Open(requestWithCookie("session", got)); o != OutcomeValid && o != OutcomeFallbackKey {
-		t.Errorf("cache-reissued value opens as %s", o)
+	if _, outcome := afresh.Open(requestWithCookie("session", got)); outcome != OutcomeValid {
+		t.Errorf("the value reissued from memory opens as %s", outcome)
 	}
 }
