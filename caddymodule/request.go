@@ -120,9 +120,9 @@ func (h *Handler) removeSessionCookies(r *http.Request) {
 // cookie itself the value the gateway accepted, and only that one: first,
 // on a single Cookie line, before the client's other cookies. Parsers
 // disagree on what else a client can send (Werkzeug lets a quoted value
-// hide a ';', parsers trim different blanks from a name,
-// Werkzeug's server joins several Cookie lines with ','), but each reads
-// the first cookie of such a line as the gateway wrote it.
+// hide a ';', parsers trim different blanks from a name, Werkzeug's server
+// joins several Cookie lines with ','), but each reads the first cookie of
+// such a line as the gateway wrote it.
 func (h *Handler) forwardSessionCookie(r *http.Request, value string) {
 	h.removeSessionCookies(r)
 	var b strings.Builder
