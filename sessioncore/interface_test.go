@@ -312,21 +312,13 @@ func TestSaveReissuesWithNewTimestampAndCurrentKey(t *testing.T) {
 	value := issue(t, old, `{"_permanent":true,"user":"bob"}`)
 
 	clock.Advance(DefaultLifetime - time.Minute)
-	s, outcome := current.Open(requestWithCookie("session", value))
-	if outcome != OutcomeFallbackKey {
-		t.Fatalf("outcome = %s", outcome)
-	}
-	h := http.Header{}
-	if _, err := current.Save(context.Background(), s, h); err != nil {
-		t.Fatal(err)
-	}
-	reissued := cookieValue(t, h, "session")
+	reissued := openAndSave(t, current, value, OutcomeFallbackKey)
 
 	// The reissued cookie opens with the current key alone, and lives a
 	// whole lifetime from now: a sliding expiry.
 	clock.Advance(DefaultLifetime - time.Minute)
 	onlyCurrent := newTestInterface(t, cfg, clock)
-	s, outcome = onlyCurrent.Open(requestWithCookie("session", reissued))
+	s, outcome := onlyCurrent.Open(requestWithCookie("session", reissued))
 	if outcome != OutcomeValid || s.String() != `{"_permanent":true,"user":"bob"}` {
 		t.Errorf("reissued cookie: %s (%s)", s, outcome)
 	}
@@ -553,12 +545,7 @@ func TestRememberedValuesOpenAsTheFirstTime(t *testing.T) {
 		// The reissued value of an unchanged session is remembered
 		// as it would open.
 		clock.Advance(time.Minute)
-		s, _ := remembering.Open(requestWithCookie("session", first))
-		h := http.Header{}
-		if _, err := remembering.Save(context.Background(), s, h); err != nil {
-			t.Fatal(err)
-		}
-		refreshed := cookieValue(t, h, "session")
+		refreshed := openAndSave(t, remembering, first, OutcomeValid)
 		if _, known := remembering.cache.get(refreshed); !known {
 			t.Error("the reissued value is not remembered")
 		}
@@ -566,7 +553,7 @@ func TestRememberedValuesOpenAsTheFirstTime(t *testing.T) {
 
 		// A remembered session changed by one request is not changed
 		// for the next.
-		s, _ = remembering.Open(requestWithCookie("session", refreshed))
+		s, _ := remembering.Open(requestWithCookie("session", refreshed))
 		_ = s.Set("user", json.RawMessage(`"mallory"`))
 		same(refreshed)
 
@@ -665,23 +652,27 @@ func TestAValueTooLargeToRememberDoesNotLeaveItsBytesInMemory(t *testing.T) {
 	checkReissuedAlike(t, iface, afresh, reissued)
 }
 
+// openAndSave opens value with iface, expecting outcome, saves the session
+// unchanged and returns the cookie value the response carries.
+func openAndSave(t *testing.T, iface *Interface, value string, outcome Outcome) string {
+	t.Helper()
+	s, got := iface.Open(requestWithCookie("session", value))
+	if got != outcome {
+		t.Fatalf("outcome = %s, want %s", got, outcome)
+	}
+	h := http.Header{}
+	if _, err := iface.Save(context.Background(), s, h); err != nil {
+		t.Fatal(err)
+	}
+	return cookieValue(t, h, "session")
+}
+
 // checkReissuedAlike checks that value, opened and saved unchanged,
 // reissues the same from remembering's memory as afresh, and that the
 // reissued value opens.
 func checkReissuedAlike(t *testing.T, remembering, afresh *Interface, value string) {
 	t.Helper()
-	reissue := func(iface *Interface) string {
-		s, outcome := iface.Open(requestWithCookie("session", value))
-		if outcome != OutcomeValid {
-			t.Fatalf("outcome %s", outcome)
-		}
-		h := http.Header{}
-		if _, err := iface.Save(context.Background(), s, h); err != nil {
-			t.Fatal(err)
-		}
-		return cookieValue(t, h, "session")
-	}
-	got, want := reissue(remembering), reissue(afresh)
+	got, want := openAndSave(t, remembering, value, OutcomeValid), openAndSave(t, afresh, value, OutcomeValid)
 	if got != want {
 		t.Errorf("reissued from memory:\n%.60q...\nafresh:\n%.60q...", got, want)
 	}
