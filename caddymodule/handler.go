@@ -391,7 +391,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	publishSession(r, repl, &ex.published, session)
 	if h.UserKey != "" {
 		if user, ok := session.Text(h.UserKey); ok {
-			repl.Set("http.auth.user.id", user)
+			repl.Set("http.auth.user.id", sessioncore.HeaderSafe(user))
 		}
 	}
 

@@ -19,14 +19,15 @@ var metrics = struct {
 	opened        counters
 	cookies       counters
 	mutations     counters
+	withheld      counters
 	cookieSize    prometheus.Histogram
 	storeDuration *prometheus.HistogramVec
 	storeErrors   *prometheus.CounterVec
 }{
 	opened: newCounters(prometheus.CounterOpts{
 		Namespace: "caddy", Subsystem: "session", Name: "opened_total",
-		Help: "Sessions opened, by outcome: new, valid, fallback_key, bad_signature, expired, revoked, undecodable, unknown_id, unavailable.",
-	}, "outcome", "new", "valid", "fallback_key", "bad_signature", "expired", "revoked", "undecodable", "unknown_id", "unavailable"),
+		Help: "Sessions opened, by outcome: new, valid, fallback_key, bad_signature, expired, revoked, undecodable, unknown_id, unavailable, too_large.",
+	}, "outcome", "new", "valid", "fallback_key", "bad_signature", "expired", "revoked", "undecodable", "unknown_id", "unavailable", "too_large"),
 	cookies: newCounters(prometheus.CounterOpts{
 		Namespace: "caddy", Subsystem: "session", Name: "cookies_total",
 		Help: "Session cookies written, by action: set (changed), refreshed (expiry moved), deleted, suppressed (refused: the response was rejected).",
@@ -35,6 +36,10 @@ var metrics = struct {
 		Namespace: "caddy", Subsystem: "session", Name: "mutations_total",
 		Help: "Session changes asked for by upstreams, by result: applied or rejected.",
 	}, "result", "applied", "rejected"),
+	withheld: newCounters(prometheus.CounterOpts{
+		Namespace: "caddy", Subsystem: "session", Name: "forward_withheld_total",
+		Help: "Session values not sent in a forward header because the upstream would read them otherwise, by reason: control, bidi, non_ascii, blank.",
+	}, "reason", sessioncore.WithheldReasons...),
 	cookieSize: prometheus.NewHistogram(prometheus.HistogramOpts{
 		Namespace: "caddy", Subsystem: "session", Name: "cookie_size_bytes",
 		Help:    "Size of the Set-Cookie lines that carry a session.",
@@ -83,7 +88,7 @@ func registerMetrics(registry *prometheus.Registry) error {
 	if registry == nil {
 		return nil
 	}
-	for _, c := range []prometheus.Collector{metrics.opened.vec, metrics.cookies.vec, metrics.mutations.vec,
+	for _, c := range []prometheus.Collector{metrics.opened.vec, metrics.cookies.vec, metrics.mutations.vec, metrics.withheld.vec,
 		metrics.cookieSize, metrics.storeDuration, metrics.storeErrors} {
 		if err := registry.Register(c); err != nil && !errors.As(err, new(prometheus.AlreadyRegisteredError)) {
 			return err

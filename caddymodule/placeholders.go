@@ -55,8 +55,10 @@ func sessionOf(r *http.Request) *sessioncore.Session {
 }
 
 // placeholder is a caddy.ReplacerFunc for {http.session.<key>}: a string
-// value is the string itself, any other value its JSON text. A key the
-// session does not have is not a known placeholder.
+// value is the string itself, any other value its JSON text, with control
+// characters made spaces (sessioncore.HeaderSafe), since a placeholder may
+// land in a response header. A key the session does not have is not a
+// known placeholder.
 func (held *requestSession) placeholder(name string) (any, bool) {
 	key, ok := strings.CutPrefix(name, placeholderPrefix)
 	if !ok {
@@ -66,5 +68,5 @@ func (held *requestSession) placeholder(name string) (any, bool) {
 	if !ok {
 		return nil, false
 	}
-	return sessioncore.ValueText(raw), true
+	return sessioncore.HeaderSafe(sessioncore.ValueText(raw)), true
 }

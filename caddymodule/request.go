@@ -6,7 +6,6 @@ import (
 	"strings"
 
 	"go.uber.org/zap"
-	"golang.org/x/net/http/httpguts"
 
 	"github.com/sessiongate/caddy-session/sessioncore"
 )
@@ -50,16 +49,20 @@ func (h *Handler) stripForwarded(header http.Header) {
 	}
 }
 
-// forwardIdentity sets the forwarded identity headers from the session.
-// Values with control characters are not sent: they cannot be a header.
+// forwardIdentity sets the forwarded identity headers from the session: a
+// value is sent only when the upstream will read exactly what the session
+// matcher sees (sessioncore.IdentityWithheld), and only when the matcher
+// counts it as set.
 func (h *Handler) forwardIdentity(r *http.Request, s *sessioncore.Session) {
 	for _, f := range h.Forward {
-		value, ok := s.Text(f.Key)
-		if !ok {
+		if !s.Has(f.Key) {
 			continue
 		}
-		if !httpguts.ValidHeaderFieldValue(value) {
-			h.logger.Warn("session value not forwarded: not a valid header value", zap.String("key", f.Key), zap.String("header", f.Header))
+		value, _ := s.Text(f.Key)
+		if reason := sessioncore.IdentityWithheld(value); reason != "" {
+			metrics.withheld.inc(reason)
+			h.logger.Warn("session value not forwarded: the upstream would not read it as the gateway does",
+				zap.String("key", f.Key), zap.String("header", f.Header), zap.String("reason", reason))
 			continue
 		}
 		r.Header.Set(f.Header, value)
