@@ -80,6 +80,39 @@ func quoteCookiePath(path string) string {
 	return b.String()
 }
 
+// Cookie name prefixes, which browsers enforce (matching them
+// case-insensitively): a cookie whose name starts with one but lacks the
+// attributes it requires is refused, so no session would ever stick.
+// __Http- and __Host-Http- are RFC 6265bis's newer prefixes.
+var cookiePrefixes = []struct {
+	prefix           string // lower case
+	httpOnly, atHost bool   // beyond Secure: HttpOnly; Path=/ and no Domain
+	rule             string
+}{
+	{"__host-http-", true, true, "must be Secure and HttpOnly, with Path=/ and no Domain (cookie_secure true, cookie_httponly true, cookie_path /, no cookie_domain)"},
+	{"__http-", true, false, "must be Secure and HttpOnly (cookie_secure true, cookie_httponly true)"},
+	{"__host-", false, true, "must be Secure, with Path=/ and no Domain (cookie_secure true, cookie_path /, no cookie_domain)"},
+	{"__secure-", false, false, "must be Secure (cookie_secure true)"},
+}
+
+// checkCookiePrefix refuses a cookie name whose prefix demands attributes
+// the configuration does not give it. The parts of a split session share
+// the name's prefix and all its attributes, so they pass too.
+func checkCookiePrefix(c *Config) error {
+	lower := strings.ToLower(c.CookieName)
+	for _, p := range cookiePrefixes {
+		if !strings.HasPrefix(lower, p.prefix) {
+			continue
+		}
+		secure := c.CookieSecure || c.CookiePartitioned // Partitioned implies Secure
+		if !secure || p.httpOnly && !c.CookieHTTPOnly || p.atHost && (c.CookiePath != "/" || c.CookieDomain != "") {
+			return fmt.Errorf("cookie name %q: %s cookies %s; browsers refuse them otherwise", c.CookieName, c.CookieName[:len(p.prefix)], p.rule)
+		}
+		return nil
+	}
+	return nil
+}
+
 // cookieAttributes holds the attributes every session cookie of one
 // Interface shares, already rendered, in Werkzeug's order: Domain comes
 // before the expiry, the rest after it.

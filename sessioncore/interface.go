@@ -162,6 +162,9 @@ func NewInterface(cfg Config, codec Codec, opts ...Option) (*Interface, error) {
 	if cfg.CookieDomain, err = normalizeCookieDomain(cfg.CookieDomain); err != nil {
 		return nil, err
 	}
+	if err := checkCookiePrefix(&cfg); err != nil {
+		return nil, err
+	}
 	i := &Interface{config: cfg, codec: codec, now: time.Now, logger: zap.NewNop(), cache: newOpenCache()}
 	i.form, _ = codec.(ValueForm)
 	for _, opt := range opts {
