@@ -11,6 +11,7 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"github.com/dustin/go-humanize"
 	"golang.org/x/net/http/httpguts"
 
 	"github.com/sessiongate/caddy-session/sessioncore"
@@ -49,6 +50,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //		cookie_partitioned true|false
 //		lifetime <duration>
 //		max_cookie_parts <n>
+//		max_cookie_bytes <size>
 //		idle_timeout <duration>
 //		absolute_lifetime <duration>
 //		refresh_interval <duration>
@@ -163,6 +165,7 @@ var subdirectives = map[string]subdirective{
 		return nil
 	}),
 	"max_cookie_parts": intInto(func(h *Handler) *int { return &h.MaxCookieParts }, 1),
+	"max_cookie_bytes": parseMaxCookieBytes,
 	"header_prefix": checkedStringInto(func(h *Handler) *string { return &h.HeaderPrefix }, func(v string) error {
 		_, err := sessioncore.NewHeaderProtocol(v)
 		return err
@@ -195,6 +198,22 @@ func parseSecretFallbacks(p *caddyfileParser, d *caddyfile.Dispenser) error {
 		p.literalSecrets = append(p.literalSecrets, literalSecret{"secret_fallbacks", a, d.File(), d.Line()})
 	}
 	p.h.SecretFallbacks = args
+	return nil
+}
+
+// parseMaxCookieBytes reads a size as Caddy's own size options do
+// (4096, 4KiB, 6kb, 8KB): KB is 1000 bytes, KiB 1024.
+func parseMaxCookieBytes(p *caddyfileParser, d *caddyfile.Dispenser) error {
+	v, err := singleArg(d)
+	if err != nil {
+		return err
+	}
+	size, err := humanize.ParseBytes(v)
+	if err != nil || size < sessioncore.MinCookieBytes || size > sessioncore.MaxCookieBytesLimit {
+		return d.Errf("max_cookie_bytes must be a size from %d to %d bytes such as 4KiB or 6000, not %q",
+			sessioncore.MinCookieBytes, sessioncore.MaxCookieBytesLimit, v)
+	}
+	p.h.MaxCookieBytes = int(size)
 	return nil
 }
 

@@ -96,3 +96,39 @@ func TestUnmarshalCaddyfileErrors(t *testing.T) {
 		})
 	}
 }
+
+func TestMaxCookieBytesSpellings(t *testing.T) {
+	tests := []struct {
+		arg  string
+		want int // 0: refused
+	}{
+		{"4096", 4096},
+		{"4KiB", 4096},
+		{"4kib", 4096},
+		{"6kb", 6000},
+		{"6KB", 6000},
+		{"6k", 6000},
+		{"12KiB", 12288},
+		{"512", 512},
+		{"64KiB", 65536},
+		{"511", 0},
+		{"65KiB", 0},
+		{"0", 0},
+		{"-4096", 0},
+		{"lots", 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.arg, func(t *testing.T) {
+			var h Handler
+			err := h.UnmarshalCaddyfile(caddyfile.NewTestDispenser("session {\n secret {env.S}\n max_cookie_bytes " + tt.arg + "\n}"))
+			switch {
+			case tt.want == 0 && err == nil:
+				t.Errorf("accepted as %d", h.MaxCookieBytes)
+			case tt.want == 0 && !strings.Contains(err.Error(), "max_cookie_bytes must be a size from 512 to 65536 bytes"):
+				t.Errorf("error %q does not give the range", err)
+			case tt.want != 0 && (err != nil || h.MaxCookieBytes != tt.want):
+				t.Errorf("got %d, %v; want %d", h.MaxCookieBytes, err, tt.want)
+			}
+		})
+	}
+}

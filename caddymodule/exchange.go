@@ -101,7 +101,8 @@ func (ex *exchange) finish(status int, header http.Header) error {
 			}
 		}
 	}
-	if cc := header["Cache-Control"]; action != sessioncore.CookieUntouched && (len(cc) == 0 || cc[0] == "") {
+	wroteCookies := action != sessioncore.CookieUntouched || len(header["Set-Cookie"]) > linesBefore // stale parts deleted
+	if cc := header["Cache-Control"]; wroteCookies && (len(cc) == 0 || cc[0] == "") {
 		// A shared cache must not store one user's cookie for others.
 		header["Cache-Control"] = []string{"private"}
 	}

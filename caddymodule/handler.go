@@ -104,6 +104,14 @@ type Handler struct {
 	// Default: 4; 1 turns splitting off. Always 1 with the flask codec.
 	MaxCookieParts int `json:"max_cookie_parts,omitempty"`
 
+	// The budget, in bytes, for the session's cookies as a browser sends
+	// them back ("name=value" of each part, joined by "; "): a session
+	// over it is refused with 502 rather than issued, and a request over
+	// it opens a new session and deletes its cookies. It must leave room
+	// in the server's max_header_size for the rest of a request's headers.
+	// Default: 4096.
+	MaxCookieBytes int `json:"max_cookie_bytes,omitempty"`
+
 	// The prefix of the protocol's headers. Default: "X-Session".
 	HeaderPrefix string `json:"header_prefix,omitempty"`
 
@@ -246,6 +254,10 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		cfg.RefreshEachRequest = *h.RefreshEachRequest
 	}
 	cfg.MaxCookieParts = h.MaxCookieParts
+	cfg.MaxCookieBytes = h.MaxCookieBytes
+	if err := h.checkCookieBudget(ctx); err != nil {
+		return err
+	}
 	if h.Codec == codecFlask {
 		cfg.MaxCookieParts = 1 // a Flask app would not join the parts
 	}

@@ -1,6 +1,7 @@
 package sessioncore
 
 import (
+	"errors"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -26,6 +27,20 @@ const chunkCountSep = '!'
 // MaxCookiePartsLimit is the most cookies a session may be split over.
 const MaxCookiePartsLimit = maxPartIndex
 
+// The budget for the session's cookies, in the bytes they add to the
+// Cookie line a browser sends back ("name=value", joined by "; "). Every
+// request carries them, and servers refuse a request whose headers are
+// too large (Caddy: 16 KiB of headers by default, with 431; nginx: 8 KiB
+// for one header line; Apache: 8190 bytes): a session the gateway issued
+// over such a limit would lock its user out of the site, logout included.
+// The default leaves a Cookie line of 8 KiB room for 4 KiB of the site's
+// other cookies.
+const (
+	DefaultMaxCookieBytes = 4096
+	MinCookieBytes        = 512                        // a store's ID cookie fits with room to spare
+	MaxCookieBytesLimit   = MaxCookiePartsLimit * 4096 // as many parts as can be read, each full
+)
+
 // IsCookiePart reports whether cookieName is a numbered part (<name>.1 to
 // <name>.16) of the session cookie called name.
 func IsCookiePart(cookieName, name string) bool {
@@ -46,7 +61,12 @@ type requestCookies struct {
 	main      string
 	parts     map[int]string // part number -> value
 	partsSeen int            // the highest part number present
+	bytes     int            // what the session's cookies take of the Cookie line
 }
+
+// cookieBytes is what a cookie adds to a Cookie line after the first:
+// "; name=value".
+func cookieBytes(name, value string) int { return len("; ") + len(name) + len("=") + len(value) }
 
 // TrimCookieName trims from a cookie's name the blanks any common parser
 // trims: "session =v" is the session cookie to net/http and to Werkzeug.
@@ -75,6 +95,7 @@ func readCookies(h http.Header, name string) requestCookies {
 			if k == name {
 				if !mainSeen {
 					rc.main, mainSeen = v, true
+					rc.bytes += cookieBytes(k, v)
 				}
 				continue
 			}
@@ -87,9 +108,13 @@ func readCookies(h http.Header, name string) requestCookies {
 			}
 			if _, dup := rc.parts[n]; !dup {
 				rc.parts[n] = v
+				rc.bytes += cookieBytes(k, v)
 			}
 			rc.partsSeen = max(rc.partsSeen, n)
 		}
+	}
+	if rc.bytes > 0 {
+		rc.bytes -= len("; ") // the first cookie of a line has no separator
 	}
 	return rc
 }
@@ -101,8 +126,11 @@ func (rc requestCookies) value(maxParts int) (string, error) {
 		return rc.main, nil
 	}
 	n, err := strconv.Atoi(count)
-	if err != nil || n < 2 || n > maxParts {
+	if err != nil || n < 2 || n > maxPartIndex {
 		return "", fmt.Errorf("%w: the cookie says it has %q parts", ErrBadSignature, count)
+	}
+	if n > maxParts {
+		return "", fmt.Errorf("%w: the cookie has %d, the limit is %d", errTooManyParts, n, maxParts)
 	}
 	var b strings.Builder
 	b.WriteString(rest)
@@ -117,10 +145,14 @@ func (rc requestCookies) value(maxParts int) (string, error) {
 }
 
 // chunkLines renders the Set-Cookie lines of value, split over as few
-// cookies as fit in MaxCookieSize each, at most maxParts. It returns
+// cookies as fit in MaxCookieSize each, at most maxParts, together at most
+// budget bytes of the Cookie line a browser sends back. It returns
 // ErrCookieTooLarge when they would not do.
-func (a *cookieAttributes) chunkLines(value string, now, expires time.Time, maxParts int) ([]string, error) {
+func (a *cookieAttributes) chunkLines(value string, now, expires time.Time, maxParts, budget int) ([]string, error) {
 	if line := a.setLine(value, now, expires); len(line) <= MaxCookieSize {
+		if sent := cookieBytes(a.name, value) - len("; "); sent > budget {
+			return nil, overBudget(sent, budget)
+		}
 		return []string{line}, nil
 	}
 	if maxParts < 2 {
@@ -139,6 +171,7 @@ func (a *cookieAttributes) chunkLines(value string, now, expires time.Time, maxP
 		return nil, fmt.Errorf("%w: %d bytes would need %d cookies, the limit is %d", ErrCookieTooLarge, len(value), parts, maxParts)
 	}
 	lines := make([]string, 0, parts)
+	sent := -len("; ")
 	for k := 0; k < parts; k++ {
 		chunk := value[k*room : min((k+1)*room, len(value))]
 		part := *a
@@ -147,10 +180,22 @@ func (a *cookieAttributes) chunkLines(value string, now, expires time.Time, maxP
 		} else {
 			part.name = partName(a.name, k)
 		}
+		sent += cookieBytes(part.name, chunk)
 		lines = append(lines, part.setLine(chunk, now, expires))
+	}
+	if sent > budget {
+		return nil, overBudget(sent, budget)
 	}
 	return lines, nil
 }
+
+func overBudget(sent, budget int) error {
+	return fmt.Errorf("%w: the browser would send back %d bytes of session cookies, the budget (max_cookie_bytes) is %d", ErrCookieTooLarge, sent, budget)
+}
+
+// errTooManyParts marks a request's session split over more cookies than
+// the configuration allows: an older configuration's.
+var errTooManyParts = errors.New("too many parts")
 
 // deletePartLines renders the lines that delete parts from..to.
 func (a *cookieAttributes) deletePartLines(from, to int) []string {

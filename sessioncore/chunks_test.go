@@ -39,10 +39,18 @@ func cookiesOf(t *testing.T, lines []string) string {
 	return strings.Join(pairs, "; ")
 }
 
+// splittingConfig is the default configuration with a budget that lets a
+// session take four full cookies.
+func splittingConfig() Config {
+	cfg := DefaultConfig()
+	cfg.MaxCookieBytes = 4 * MaxCookieSize
+	return cfg
+}
+
 func TestLargeSessionsAreSplitOverCookies(t *testing.T) {
 	ctx := context.Background()
 	clock := &testClock{t: testEpoch}
-	iface := newTestInterface(t, DefaultConfig(), clock)
+	iface := newTestInterface(t, splittingConfig(), clock)
 
 	s := NewSession()
 	var m Mutation
@@ -95,7 +103,7 @@ func TestLargeSessionsAreSplitOverCookies(t *testing.T) {
 func TestChunkedCookieProblems(t *testing.T) {
 	ctx := context.Background()
 	clock := &testClock{t: testEpoch}
-	iface := newTestInterface(t, DefaultConfig(), clock)
+	iface := newTestInterface(t, splittingConfig(), clock)
 
 	// Above the cap: the 502 rule's error.
 	s := NewSession()

@@ -60,6 +60,12 @@ type Config struct {
 	// be split over (see chunks.go); 0 means DefaultMaxCookieParts, 1 no
 	// splitting.
 	MaxCookieParts int
+	// MaxCookieBytes is the budget for the session's cookies: the bytes
+	// they add together to the Cookie line a browser sends back (see
+	// chunks.go); 0 means DefaultMaxCookieBytes. A session over it is not
+	// issued, and a request over it opens a new session and deletes the
+	// cookies.
+	MaxCookieBytes int
 }
 
 // DefaultConfig returns Flask's defaults: cookie "session" on path "/",
@@ -90,6 +96,7 @@ const (
 	OutcomeUndecodable  Outcome = "undecodable"   // signed, but the contents are unreadable
 	OutcomeUnknownID    Outcome = "unknown_id"    // a valid cookie whose ID the store does not know
 	OutcomeUnavailable  Outcome = "unavailable"   // no codec, or the store failed: a null session
+	OutcomeTooLarge     Outcome = "too_large"     // more or larger cookies than the config allows: deleted
 )
 
 // CookieAction says what Save did to the session cookie.
@@ -150,6 +157,9 @@ func NewInterface(cfg Config, codec Codec, opts ...Option) (*Interface, error) {
 	}
 	if cfg.MaxCookieParts < 0 || cfg.MaxCookieParts > MaxCookiePartsLimit {
 		return nil, fmt.Errorf("max cookie parts must be from 1 to %d, not %d", MaxCookiePartsLimit, cfg.MaxCookieParts)
+	}
+	if b := cfg.MaxCookieBytes; b != 0 && (b < MinCookieBytes || b > MaxCookieBytesLimit) {
+		return nil, fmt.Errorf("max cookie bytes must be from %d to %d, not %d", MinCookieBytes, MaxCookieBytesLimit, b)
 	}
 	if r := cfg.RefreshInterval; r > 0 && (r >= cfg.Lifetime || (cfg.IdleTimeout > 0 && r >= cfg.IdleTimeout)) {
 		return nil, fmt.Errorf("refresh interval (%s) must be shorter than the lifetime and the idle timeout", r)
@@ -301,9 +311,21 @@ func (i *Interface) Open(r *http.Request) (*Session, Outcome) {
 		s.partsSeen = cookies.partsSeen
 		return s, OutcomeNew
 	}
+	if cookies.bytes > i.maxBytes() {
+		// Written under an older, larger budget: whatever it holds cannot
+		// be issued again, and the user must not keep sending it.
+		s := i.newSession()
+		s.partsSeen, s.purge = cookies.partsSeen, true
+		i.logger.Debug("session cookie rejected", zap.String("outcome", string(OutcomeTooLarge)),
+			zap.Int("bytes", cookies.bytes), zap.Int("max_cookie_bytes", i.maxBytes()))
+		return s, OutcomeTooLarge
+	}
 	value, err := cookies.value(i.maxParts())
 	var s *Session
 	outcome := OutcomeBadSignature
+	if errors.Is(err, errTooManyParts) {
+		outcome = OutcomeTooLarge
+	}
 	if err == nil {
 		s, outcome, err = i.decode(value)
 	}
@@ -325,6 +347,7 @@ func (i *Interface) Open(r *http.Request) (*Session, Outcome) {
 			ce.Write(zap.String("outcome", string(outcome)), zap.Error(err))
 		}
 		s = i.newSession()
+		s.purge = outcome == OutcomeTooLarge
 	}
 	s.partsSeen = cookies.partsSeen
 	return s, outcome
@@ -336,6 +359,23 @@ func (i *Interface) maxParts() int {
 		return DefaultMaxCookieParts
 	}
 	return i.config.MaxCookieParts
+}
+
+// maxBytes returns the budget for the session's cookies.
+func (i *Interface) maxBytes() int {
+	if i.config.MaxCookieBytes == 0 {
+		return DefaultMaxCookieBytes
+	}
+	return i.config.MaxCookieBytes
+}
+
+// writableParts returns how many cookies a session is ever written in:
+// a store's ID takes one.
+func (i *Interface) writableParts() int {
+	if i.store != nil {
+		return 1
+	}
+	return i.maxParts()
 }
 
 // newSession returns a new, empty session that stores values in the
@@ -420,8 +460,11 @@ func (i *Interface) checkLifetimes(p Payload, now time.Time) (Outcome, error) {
 //     current key with a new issue time, expiring after the lifetime when
 //     the session is permanent and with the browser session otherwise.
 //
-// When the cookie would exceed MaxCookieSize, Save writes nothing and
-// returns an error wrapping ErrCookieTooLarge.
+// When the cookie would exceed MaxCookieSize in one of the parts it may be
+// split over, or its cookies the budget, Save writes nothing and returns an
+// error wrapping ErrCookieTooLarge. Cookies a request carried over the
+// budget are deleted, and so are parts beyond those this configuration
+// writes, whatever else happens to the session.
 //
 // With a store, the session's changes go to the store, key by key, with a
 // time to live of the lifetime (refreshed whenever the cookie would be), and
@@ -447,9 +490,17 @@ func (i *Interface) Save(ctx context.Context, s *Session, h http.Header) (Cookie
 	if err != nil {
 		return CookieUntouched, err
 	}
-	if action != CookieUntouched && s.partsSeen > 0 {
+	switch {
+	case action != CookieUntouched:
 		// Parts the request had that the new cookie does not use.
 		lines = append(lines, i.attrs.deletePartLines(max(len(lines), 1), s.partsSeen)...)
+	case s.purge:
+		// Cookies over the budget opened nothing; they go, all of them.
+		action, lines = CookieDeleted, append([]string{i.attrs.deleteLine()}, i.attrs.deletePartLines(1, s.partsSeen)...)
+	case s.partsSeen >= i.writableParts():
+		// Parts no session of this config is written in (an older
+		// config's, with more parts): they only add to every request.
+		lines = i.attrs.deletePartLines(i.writableParts(), s.partsSeen)
 	}
 	if s.Accessed() || action != CookieUntouched {
 		AddVaryCookie(h)
@@ -512,7 +563,7 @@ func (i *Interface) cookieLines(s *Session, p Payload, maxParts int) ([]string, 
 		i.cache.add(value, s.opened.reissued(now))
 	}
 	expires, _ := i.ExpirationTime(s)
-	return i.attrs.chunkLines(value, now, expires, maxParts)
+	return i.attrs.chunkLines(value, now, expires, maxParts, i.maxBytes())
 }
 
 // TakeResponseCookie removes every Set-Cookie line for the session cookie

@@ -118,7 +118,7 @@ func TestOpen(t *testing.T) {
 		{"tampered", valid[:len(valid)-4] + "AAAA", 0, OutcomeBadSignature, `{}`},
 		{"truncated", valid[:len(valid)/2], 0, OutcomeBadSignature, `{}`},
 		{"garbage", "not-a-cookie", 0, OutcomeBadSignature, `{}`},
-		{"oversized", strings.Repeat("A", MaxCookieSize+1), 0, OutcomeBadSignature, `{}`},
+		{"oversized", strings.Repeat("A", MaxCookieSize+1), 0, OutcomeTooLarge, `{}`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -39,6 +39,9 @@ type Session struct {
 	// partsSeen is the highest numbered part cookie the request carried,
 	// so that saving can delete the parts no longer used.
 	partsSeen int
+	// purge says the request's session cookies were over the budget: the
+	// response deletes them unless it sets new ones.
+	purge bool
 
 	// unavailable is non-nil for a null session and says why.
 	unavailable error
