@@ -29,13 +29,18 @@ func BenchmarkHandler(b *testing.B) {
 		_, err := w.Write([]byte("hello from the upstream\n"))
 		return err
 	})
-	for _, tc := range []struct{ name, session string }{
-		{"no session", ""},
-		{"read", `{"role":"editor","user_id":"u-12345","pad":"` + pad + `"}`},
-		{"refresh", `{"_permanent":true,"role":"editor","user_id":"u-12345","pad":"` + pad + `"}`},
+	forwardUser := func(h *Handler) { h.Forward = []ForwardHeader{{Key: "user_id", Header: "X-Remote-User"}} }
+	for _, tc := range []struct {
+		name, session string
+		configure     func(*Handler)
+	}{
+		{"no session", "", nil},
+		{"read", `{"role":"editor","user_id":"u-12345","pad":"` + pad + `"}`, nil},
+		{"read, forward user", `{"role":"editor","user_id":"u-12345","pad":"` + pad + `"}`, forwardUser},
+		{"refresh", `{"_permanent":true,"role":"editor","user_id":"u-12345","pad":"` + pad + `"}`, nil},
 	} {
 		b.Run(tc.name, func(b *testing.B) {
-			h := newTestHandler(b, nil)
+			h := newTestHandler(b, tc.configure)
 			h.logger = zap.NewNop() // Caddy's default level: no debug lines
 			cookie := "theme=dark"
 			if tc.session != "" {

@@ -1,24 +1,11 @@
 package caddymodule
 
 import (
-	"context"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
-
-	"github.com/caddyserver/caddy/v2"
-	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 )
-
-// provisionInServer provisions h as Caddy provisions a server's handlers:
-// with the server, whose max_header_size is maxHeaderBytes, in the context.
-func provisionInServer(h *Handler, maxHeaderBytes int) error {
-	base := context.WithValue(context.Background(), caddyhttp.ServerCtxKey, &caddyhttp.Server{MaxHeaderBytes: maxHeaderBytes})
-	ctx, cancel := caddy.NewContext(caddy.Context{Context: base})
-	defer cancel()
-	return h.Provision(ctx)
-}
 
 func TestCookieBudgetMustFitTheServersHeaderLimit(t *testing.T) {
 	tests := []struct {
@@ -36,7 +23,7 @@ func TestCookieBudgetMustFitTheServersHeaderLimit(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			h := &Handler{Secret: testSecretLiteral, MaxCookieBytes: tt.budget}
-			err := provisionInServer(h, tt.maxHeaderBytes)
+			err := h.Provision(serverContext(t, tt.maxHeaderBytes))
 			if (err != nil) != tt.wantErr {
 				t.Fatalf("Provision: %v", err)
 			}

@@ -1,6 +1,7 @@
 package caddymodule
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -66,12 +67,20 @@ func newTestHandler(t testing.TB, configure func(*Handler)) *Handler {
 	if configure != nil {
 		configure(h)
 	}
-	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
-	t.Cleanup(cancel)
-	if err := h.Provision(ctx); err != nil {
+	if err := h.Provision(serverContext(t, 0)); err != nil {
 		t.Fatal(err)
 	}
 	return h
+}
+
+// serverContext is a context as Caddy provisions a server's handlers in:
+// with the server, whose max_header_size is maxHeaderBytes (0: Caddy's
+// default, 16 KiB), in it. Its modules are cleaned up when the test ends.
+func serverContext(t testing.TB, maxHeaderBytes int) caddy.Context {
+	server := &caddyhttp.Server{MaxHeaderBytes: cmp.Or(maxHeaderBytes, 16<<10)}
+	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.WithValue(context.Background(), caddyhttp.ServerCtxKey, server)})
+	t.Cleanup(cancel)
+	return ctx
 }
 
 // serve runs one request through h in front of next, the way Caddy's server

@@ -30,6 +30,9 @@ type Session struct {
 	modified bool
 	accessed bool
 	isNew    bool
+	// purge says the request's session cookies were over the budget: the
+	// response deletes them unless it sets new ones.
+	purge bool
 
 	// created is when the session was first issued; it travels in the
 	// cookie unchanged across reissues. Zero for a session never saved.
@@ -39,9 +42,6 @@ type Session struct {
 	// partsSeen is the highest numbered part cookie the request carried,
 	// so that saving can delete the parts no longer used.
 	partsSeen int
-	// purge says the request's session cookies were over the budget: the
-	// response deletes them unless it sets new ones.
-	purge bool
 
 	// unavailable is non-nil for a null session and says why.
 	unavailable error
