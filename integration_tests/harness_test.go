@@ -43,6 +43,7 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	code := m.Run()
+	closeBrowser()
 	os.RemoveAll(dir)
 	os.Exit(code)
 }
@@ -69,7 +70,7 @@ func freePorts(t *testing.T, n int) []int {
 
 // gateway is one running Caddy process.
 type gateway struct {
-	URL       string // http://127.0.0.1:<port>, the site under test
+	URL       string // http://127.0.0.1:<port> (or localhost), the site under test
 	Admin     string // http://127.0.0.1:<port>, Caddy's admin endpoint
 	caddyfile string // the file it runs on
 
@@ -111,6 +112,14 @@ func (w lockedWriter) Write(p []byte) (int, error) {
 // The process logs at debug level and is stopped when the test ends.
 func startGateway(t *testing.T, upstream string, site string) *gateway {
 	t.Helper()
+	return startGatewayAt(t, "127.0.0.1", upstream, site)
+}
+
+// startGatewayAt is startGateway with the site served under host, both in
+// the site address and in the gateway's URL. The browser tests use
+// localhost: Chromium counts http://localhost as a secure context.
+func startGatewayAt(t *testing.T, host, upstream, site string) *gateway {
+	t.Helper()
 	ports := freePorts(t, 2)
 	port, admin := ports[0], ports[1]
 	caddyfile := fmt.Sprintf(`{
@@ -119,11 +128,11 @@ func startGateway(t *testing.T, upstream string, site string) *gateway {
 	debug
 }
 
-http://127.0.0.1:%d {
+http://%s:%d {
 %s
 }
-`, admin, port, strings.ReplaceAll(site, "{upstream}", upstream))
-	g := runCaddy(t, caddyfile, fmt.Sprintf("http://127.0.0.1:%d", port))
+`, admin, host, port, strings.ReplaceAll(site, "{upstream}", upstream))
+	g := runCaddy(t, caddyfile, fmt.Sprintf("http://%s:%d", host, port))
 	g.Admin = fmt.Sprintf("http://127.0.0.1:%d", admin)
 	return g
 }
@@ -143,8 +152,11 @@ func runCaddy(t *testing.T, caddyfile, url string) *gateway {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
+	// exited is closed, not sent on, so that both the wait below and the
+	// cleanup see the exit: a Caddy that refuses its config exits at once.
+	var exitErr error
+	exited := make(chan struct{})
+	go func() { exitErr = cmd.Wait(); close(exited) }()
 	t.Cleanup(func() {
 		_ = cmd.Process.Kill()
 		<-exited
@@ -156,8 +168,8 @@ func runCaddy(t *testing.T, caddyfile, url string) *gateway {
 	deadline := time.Now().Add(15 * time.Second)
 	for {
 		select {
-		case err := <-exited:
-			t.Fatalf("caddy exited: %v\n%s", err, g.Log())
+		case <-exited:
+			t.Fatalf("caddy exited: %v\n%s", exitErr, g.Log())
 		default:
 		}
 		if c, err := net.DialTimeout("tcp", host, 200*time.Millisecond); err == nil {
