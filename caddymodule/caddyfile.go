@@ -201,20 +201,26 @@ func parseSecretFallbacks(p *caddyfileParser, d *caddyfile.Dispenser) error {
 	return nil
 }
 
-// parseMaxCookieBytes reads a size as Caddy's own size options do
-// (4096, 4KiB, 6kb, 8KB): KB is 1000 bytes, KiB 1024.
 func parseMaxCookieBytes(p *caddyfileParser, d *caddyfile.Dispenser) error {
+	size, err := sizeArg(d, sessioncore.MinCookieBytes, sessioncore.MaxCookieBytesLimit)
+	p.h.MaxCookieBytes = int(size)
+	return err
+}
+
+// sizeArg returns the one size argument of the current subdirective, read
+// as Caddy's own size options read theirs (4096, 4KiB, 6kb, 8KB: KB is
+// 1000 bytes, KiB 1024), from min to max bytes.
+func sizeArg(d *caddyfile.Dispenser, min, max uint64) (uint64, error) {
+	sub := d.Val()
 	v, err := singleArg(d)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	size, err := humanize.ParseBytes(v)
-	if err != nil || size < sessioncore.MinCookieBytes || size > sessioncore.MaxCookieBytesLimit {
-		return d.Errf("max_cookie_bytes must be a size from %d to %d bytes such as 4KiB or 6000, not %q",
-			sessioncore.MinCookieBytes, sessioncore.MaxCookieBytesLimit, v)
+	if err != nil || size < min || size > max {
+		return 0, d.Errf("%s must be a size from %d to %d bytes such as 4KiB or 6000, not %q", sub, min, max, v)
 	}
-	p.h.MaxCookieBytes = int(size)
-	return nil
+	return size, nil
 }
 
 func parseStoreSubdirective(p *caddyfileParser, d *caddyfile.Dispenser) error {
@@ -368,6 +374,14 @@ func parseStore(d *caddyfile.Dispenser) (*StoreConfig, error) {
 			if c.MaxSessions, err = intArg(d, 1); err != nil {
 				return nil, err
 			}
+		case "max_memory":
+			var size uint64
+			size, err = sizeArg(d, 1<<20, 1<<40)
+			c.MaxMemory = int64(size)
+		case "max_session_size":
+			var size uint64
+			size, err = sizeArg(d, 1<<10, 1<<30)
+			c.MaxSessionSize = int(size)
 		case "address", "addresses":
 			if c.Addresses = d.RemainingArgs(); len(c.Addresses) == 0 {
 				return nil, d.ArgErr()
@@ -395,10 +409,10 @@ func parseStore(d *caddyfile.Dispenser) (*StoreConfig, error) {
 func validStoreOption(storeType, option string) bool {
 	switch storeType {
 	case storeMemory:
-		return option == "max_sessions"
+		return option == "max_sessions" || option == "max_memory" || option == "max_session_size"
 	case storeRedis:
 		switch option {
-		case "address", "addresses", "username", "password", "master_name", "tls", "db", "key_prefix":
+		case "address", "addresses", "username", "password", "master_name", "tls", "db", "key_prefix", "max_session_size":
 			return true
 		}
 	}

@@ -20,6 +20,14 @@ type StoreConfig struct {
 	// memory: the most sessions kept; expired ones are evicted first, then
 	// the least recently used. Default: 100000.
 	MaxSessions int `json:"max_sessions,omitempty"`
+	// memory: the most bytes of sessions kept (their keys and values as
+	// stored, and a fixed overhead each), evicting as MaxSessions does.
+	// Default: 256 MiB.
+	MaxMemory int64 `json:"max_memory,omitempty"`
+	// memory and redis: the largest session, in bytes of its serialized
+	// JSON; a change that would make it larger is refused (502).
+	// Default: 64 KiB.
+	MaxSessionSize int `json:"max_session_size,omitempty"`
 
 	// redis: where Redis is. Each is redis://[user:pass@]host:port[/db],
 	// rediss://... for TLS, or host:port. Several addresses mean a cluster,
@@ -31,8 +39,23 @@ type StoreConfig struct {
 	Password string `json:"password,omitempty"`
 	// redis: the sentinel master name.
 	MasterName string `json:"master_name,omitempty"`
+	// redis: the sentinels' own ACL user name and password, when they
+	// differ from the master's. Placeholders as for Password.
+	SentinelUsername string `json:"sentinel_username,omitempty"`
+	SentinelPassword string `json:"sentinel_password,omitempty"`
+	// redis: the addresses are seeds of a Redis Cluster (one is enough,
+	// such as a managed service's configuration endpoint).
+	Cluster bool `json:"cluster,omitempty"`
 	// redis: connect with TLS (as rediss:// does).
 	TLS bool `json:"tls,omitempty"`
+	// redis, with TLS: the CA that signs the server's certificate (PEM
+	// file; default: the system's), a client certificate and key (PEM
+	// files) for servers that ask for one, and the name to verify in the
+	// server's certificate (default: the host of the address).
+	TLSCA         string `json:"tls_ca,omitempty"`
+	TLSCert       string `json:"tls_cert,omitempty"`
+	TLSKey        string `json:"tls_key,omitempty"`
+	TLSServerName string `json:"tls_server_name,omitempty"`
 	// redis: the database number (single server only).
 	DB int `json:"db,omitempty"`
 	// redis: the prefix of the session keys. Default: "session:".
