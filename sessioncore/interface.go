@@ -30,6 +30,10 @@ const MaxClockSkew = time.Minute
 // one cookie of MaxCookieSize bytes. Nothing is written then.
 var ErrCookieTooLarge = errors.New("session cookie too large")
 
+// ErrSessionTooLarge is returned by Save when a change would make the
+// session larger than MaxSessionSize. Nothing is written then.
+var ErrSessionTooLarge = errors.New("session too large")
+
 // Config is the session cookie's configuration. Its fields mirror Flask's
 // config keys; DefaultConfig returns Flask's defaults.
 type Config struct {
@@ -66,7 +70,16 @@ type Config struct {
 	// issued, and a request over it opens a new session and deletes the
 	// cookies.
 	MaxCookieBytes int
+	// MaxSessionSize bounds a session's JSON, in bytes, whatever keeps it;
+	// 0 means DefaultMaxSessionSize. A change that would leave a session
+	// larger is refused, unless it only removes keys.
+	MaxSessionSize int
 }
+
+// DefaultMaxSessionSize is the default bound of a session's JSON: far
+// beyond what a login needs, far below what would let one client fill a
+// store or send upstreams megabyte headers.
+const DefaultMaxSessionSize = 64 << 10
 
 // DefaultConfig returns Flask's defaults: cookie "session" on path "/",
 // HttpOnly, not Secure, no SameSite, not partitioned, a 31-day lifetime,
@@ -157,6 +170,9 @@ func NewInterface(cfg Config, codec Codec, opts ...Option) (*Interface, error) {
 	}
 	if cfg.MaxCookieParts < 0 || cfg.MaxCookieParts > MaxCookiePartsLimit {
 		return nil, fmt.Errorf("max cookie parts must be from 1 to %d, not %d", MaxCookiePartsLimit, cfg.MaxCookieParts)
+	}
+	if cfg.MaxSessionSize < 0 {
+		return nil, fmt.Errorf("max session size must not be negative, not %d", cfg.MaxSessionSize)
 	}
 	if b := cfg.MaxCookieBytes; b != 0 && (b < MinCookieBytes || b > MaxCookieBytesLimit) {
 		return nil, fmt.Errorf("max cookie bytes must be from %d to %d, not %d", MinCookieBytes, MaxCookieBytesLimit, b)
@@ -476,6 +492,9 @@ func (i *Interface) Save(ctx context.Context, s *Session, h http.Header) (Cookie
 	if s.IsNull() {
 		return CookieUntouched, nil
 	}
+	if err := i.checkSessionSize(s); err != nil {
+		return CookieUntouched, err
+	}
 	var action CookieAction
 	var lines []string
 	var err error
@@ -512,6 +531,23 @@ func (i *Interface) Save(ctx context.Context, s *Session, h http.Header) (Cookie
 		h["Set-Cookie"] = lines
 	}
 	return action, nil
+}
+
+// checkSessionSize refuses a change that leaves the session larger than
+// MaxSessionSize, unless it only removes keys: a session already larger
+// (a lower bound after a reload) can always shrink.
+func (i *Interface) checkSessionSize(s *Session) error {
+	if !s.Modified() || s.onlyRemoves() {
+		return nil
+	}
+	limit := i.config.MaxSessionSize
+	if limit == 0 {
+		limit = DefaultMaxSessionSize
+	}
+	if size := s.jsonSize(); size > limit {
+		return fmt.Errorf("%w: %d bytes of JSON, the limit (max_session_size) is %d", ErrSessionTooLarge, size, limit)
+	}
+	return nil
 }
 
 // saveToCookie decides the Set-Cookie line of a session kept in the cookie.

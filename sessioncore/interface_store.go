@@ -62,6 +62,14 @@ func (i *Interface) saveToStore(ctx context.Context, s *Session) (CookieAction, 
 		changes = Changes{Create: true, Clear: true, Set: s.members()}
 	}
 	exists, err := i.store.Commit(ctx, id, changes, i.config.Lifetime)
+	if err == nil && !exists && i.evicted(id) {
+		// Memory pressure evicted the session while this request used it:
+		// the request holds all of it, so it goes back whole, with its
+		// changes, under the same ID. (A deleted or renewed ID is never
+		// counted as evicted.)
+		i.logger.Warn("session evicted from the store while its request ran (max_sessions or max_memory); written back whole")
+		exists, err = i.store.Commit(ctx, id, Changes{Create: true, Clear: true, Set: s.members()}, i.config.Lifetime)
+	}
 	switch {
 	case err != nil && !s.Modified():
 		// Only the expiry was to move: the session is intact, so the
@@ -89,6 +97,13 @@ func (i *Interface) saveToStore(ctx context.Context, s *Session) (CookieAction, 
 		return CookieUntouched, "", err
 	}
 	return CookieSet, line, nil
+}
+
+// evicted reports whether the store evicted the session id to stay within
+// its bounds.
+func (i *Interface) evicted(id string) bool {
+	ev, ok := i.store.(Evictions)
+	return ok && ev.Evicted(id)
 }
 
 // emptyStored saves a session this request emptied. A cleared session is

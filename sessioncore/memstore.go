@@ -9,32 +9,92 @@ import (
 	"time"
 )
 
-// MemoryStore keeps sessions in this process, for a single instance. It
-// holds at most a fixed number of sessions, evicting the least recently
-// used; expired sessions are dropped when they are looked up, and a few at
-// the cold end of the list on every write, so no operation scans them all.
+// MemoryStore keeps sessions in this process, for a single instance. It is
+// bounded twice: in sessions and in bytes. When either bound is passed it
+// evicts the least recently used sessions; expired sessions are dropped
+// when they are looked up, and a few at the cold end of the list on every
+// write, so no operation scans them all.
 type MemoryStore struct {
-	max int
 	now func() time.Time
 
-	mu      sync.Mutex
-	entries map[string]*list.Element // of *memoryEntry
-	lru     *list.List               // front: most recently used
+	mu          sync.Mutex
+	maxSessions int
+	maxBytes    int64
+	bytes       int64                    // the sizes of every entry, added up
+	entries     map[string]*list.Element // of *memoryEntry
+	lru         *list.List               // front: most recently used
+	evicted     evictionRecord
+	onEvict     func(cause string)
 }
 
 type memoryEntry struct {
 	id      string
 	values  map[string]json.RawMessage
 	expires time.Time
+	size    int64
 }
 
-// NewMemoryStore returns a store of at most maxSessions sessions. now is
-// its clock; nil means time.Now.
+// The causes of an eviction, as OnEvict reports them.
+const (
+	EvictedForSessions = "max_sessions"
+	EvictedForMemory   = "max_memory"
+)
+
+// EvictionCauses lists every cause OnEvict reports.
+var EvictionCauses = []string{EvictedForSessions, EvictedForMemory}
+
+// What a session costs beyond its keys and values: the entry, its list
+// element and map slot, and for each key its map slot and slice headers.
+// Approximate, and on the generous side, so that max_memory holds.
+const (
+	entryOverhead = 256
+	valueOverhead = 64
+)
+
+// NoMemoryLimit is a bound in bytes that is never reached.
+const NoMemoryLimit = int64(1) << 62
+
+// NewMemoryStore returns a store of at most maxSessions sessions and no
+// bound in bytes (see SetLimits). now is its clock; nil means time.Now.
 func NewMemoryStore(maxSessions int, now func() time.Time) *MemoryStore {
 	if now == nil {
 		now = time.Now
 	}
-	return &MemoryStore{max: max(maxSessions, 1), now: now, entries: map[string]*list.Element{}, lru: list.New()}
+	return &MemoryStore{
+		now: now, maxSessions: max(maxSessions, 1), maxBytes: NoMemoryLimit,
+		entries: map[string]*list.Element{}, lru: list.New(), evicted: newEvictionRecord(evictionRecordSize),
+	}
+}
+
+// SetLimits changes the bounds in place, evicting the least recently used
+// sessions until the store is within them: a reload that changes them
+// logs nobody out who still fits.
+func (m *MemoryStore) SetLimits(maxSessions int, maxBytes int64) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.maxSessions = max(maxSessions, 1)
+	m.maxBytes = max(maxBytes, 1)
+	m.evictOver("")
+}
+
+// OnEvict makes the store call f, under its lock, for every session it
+// evicts to stay within its bounds (not for expired, emptied or deleted
+// ones), with the bound that made it: EvictedForSessions or
+// EvictedForMemory.
+func (m *MemoryStore) OnEvict(f func(cause string)) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.onEvict = f
+}
+
+// Evicted reports whether the session id was evicted recently to keep the
+// store within its bounds, and has not been deleted since: a request that
+// was using it may write it back whole (see Interface.Save). Deleted,
+// renewed and expired sessions never count.
+func (m *MemoryStore) Evicted(id string) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.evicted.has(id)
 }
 
 // Load implements Store.
@@ -60,10 +120,8 @@ func (m *MemoryStore) Commit(_ context.Context, id string, c Changes, ttl time.D
 		return false, nil
 	case e == nil:
 		e = &memoryEntry{id: id, values: map[string]json.RawMessage{}}
-		for len(m.entries) >= m.max {
-			m.remove(m.lru.Back().Value.(*memoryEntry).id)
-		}
 		m.entries[id] = m.lru.PushFront(e)
+		m.evicted.forget(id)
 	default:
 		m.lru.MoveToFront(m.entries[id])
 	}
@@ -80,7 +138,11 @@ func (m *MemoryStore) Commit(_ context.Context, id string, c Changes, ttl time.D
 		m.remove(id)
 		return false, nil
 	}
+	m.bytes -= e.size
+	e.size = entrySize(e.values)
+	m.bytes += e.size
 	e.expires = m.now().Add(ttl)
+	m.evictOver(id)
 	return true, nil
 }
 
@@ -90,6 +152,7 @@ func (m *MemoryStore) Delete(_ context.Context, id string) (bool, error) {
 	defer m.mu.Unlock()
 	found := m.live(id) != nil
 	m.remove(id)
+	m.evicted.forget(id) // a revoked session is never written back
 	return found, nil
 }
 
@@ -99,6 +162,23 @@ func (m *MemoryStore) Len() int {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return len(m.entries)
+}
+
+// Bytes returns what the sessions held take, as the store counts it for
+// its bound in bytes.
+func (m *MemoryStore) Bytes() int64 {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.bytes
+}
+
+// entrySize is what a session costs the store.
+func entrySize(values map[string]json.RawMessage) int64 {
+	size := int64(entryOverhead)
+	for k, v := range values {
+		size += int64(len(k) + len(v) + valueOverhead)
+	}
+	return size
 }
 
 // live returns the unexpired entry of id, evicting it if it has expired.
@@ -128,11 +208,73 @@ func (m *MemoryStore) sweep() {
 	}
 }
 
+// evictOver evicts the least recently used sessions, never keep, until
+// the store is within its bounds.
+func (m *MemoryStore) evictOver(keep string) {
+	for {
+		cause := ""
+		switch {
+		case len(m.entries) > m.maxSessions:
+			cause = EvictedForSessions
+		case m.bytes > m.maxBytes:
+			cause = EvictedForMemory
+		default:
+			return
+		}
+		back := m.lru.Back()
+		if back == nil || back.Value.(*memoryEntry).id == keep {
+			return // only the session being written is left
+		}
+		id := back.Value.(*memoryEntry).id
+		m.remove(id)
+		m.evicted.add(id)
+		if m.onEvict != nil {
+			m.onEvict(cause)
+		}
+	}
+}
+
 func (m *MemoryStore) remove(id string) {
 	if el, ok := m.entries[id]; ok {
+		m.bytes -= el.Value.(*memoryEntry).size
 		m.lru.Remove(el)
 		delete(m.entries, id)
 	}
 }
 
-var _ Store = (*MemoryStore)(nil)
+// evictionRecordSize is how many evicted IDs the store remembers: enough
+// for the requests in flight when memory pressure strikes, a few MiB at
+// most.
+const evictionRecordSize = 4096
+
+// evictionRecord remembers the last IDs evicted, oldest forgotten first.
+type evictionRecord struct {
+	slot map[string]int // ID -> its slot in ring
+	ring []string
+	next int
+}
+
+func newEvictionRecord(size int) evictionRecord {
+	return evictionRecord{slot: map[string]int{}, ring: make([]string, size)}
+}
+
+func (r *evictionRecord) add(id string) {
+	if old := r.ring[r.next]; old != "" && r.slot[old] == r.next {
+		delete(r.slot, old) // unless old was evicted again since, into a later slot
+	}
+	r.ring[r.next] = id
+	r.slot[id] = r.next
+	r.next = (r.next + 1) % len(r.ring)
+}
+
+func (r *evictionRecord) forget(id string) { delete(r.slot, id) }
+
+func (r *evictionRecord) has(id string) bool {
+	_, ok := r.slot[id]
+	return ok
+}
+
+var (
+	_ Store     = (*MemoryStore)(nil)
+	_ Evictions = (*MemoryStore)(nil)
+)

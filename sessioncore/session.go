@@ -228,6 +228,31 @@ func (s *Session) changes() Changes {
 	return c
 }
 
+// onlyRemoves reports whether every change made to the session removed a
+// key.
+func (s *Session) onlyRemoves() bool {
+	members := s.members()
+	if s.cleared {
+		return len(members) == 0
+	}
+	for k := range s.dirty {
+		if _, ok := members[k]; ok {
+			return false
+		}
+	}
+	return true
+}
+
+// jsonSize returns the size of the session's JSON as stored, {"k":v,...},
+// counting each key as if it needed no escaping.
+func (s *Session) jsonSize() int {
+	size := len("{}")
+	for k, v := range s.members() {
+		size += len(`"":,`) + len(k) + len(v)
+	}
+	return size
+}
+
 // Delete removes key. Like Flask's pop, it marks the session modified only
 // when the key was present.
 func (s *Session) Delete(key string) error {

@@ -35,6 +35,17 @@ type Store interface {
 	Delete(ctx context.Context, id string) (bool, error)
 }
 
+// Evictions is implemented by a store that evicts sessions to stay within
+// its bounds (the memory store). A session evicted while a request was
+// using it is written back whole by that request's save, under the same
+// ID, rather than losing the request's changes; a session that was
+// deleted, renewed or has expired is never written back.
+type Evictions interface {
+	// Evicted reports whether the session id was evicted to keep the
+	// store within its bounds, recently, and not deleted since.
+	Evicted(id string) bool
+}
+
 // Changes is what one request did to a session, key by key, so that a
 // store can apply it without overwriting what concurrent requests did to
 // other keys.

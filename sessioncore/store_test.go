@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -368,4 +370,140 @@ func TestRefreshOnlyStoreFailureIsNotAnError(t *testing.T) {
 	if action, err := down.Save(ctx, opened, h); err != nil || action != CookieUntouched || h.Get("Set-Cookie") != "" {
 		t.Errorf("a failed refresh: %s %v %v", action, err, h)
 	}
+}
+
+func TestMemoryStoreBoundInBytes(t *testing.T) {
+	ctx := context.Background()
+	store := NewMemoryStore(100, nil)
+	var causes []string
+	store.OnEvict(func(cause string) { causes = append(causes, cause) })
+	big := func(n int) Changes {
+		return Changes{Create: true, Set: map[string]json.RawMessage{"v": json.RawMessage(`"` + strings.Repeat("x", n) + `"`)}}
+	}
+	store.SetLimits(100, 10_000)
+	for _, id := range []string{"a", "b", "c", "d"} {
+		commitOK(t, store, id, big(3000), time.Hour)
+	}
+	// Four sessions of about 3.3 KB do not fit in 10,000 bytes: the least
+	// recently used goes.
+	if _, found, _ := store.Load(ctx, "a"); found || store.Len() != 3 || store.Bytes() > 10_000 {
+		t.Errorf("len %d, %d bytes; a found %v", store.Len(), store.Bytes(), found)
+	}
+	if !store.Evicted("a") || store.Evicted("b") {
+		t.Error("the eviction record is wrong")
+	}
+	// Resized in place: the survivors stay while they fit.
+	store.SetLimits(2, 1<<20)
+	if store.Len() != 2 || !store.Evicted("b") {
+		t.Errorf("after lowering max_sessions: len %d", store.Len())
+	}
+	if want := []string{EvictedForMemory, EvictedForSessions}; !slices.Equal(causes, want) {
+		t.Errorf("eviction causes %q, want %q", causes, want)
+	}
+	// A growing session frees room for itself, never evicting itself.
+	store.SetLimits(100, 5000)
+	commitOK(t, store, "d", big(4000), time.Hour)
+	if _, found, _ := store.Load(ctx, "d"); !found || store.Len() != 1 {
+		t.Errorf("the session being written was evicted, or nothing was: len %d", store.Len())
+	}
+	// A deleted session is no longer counted as evicted; emptying frees
+	// its bytes.
+	must(t, func() error { _, err := store.Delete(ctx, "a"); return err }())
+	if store.Evicted("a") {
+		t.Error("a revoked session still counts as evicted")
+	}
+	if _, err := store.Commit(ctx, "d", Changes{Clear: true}, time.Hour); err != nil || store.Bytes() != 0 {
+		t.Errorf("an emptied store holds %d bytes (%v)", store.Bytes(), err)
+	}
+}
+
+func TestEvictionRecordForgetsTheOldestAndKeepsReEvictions(t *testing.T) {
+	r := newEvictionRecord(2)
+	r.add("a")
+	r.add("a") // evicted again (written back meanwhile), into the second slot
+	r.add("b") // takes a's first slot: a stays, from its second
+	if !r.has("a") || !r.has("b") {
+		t.Errorf("a %v, b %v; want both", r.has("a"), r.has("b"))
+	}
+	r.add("c") // takes a's second slot: the oldest goes
+	if r.has("a") || !r.has("b") || !r.has("c") {
+		t.Errorf("a %v, b %v, c %v; want b and c", r.has("a"), r.has("b"), r.has("c"))
+	}
+	r.forget("b")
+	if r.has("b") {
+		t.Error("b is still recorded after forget")
+	}
+}
+
+// A session evicted under memory pressure while a request used it is
+// written back whole by that request: its change is not lost, and the
+// cookie keeps working. A revoked one is never written back.
+func TestEvictedSessionIsWrittenBackByItsRequest(t *testing.T) {
+	ctx := context.Background()
+	store := NewMemoryStore(1, nil)
+	codec, _ := NewSecureCookieCodec(testSecret)
+	iface, _ := NewInterface(DefaultConfig(), codec, WithStore(store))
+	login := func(user string) (*Session, string) {
+		s, _ := iface.Open(requestWithCookie("session", ""))
+		must(t, s.Set("user", json.RawMessage(`"`+user+`"`)))
+		h := http.Header{}
+		_, err := iface.Save(ctx, s, h)
+		must(t, err)
+		return s, cookieValue(t, h, "session")
+	}
+	_, aliceCookie := login("alice")
+	inFlight, _ := iface.Open(requestWithCookie("session", aliceCookie))
+	login("bob") // evicts alice: the store holds one session
+	must(t, inFlight.Set("cart", json.RawMessage(`[1]`)))
+	h := http.Header{}
+	if _, err := iface.Save(ctx, inFlight, h); err != nil || h.Get("Set-Cookie") == "" {
+		t.Fatalf("save after eviction: %v, Set-Cookie %q", err, h.Get("Set-Cookie"))
+	}
+	if s, outcome := iface.Open(requestWithCookie("session", aliceCookie)); outcome != OutcomeValid || s.String() != `{"cart":[1],"user":"alice"}` {
+		t.Errorf("after the write-back: %s %s", outcome, s)
+	}
+
+	// Revoked while in flight: gone for good.
+	inFlight, _ = iface.Open(requestWithCookie("session", aliceCookie))
+	_, _ = store.Delete(ctx, inFlight.ID())
+	must(t, inFlight.Set("late", json.RawMessage(`1`)))
+	h = http.Header{}
+	if _, err := iface.Save(ctx, inFlight, h); err != nil || h.Get("Set-Cookie") != "" {
+		t.Errorf("a revoked session was saved: %v %q", err, h.Get("Set-Cookie"))
+	}
+	if _, outcome := iface.Open(requestWithCookie("session", aliceCookie)); outcome != OutcomeUnknownID {
+		t.Errorf("a revoked session opens: %s", outcome)
+	}
+}
+
+func TestSessionSizeIsBounded(t *testing.T) {
+	ctx := context.Background()
+	store := NewMemoryStore(100, nil)
+	codec, _ := NewSecureCookieCodec(testSecret)
+	cfg := DefaultConfig()
+	cfg.MaxSessionSize = 1000
+	iface, _ := NewInterface(cfg, codec, WithStore(store))
+	s, _ := iface.Open(requestWithCookie("session", ""))
+	must(t, s.Set("user", json.RawMessage(`"alice"`)))
+	h := http.Header{}
+	_, err := iface.Save(ctx, s, h)
+	must(t, err)
+	cookie := cookieValue(t, h, "session")
+
+	grow, _ := iface.Open(requestWithCookie("session", cookie))
+	must(t, grow.Set("blob", json.RawMessage(`"`+strings.Repeat("x", 1000)+`"`)))
+	if _, err := iface.Save(ctx, grow, http.Header{}); !errors.Is(err, ErrSessionTooLarge) || !strings.Contains(err.Error(), "max_session_size") {
+		t.Fatalf("a session over the bound: %v", err)
+	}
+	expectValues(t, store, s.ID(), `{"user":"alice"}`)
+
+	// Already over a bound lowered since: removing keys is always allowed.
+	_, err = store.Commit(ctx, s.ID(), Changes{Set: map[string]json.RawMessage{"blob": json.RawMessage(`"` + strings.Repeat("x", 1000) + `"`)}}, time.Hour)
+	must(t, err)
+	shrink, _ := iface.Open(requestWithCookie("session", cookie))
+	must(t, shrink.Delete("blob"))
+	if _, err := iface.Save(ctx, shrink, http.Header{}); err != nil {
+		t.Errorf("removing a key from an oversized session: %v", err)
+	}
+	expectValues(t, store, s.ID(), `{"user":"alice"}`)
 }
