@@ -83,6 +83,9 @@ func (ex *exchange) finish(status int, header http.Header) error {
 		// Never drop a change silently: the client learns it was not saved.
 		return ex.reject(header, http.StatusServiceUnavailable, "session cannot be saved", err, status)
 	}
+	if errors.Is(err, sessioncore.ErrSessionTooLarge) {
+		metrics.mutations.inc("rejected")
+	}
 	if err != nil {
 		return ex.reject(header, http.StatusBadGateway, "session cannot be saved", err, status)
 	}

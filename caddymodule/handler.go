@@ -152,7 +152,8 @@ type Handler struct {
 	protocol      *sessioncore.HeaderProtocol
 	forwardCookie bool
 	failOpen      bool
-	storeKey      string // in the stores pool, released on Cleanup
+	storeKey      string    // in the stores pool, released on Cleanup
+	storeUse      *storeUse // counts this handler's requests while they use the store
 	crossOrigin   *http.CrossOriginProtection
 	logger        *zap.Logger
 }
@@ -296,12 +297,13 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return fmt.Errorf("session store: %w", err)
 	}
-	h.storeKey = storeKey
-	if store != nil {
+	h.storeKey, h.storeUse = storeKey, store.use
+	if store.Store != nil {
 		if h.Codec == codecFlask {
 			return errors.New("the flask codec keeps the session in the cookie, as Flask does; it cannot be used with a server-side store")
 		}
-		opts = append(opts, sessioncore.WithStore(store))
+		opts = append(opts, sessioncore.WithStore(store.Store))
+		cfg.MaxSessionSize = h.Store.MaxSessionSize
 	}
 	h.iface, err = sessioncore.NewInterface(cfg, codec, opts...)
 	if err != nil {
@@ -358,6 +360,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	// First of all, nothing a client sent may speak for the gateway, not
 	// even to an error route.
 	h.protectRequest(r)
+	if h.storeUse != nil {
+		// A reload must not close the store under this request.
+		h.storeUse.acquire()
+		defer h.storeUse.release()
+	}
 	if h.crossOrigin != nil {
 		if err := h.crossOrigin.Check(r); err != nil {
 			return caddyhttp.Error(http.StatusForbidden, err)

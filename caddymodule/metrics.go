@@ -20,6 +20,7 @@ var metrics = struct {
 	cookies       counters
 	mutations     counters
 	withheld      counters
+	evictions     counters
 	cookieSize    prometheus.Histogram
 	storeDuration *prometheus.HistogramVec
 	storeErrors   *prometheus.CounterVec
@@ -40,6 +41,10 @@ var metrics = struct {
 		Namespace: "caddy", Subsystem: "session", Name: "forward_withheld_total",
 		Help: "Session values not sent in a forward header because the upstream would read them otherwise, by reason: control, bidi, non_ascii, blank.",
 	}, "reason", sessioncore.WithheldReasons...),
+	evictions: newCounters(prometheus.CounterOpts{
+		Namespace: "caddy", Subsystem: "session", Name: "store_evictions_total",
+		Help: "Sessions a memory store evicted to stay within its bounds, by cause: max_sessions, max_memory.",
+	}, "cause", sessioncore.EvictionCauses...),
 	cookieSize: prometheus.NewHistogram(prometheus.HistogramOpts{
 		Namespace: "caddy", Subsystem: "session", Name: "cookie_size_bytes",
 		Help:    "Size of the Set-Cookie lines that carry a session.",
@@ -88,7 +93,7 @@ func registerMetrics(registry *prometheus.Registry) error {
 	if registry == nil {
 		return nil
 	}
-	for _, c := range []prometheus.Collector{metrics.opened.vec, metrics.cookies.vec, metrics.mutations.vec, metrics.withheld.vec,
+	for _, c := range []prometheus.Collector{metrics.opened.vec, metrics.cookies.vec, metrics.mutations.vec, metrics.withheld.vec, metrics.evictions.vec,
 		metrics.cookieSize, metrics.storeDuration, metrics.storeErrors} {
 		if err := registry.Register(c); err != nil && !errors.As(err, new(prometheus.AlreadyRegisteredError)) {
 			return err
@@ -131,6 +136,12 @@ func (s instrumentedStore) Commit(ctx context.Context, id string, c sessioncore.
 	exists, err := s.Store.Commit(ctx, id, c, ttl)
 	observe("commit", start, err)
 	return exists, err
+}
+
+// Evicted implements sessioncore.Evictions for a store that evicts.
+func (s instrumentedStore) Evicted(id string) bool {
+	ev, ok := s.Store.(sessioncore.Evictions)
+	return ok && ev.Evicted(id)
 }
 
 func (s instrumentedStore) Delete(ctx context.Context, id string) (bool, error) {

@@ -1,11 +1,15 @@
 package caddymodule
 
 import (
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sync/atomic"
+	"time"
 
 	"github.com/caddyserver/caddy/v2"
+	"go.uber.org/zap"
 
 	"github.com/sessiongate/caddy-session/sessioncore"
 )
@@ -71,6 +75,7 @@ const (
 
 const (
 	defaultMaxSessions = 100_000
+	defaultMaxMemory   = 256 << 20
 	defaultRedisURL    = "redis://127.0.0.1:6379/0"
 	defaultKeyPrefix   = "session:"
 )
@@ -81,51 +86,90 @@ const (
 // The admin API revokes sessions in all of them.
 var stores = caddy.NewUsagePool()
 
-// pooledStore is a store in the pool; Destruct runs when the last config
+// pooledStore is a store in the pool. Destruct runs when the last config
 // that uses it is unloaded.
 type pooledStore struct {
 	sessioncore.Store
-	close func() error
+	memory *sessioncore.MemoryStore // a memory store, resized in place by a reload
+	use    *storeUse
+	close  func() error // nil: nothing to close
 }
 
-// Destruct implements caddy.Destructor.
+// storeUse counts the requests using a store right now.
+type storeUse struct{ inflight atomic.Int64 }
+
+func (u *storeUse) acquire() { u.inflight.Add(1) }
+func (u *storeUse) release() { u.inflight.Add(-1) }
+
+// How a store unloaded by a reload is closed: once no request has used it
+// for two checks in a row, or after storeCloseWait whatever holds it (a
+// long poll, a WebSocket).
+const (
+	storeIdleCheck = 250 * time.Millisecond
+	storeCloseWait = 10 * time.Minute
+)
+
+// Destruct implements caddy.Destructor. Caddy unloads a config on reload
+// without waiting for its requests (its servers shut down in the
+// background), so the store may still be in use: it closes once it is
+// not. A server that is shutting down starts no new request, so a store
+// that no request has used for a moment will not be used again.
 func (p pooledStore) Destruct() error {
 	if p.close != nil {
-		return p.close()
+		go p.closeWhenIdle()
 	}
 	return nil
 }
 
-// storeKey identifies a store in the pool: its whole configuration, the
-// secrets resolved, and for a memory store the cookie it belongs to.
-func (c StoreConfig) poolKey(cookieName string) string {
-	b, _ := json.Marshal(c)
-	if c.Type == storeMemory {
-		return storeMemory + "/" + cookieName + "/" + string(b)
+func (p pooledStore) closeWhenIdle() {
+	deadline := time.Now().Add(storeCloseWait)
+	for quiet := 0; quiet < 2 && time.Now().Before(deadline); {
+		time.Sleep(storeIdleCheck)
+		if p.use.inflight.Load() == 0 {
+			quiet++
+		} else {
+			quiet = 0
+		}
 	}
+	if err := p.close(); err != nil {
+		caddy.Log().Named("http.handlers.session").Warn("closing an unloaded session store", zap.Error(err))
+	}
+}
+
+// poolKey identifies a store in the pool. A memory store is the one of
+// its cookie name, whatever its bounds, so that a reload that changes
+// them keeps its sessions. A Redis store is its whole configuration, the
+// secrets resolved, but the session size bound, which is not the
+// client's.
+func (c StoreConfig) poolKey(cookieName string) string {
+	if c.Type == storeMemory {
+		return storeMemory + "/" + cookieName
+	}
+	c.MaxSessionSize = 0
+	b, _ := json.Marshal(c)
 	return string(b)
 }
 
-// openStore returns the store the config asks for (nil for the cookie
-// store) and its key in the pool, to release it on Cleanup.
-func openStore(c *StoreConfig, cookieName string) (sessioncore.Store, string, error) {
+// openStore returns the store the config asks for (a zero pooledStore for
+// the cookie store) and its key in the pool, to release it on Cleanup.
+func openStore(c *StoreConfig, cookieName string) (pooledStore, string, error) {
 	if c == nil || c.Type == "" || c.Type == storeCookie {
-		return nil, "", nil
+		return pooledStore{}, "", nil
 	}
 	repl := caddy.NewReplacer()
 	resolved := *c
 	var err error
 	if resolved.Password, err = repl.ReplaceOrErr(c.Password, false, true); err != nil {
-		return nil, "", errors.New("store password: it contains an unrecognized placeholder")
+		return pooledStore{}, "", errors.New("store password: it contains an unrecognized placeholder")
 	}
 	if resolved.Username, err = repl.ReplaceOrErr(c.Username, false, true); err != nil {
-		return nil, "", errors.New("store username: it contains an unrecognized placeholder")
+		return pooledStore{}, "", errors.New("store username: it contains an unrecognized placeholder")
 	}
 	resolved.Addresses = nil
 	for _, a := range c.Addresses {
 		address, err := repl.ReplaceOrErr(a, false, true)
 		if err != nil {
-			return nil, "", errors.New("store address: it contains an unrecognized placeholder")
+			return pooledStore{}, "", errors.New("store address: it contains an unrecognized placeholder")
 		}
 		resolved.Addresses = append(resolved.Addresses, address)
 	}
@@ -136,11 +180,9 @@ func openStore(c *StoreConfig, cookieName string) (sessioncore.Store, string, er
 	value, _, err := stores.LoadOrNew(key, func() (caddy.Destructor, error) {
 		switch resolved.Type {
 		case storeMemory:
-			max := resolved.MaxSessions
-			if max == 0 {
-				max = defaultMaxSessions
-			}
-			return pooledStore{Store: instrumentedStore{sessioncore.NewMemoryStore(max, nil)}}, nil
+			memory := sessioncore.NewMemoryStore(defaultMaxSessions, nil)
+			memory.OnEvict(metrics.evictions.inc)
+			return pooledStore{Store: instrumentedStore{memory}, memory: memory, use: new(storeUse)}, nil
 		case storeRedis:
 			client, err := newRedisClient(&resolved)
 			if err != nil {
@@ -150,12 +192,18 @@ func openStore(c *StoreConfig, cookieName string) (sessioncore.Store, string, er
 			if prefix == "" {
 				prefix = defaultKeyPrefix
 			}
-			return pooledStore{Store: instrumentedStore{sessioncore.NewRedisStore(client, prefix)}, close: client.Close}, nil
+			return pooledStore{Store: instrumentedStore{sessioncore.NewRedisStore(client, prefix)}, use: new(storeUse), close: client.Close}, nil
 		}
 		return nil, fmt.Errorf("unknown store type %q; want cookie, memory or redis", resolved.Type)
 	})
 	if err != nil {
-		return nil, "", err
+		return pooledStore{}, "", err
 	}
-	return value.(pooledStore).Store, key, nil
+	store := value.(pooledStore)
+	if store.memory != nil {
+		// New, or kept from the config before: either way, this config's
+		// bounds apply from now on.
+		store.memory.SetLimits(cmp.Or(resolved.MaxSessions, defaultMaxSessions), cmp.Or(resolved.MaxMemory, defaultMaxMemory))
+	}
+	return store, key, nil
 }
