@@ -64,7 +64,7 @@ func (ex *exchange) finish(status int, header http.Header) error {
 	}
 	// An upstream that shares the cookie (a Flask app) may set it itself:
 	// its cookie is the new state, and the mutation headers apply on top.
-	upstreamValues, upstreamSet, err := h.iface.TakeResponseCookie(header)
+	upstreamValues, upstreamSet, err := h.sessions.TakeResponseCookie(header)
 	if err != nil {
 		return ex.reject(header, http.StatusBadGateway, "upstream session cookie rejected", err, status)
 	}
@@ -78,7 +78,7 @@ func (ex *exchange) finish(status int, header http.Header) error {
 		return ex.reject(header, http.StatusServiceUnavailable, "session change refused", err, status)
 	}
 	linesBefore := len(header["Set-Cookie"])
-	action, err := h.iface.Save(ex.ctx, ex.session, header)
+	action, err := h.sessions.Save(ex.ctx, ex.session, header)
 	if errors.Is(err, sessioncore.ErrStore) {
 		// Never drop a change silently: the client learns it was not saved.
 		return ex.reject(header, http.StatusServiceUnavailable, "session cannot be saved", err, status)

@@ -148,7 +148,7 @@ type Handler struct {
 	// that refuses changes, and X-Session-Status: unavailable.
 	OnStoreError string `json:"on_store_error,omitempty"`
 
-	iface         *sessioncore.Interface
+	sessions      *sessioncore.Manager
 	protocol      *sessioncore.HeaderProtocol
 	forwardCookie bool
 	failOpen      bool
@@ -305,7 +305,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		opts = append(opts, sessioncore.WithStore(store.Store))
 		cfg.MaxSessionSize = h.Store.MaxSessionSize
 	}
-	h.iface, err = sessioncore.NewInterface(cfg, codec, opts...)
+	h.sessions, err = sessioncore.NewManager(cfg, codec, opts...)
 	if err != nil {
 		return fmt.Errorf("session cookie: %w", err)
 	}
@@ -370,7 +370,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 			return caddyhttp.Error(http.StatusForbidden, err)
 		}
 	}
-	session, outcome := h.iface.Open(r)
+	session, outcome := h.sessions.Open(r)
 	metrics.opened.inc(string(outcome))
 	if c := h.logger.Check(zapcore.DebugLevel, "session opened"); c != nil {
 		c.Write(zap.String("outcome", string(outcome)), zap.Int("keys", session.Len()))
@@ -400,7 +400,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	// A cookie the gateway did not accept (forged, expired, revoked) never
 	// reaches an upstream that reads it itself, as a Flask app does.
 	if accepted := outcome == sessioncore.OutcomeValid || outcome == sessioncore.OutcomeFallbackKey; h.forwardCookie && accepted {
-		h.forwardSessionCookie(r, h.iface.RequestCookie(r.Header))
+		h.forwardSessionCookie(r, h.sessions.RequestCookie(r.Header))
 	} else {
 		h.removeSessionCookies(r)
 	}

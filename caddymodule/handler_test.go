@@ -270,7 +270,7 @@ func TestRejectedResponses(t *testing.T) {
 func TestNullSessionRefusesMutationWith503(t *testing.T) {
 	h := newTestHandler(t, nil)
 	var err error
-	h.iface, err = sessioncore.NewInterface(sessioncore.DefaultConfig(), nil)
+	h.sessions, err = sessioncore.NewManager(sessioncore.DefaultConfig(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -502,7 +502,7 @@ func (downStore) Delete(context.Context, string) (bool, error) {
 func TestStoreDownFailClosedStripsSpoofedHeadersFirst(t *testing.T) {
 	h := newTestHandler(t, func(h *Handler) { h.Forward = []ForwardHeader{{Key: "user", Header: "X-Remote-User"}} })
 	codec, _ := sessioncore.NewSecureCookieCodec([]byte(testSecretLiteral))
-	h.iface, _ = sessioncore.NewInterface(sessioncore.DefaultConfig(), codec, sessioncore.WithStore(downStore{}))
+	h.sessions, _ = sessioncore.NewManager(sessioncore.DefaultConfig(), codec, sessioncore.WithStore(downStore{}))
 	id := strings.Repeat("A", 43)
 	value, _ := codec.Encode("session", sessioncore.Payload{JSON: []byte(`{"sid":"` + id + `"}`), Issued: time.Now()})
 

@@ -94,7 +94,7 @@ func (h *Handler) removeSessionCookies(r *http.Request) {
 	if len(lines) == 0 {
 		return
 	}
-	name := h.iface.CookieName()
+	name := h.sessions.CookieName()
 	drop := func(cookieName string) bool {
 		return cookieName == name || sessioncore.IsCookiePart(cookieName, name)
 	}
@@ -129,7 +129,7 @@ func (h *Handler) removeSessionCookies(r *http.Request) {
 func (h *Handler) forwardSessionCookie(r *http.Request, value string) {
 	h.removeSessionCookies(r)
 	var b strings.Builder
-	b.WriteString(h.iface.CookieName())
+	b.WriteString(h.sessions.CookieName())
 	b.WriteByte('=')
 	b.WriteString(value)
 	for _, line := range r.Header["Cookie"] {

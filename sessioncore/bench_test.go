@@ -58,14 +58,14 @@ var benchCodecs = []benchCodec{
 	}},
 }
 
-// BenchmarkInterface measures what the gateway does per request with the
+// BenchmarkManager measures what the gateway does per request with the
 // cookie: open only (a read-only, non-refreshed request), open + refresh (a
 // permanent session reissued with a new timestamp), and open + mutate +
 // save (an upstream change), each opening the cookie afresh; and open and
-// open + refresh of a value the Interface remembers (the usual case: a
+// open + refresh of a value the Manager remembers (the usual case: a
 // browser sends the same cookie until it is reissued). "fallbacks" is how many fallback keys are
 // configured; the cookie is always sealed with the current key.
-func BenchmarkInterface(b *testing.B) {
+func BenchmarkManager(b *testing.B) {
 	now := time.Unix(1_800_000_000, 0)
 	for _, codec := range benchCodecs {
 		for _, size := range []int{200, 1024, 2048} {
@@ -75,11 +75,11 @@ func BenchmarkInterface(b *testing.B) {
 					b.Fatal(err)
 				}
 				clock := WithClock(func() time.Time { return now })
-				iface, err := NewInterface(DefaultConfig(), c, clock, withoutOpenCache())
+				manager, err := NewManager(DefaultConfig(), c, clock, withoutOpenCache())
 				if err != nil {
 					b.Fatal(err)
 				}
-				remembering, _ := NewInterface(DefaultConfig(), c, clock)
+				remembering, _ := NewManager(DefaultConfig(), c, clock)
 				value, err := benchCookie(c, benchSession(size), now)
 				if err != nil {
 					b.Fatal(err)
@@ -94,7 +94,7 @@ func BenchmarkInterface(b *testing.B) {
 				b.Run(name+"/open", func(b *testing.B) {
 					b.ReportAllocs()
 					for b.Loop() {
-						if s, o := iface.Open(r); o != OutcomeValid || s.IsNew() {
+						if s, o := manager.Open(r); o != OutcomeValid || s.IsNew() {
 							b.Fatal(o)
 						}
 					}
@@ -103,9 +103,9 @@ func BenchmarkInterface(b *testing.B) {
 					b.ReportAllocs()
 					h := http.Header{}
 					for b.Loop() {
-						s, _ := iface.Open(r)
+						s, _ := manager.Open(r)
 						clear(h)
-						if action, err := iface.Save(context.Background(), s, h); err != nil || action != CookieSet {
+						if action, err := manager.Save(context.Background(), s, h); err != nil || action != CookieSet {
 							b.Fatal(action, err)
 						}
 					}
@@ -133,12 +133,12 @@ func BenchmarkInterface(b *testing.B) {
 					b.ReportAllocs()
 					h := http.Header{}
 					for b.Loop() {
-						s, _ := iface.Open(r)
+						s, _ := manager.Open(r)
 						if err := s.Apply(&patch); err != nil {
 							b.Fatal(err)
 						}
 						clear(h)
-						if _, err := iface.Save(context.Background(), s, h); err != nil {
+						if _, err := manager.Save(context.Background(), s, h); err != nil {
 							b.Fatal(err)
 						}
 					}

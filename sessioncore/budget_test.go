@@ -9,14 +9,14 @@ import (
 )
 
 // saveLines saves a session holding values and returns its Set-Cookie lines.
-func saveLines(t *testing.T, iface *Interface, values string) ([]string, error) {
+func saveLines(t *testing.T, manager *Manager, values string) ([]string, error) {
 	t.Helper()
 	s := NewSession()
 	var m Mutation
 	must(t, m.SetReplace([]byte(values)))
 	must(t, s.Apply(&m))
 	h := http.Header{}
-	_, err := iface.Save(context.Background(), s, h)
+	_, err := manager.Save(context.Background(), s, h)
 	return h.Values("Set-Cookie"), err
 }
 
@@ -46,8 +46,8 @@ func TestSessionCookiesStayWithinTheBudget(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			cfg := DefaultConfig()
 			cfg.MaxCookieBytes, cfg.MaxCookieParts = tt.budget, 8
-			iface := newTestInterface(t, cfg, &testClock{t: testEpoch})
-			lines, err := saveLines(t, iface, bigSession(tt.sessionSize))
+			manager := newTestManager(t, cfg, &testClock{t: testEpoch})
+			lines, err := saveLines(t, manager, bigSession(tt.sessionSize))
 			if tt.wantParts == 0 {
 				if !errors.Is(err, ErrCookieTooLarge) || len(lines) != 0 {
 					t.Fatalf("Save = %d lines, %v; want ErrCookieTooLarge and nothing written", len(lines), err)
@@ -63,7 +63,7 @@ func TestSessionCookiesStayWithinTheBudget(t *testing.T) {
 			if len(lines) != tt.wantParts {
 				t.Errorf("%d cookies, want %d", len(lines), tt.wantParts)
 			}
-			if sent, budget := sentBytes(t, lines), iface.maxBytes(); sent > budget {
+			if sent, budget := sentBytes(t, lines), manager.maxBytes(); sent > budget {
 				t.Errorf("the browser sends back %d bytes, over the budget of %d", sent, budget)
 			}
 		})
@@ -88,11 +88,11 @@ func deletedNames(t *testing.T, lines []string) []string {
 
 func TestCookiesOverTheBudgetAreDeleted(t *testing.T) {
 	clock := &testClock{t: testEpoch}
-	older := newTestInterface(t, splittingConfig(), clock) // an older config, four cookies allowed
+	older := newTestManager(t, splittingConfig(), clock) // an older config, four cookies allowed
 	lines, err := saveLines(t, older, bigSession(6000))
 	must(t, err)
 	cookie := cookiesOf(t, lines)
-	current := newTestInterface(t, DefaultConfig(), clock)
+	current := newTestManager(t, DefaultConfig(), clock)
 
 	for _, tt := range []struct {
 		name        string
@@ -134,12 +134,12 @@ func TestCookiesOverTheBudgetAreDeleted(t *testing.T) {
 func TestPartsBeyondTheConfigAreDeleted(t *testing.T) {
 	clock := &testClock{t: testEpoch}
 	cfg := splittingConfig()
-	older := newTestInterface(t, cfg, clock)
+	older := newTestManager(t, cfg, clock)
 	lines, err := saveLines(t, older, bigSession(6000)) // three parts
 	must(t, err)
 	split := cookiesOf(t, lines)
 	cfg.MaxCookieParts = 2
-	current := newTestInterface(t, cfg, clock)
+	current := newTestManager(t, cfg, clock)
 	small := issue(t, current, `{"user":"alice"}`)
 
 	for _, tt := range []struct {
@@ -168,12 +168,12 @@ func TestPartsBeyondTheConfigAreDeleted(t *testing.T) {
 	}
 }
 
-func TestNewInterfaceRefusesABudgetOutOfRange(t *testing.T) {
+func TestNewManagerRefusesABudgetOutOfRange(t *testing.T) {
 	codec, _ := NewSecureCookieCodec(testSecret)
 	for _, budget := range []int{-1, MinCookieBytes - 1, MaxCookieBytesLimit + 1} {
 		cfg := DefaultConfig()
 		cfg.MaxCookieBytes = budget
-		if _, err := NewInterface(cfg, codec); err == nil {
+		if _, err := NewManager(cfg, codec); err == nil {
 			t.Errorf("a budget of %d accepted", budget)
 		}
 	}
@@ -182,8 +182,8 @@ func TestNewInterfaceRefusesABudgetOutOfRange(t *testing.T) {
 func TestSplitPartsKeepThePrefixAttributes(t *testing.T) {
 	cfg := splittingConfig()
 	cfg.CookieName, cfg.CookieSecure = "__Host-sess", true
-	iface := newTestInterface(t, cfg, &testClock{t: testEpoch})
-	lines, err := saveLines(t, iface, bigSession(6000))
+	manager := newTestManager(t, cfg, &testClock{t: testEpoch})
+	lines, err := saveLines(t, manager, bigSession(6000))
 	must(t, err)
 	if len(lines) < 2 {
 		t.Fatalf("%d lines, want a split session", len(lines))

@@ -50,14 +50,14 @@ func splittingConfig() Config {
 func TestLargeSessionsAreSplitOverCookies(t *testing.T) {
 	ctx := context.Background()
 	clock := &testClock{t: testEpoch}
-	iface := newTestInterface(t, splittingConfig(), clock)
+	manager := newTestManager(t, splittingConfig(), clock)
 
 	s := NewSession()
 	var m Mutation
 	must(t, m.SetReplace([]byte(bigSession(6000))))
 	must(t, s.Apply(&m))
 	h := http.Header{}
-	if _, err := iface.Save(ctx, s, h); err != nil {
+	if _, err := manager.Save(ctx, s, h); err != nil {
 		t.Fatal(err)
 	}
 	lines := h.Values("Set-Cookie")
@@ -71,7 +71,7 @@ func TestLargeSessionsAreSplitOverCookies(t *testing.T) {
 	}
 	r := requestWithCookie("session", "")
 	r.Header.Set("Cookie", "theme=dark; "+cookiesOf(t, lines))
-	opened, outcome := iface.Open(r)
+	opened, outcome := manager.Open(r)
 	if outcome != OutcomeValid || opened.String() != s.String() {
 		t.Fatalf("reopened: %s, %d bytes", outcome, len(opened.String()))
 	}
@@ -79,7 +79,7 @@ func TestLargeSessionsAreSplitOverCookies(t *testing.T) {
 	// Shrinking deletes the parts no longer used.
 	must(t, opened.Set("blob", json.RawMessage(`"small"`)))
 	h = http.Header{}
-	if _, err := iface.Save(ctx, opened, h); err != nil {
+	if _, err := manager.Save(ctx, opened, h); err != nil {
 		t.Fatal(err)
 	}
 	lines = h.Values("Set-Cookie")
@@ -89,10 +89,10 @@ func TestLargeSessionsAreSplitOverCookies(t *testing.T) {
 
 	// Clearing deletes every part.
 	r.Header.Set("Cookie", cookiesOf(t, h.Values("Set-Cookie"))+"; session.1=stale; session.2=stale")
-	again, _ := iface.Open(r)
+	again, _ := manager.Open(r)
 	must(t, again.Clear())
 	h = http.Header{}
-	if _, err := iface.Save(ctx, again, h); err != nil {
+	if _, err := manager.Save(ctx, again, h); err != nil {
 		t.Fatal(err)
 	}
 	if lines := h.Values("Set-Cookie"); len(lines) != 3 {
@@ -103,14 +103,14 @@ func TestLargeSessionsAreSplitOverCookies(t *testing.T) {
 func TestChunkedCookieProblems(t *testing.T) {
 	ctx := context.Background()
 	clock := &testClock{t: testEpoch}
-	iface := newTestInterface(t, splittingConfig(), clock)
+	manager := newTestManager(t, splittingConfig(), clock)
 
 	// Above the cap: the 502 rule's error.
 	s := NewSession()
 	var m Mutation
 	must(t, m.SetReplace([]byte(bigSession(20000))))
 	must(t, s.Apply(&m))
-	if _, err := iface.Save(ctx, s, http.Header{}); !errors.Is(err, ErrCookieTooLarge) {
+	if _, err := manager.Save(ctx, s, http.Header{}); !errors.Is(err, ErrCookieTooLarge) {
 		t.Errorf("a 20 KB session: %v", err)
 	}
 
@@ -120,7 +120,7 @@ func TestChunkedCookieProblems(t *testing.T) {
 	must(t, m.SetReplace([]byte(bigSession(6000))))
 	must(t, s.Apply(&m))
 	h := http.Header{}
-	must(t, func() error { _, err := iface.Save(ctx, s, h); return err }())
+	must(t, func() error { _, err := manager.Save(ctx, s, h); return err }())
 	full := cookiesOf(t, h.Values("Set-Cookie"))
 	for name, cookie := range map[string]string{
 		"missing part":  strings.Split(full, "; ")[0] + "; " + strings.Split(full, "; ")[1],
@@ -130,7 +130,7 @@ func TestChunkedCookieProblems(t *testing.T) {
 	} {
 		r := requestWithCookie("session", "")
 		r.Header.Set("Cookie", cookie)
-		if opened, outcome := iface.Open(r); opened.Len() != 0 || outcome != OutcomeBadSignature {
+		if opened, outcome := manager.Open(r); opened.Len() != 0 || outcome != OutcomeBadSignature {
 			t.Errorf("%s: %s %d keys", name, outcome, opened.Len())
 		}
 	}

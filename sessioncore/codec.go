@@ -5,7 +5,7 @@ import (
 	"time"
 )
 
-// Errors a Codec returns from Decode. Interface.Open turns both into a new,
+// Errors a Codec returns from Decode. Manager.Open turns both into a new,
 // empty session; they differ in what they tell an operator.
 var (
 	// ErrBadSignature means no configured key authenticates the value: it
@@ -21,7 +21,7 @@ var (
 type Payload struct {
 	// JSON is the session: one JSON object.
 	JSON []byte
-	// Issued is when this cookie value was made. Interface.Open measures
+	// Issued is when this cookie value was made. Manager.Open measures
 	// the session's age from it.
 	Issued time.Time
 	// Created is when the session was first issued. Codecs whose format

@@ -114,7 +114,7 @@ func checkCookiePrefix(c *Config) error {
 }
 
 // cookieAttributes holds the attributes every session cookie of one
-// Interface shares, already rendered, in Werkzeug's order: Domain comes
+// Manager shares, already rendered, in Werkzeug's order: Domain comes
 // before the expiry, the rest after it.
 type cookieAttributes struct {
 	name   string

@@ -36,7 +36,7 @@ func TestCookieNamePrefixes(t *testing.T) {
 			cfg := DefaultConfig()
 			cfg.CookieName = tt.cookie
 			tt.change(&cfg)
-			_, err := NewInterface(cfg, codec)
+			_, err := NewManager(cfg, codec)
 			switch {
 			case tt.wantErr == "" && err != nil:
 				t.Errorf("refused: %v", err)

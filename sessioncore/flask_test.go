@@ -61,11 +61,11 @@ func TestFlaskVectors(t *testing.T) {
 			cfg := DefaultConfig()
 			cfg.Lifetime = time.Duration(v.MaxAge) * time.Second
 			now := time.Unix(v.Now, 0)
-			iface, err := NewInterface(cfg, codec, WithClock(func() time.Time { return now }))
+			manager, err := NewManager(cfg, codec, WithClock(func() time.Time { return now }))
 			if err != nil {
 				t.Fatal(err)
 			}
-			s, outcome := iface.Open(requestWithCookie("session", v.Cookie))
+			s, outcome := manager.Open(requestWithCookie("session", v.Cookie))
 			switch v.Expect {
 			case "valid":
 				if outcome != OutcomeValid && outcome != OutcomeFallbackKey {
@@ -136,8 +136,8 @@ func checkFlaskValid(t *testing.T, codec *FlaskCodec, s *Session, name, cookie, 
 
 func TestFlaskUpstreamWritesPlainJSONStoredTagged(t *testing.T) {
 	codec, _ := NewFlaskCodec([]byte("k"))
-	iface, _ := NewInterface(DefaultConfig(), codec)
-	s, _ := iface.Open(requestWithCookie("session", ""))
+	manager, _ := NewManager(DefaultConfig(), codec)
+	s, _ := manager.Open(requestWithCookie("session", ""))
 	var m Mutation
 	for _, patch := range []string{`{"a":{" t":"looks like a tag"},"l":[{" b":1}],"n":1}`} {
 		if err := m.AddUpdate([]byte(patch)); err != nil {
@@ -157,9 +157,9 @@ func TestFlaskUpstreamWritesPlainJSONStoredTagged(t *testing.T) {
 
 func TestFlaskPatchKeepsUntouchedTaggedValues(t *testing.T) {
 	codec, _ := NewFlaskCodec([]byte("k"))
-	iface, _ := NewInterface(DefaultConfig(), codec)
+	manager, _ := NewManager(DefaultConfig(), codec)
 	members, _ := parseObject([]byte(`{"_flashes":[{" t":["message","hi"]}],"when":{" d":"Tue, 02 Jan 2024 03:04:05 GMT"}}`))
-	s := sessionFromPayload(members, time.Time{}, iface.form, nil)
+	s := sessionFromPayload(members, time.Time{}, manager.form, nil)
 	var m Mutation
 	_ = m.AddUpdate([]byte(`{"user":"alice"}`))
 	if err := s.Apply(&m); err != nil {

@@ -26,18 +26,18 @@ func checkHeaderSafe(t *testing.T, s *Session) {
 	}
 }
 
-func openWith(t *testing.T, iface *Interface, cookieHeader string) *Session {
+func openWith(t *testing.T, manager *Manager, cookieHeader string) *Session {
 	t.Helper()
 	r := httptest.NewRequest(http.MethodGet, "/", nil)
 	r.Header.Set("Cookie", cookieHeader)
-	s, _ := iface.Open(r)
+	s, _ := manager.Open(r)
 	return s
 }
 
 func FuzzSecureCookieOpen(f *testing.F) {
 	codec, _ := NewSecureCookieCodec(testSecret)
 	now := time.Unix(1_800_000_000, 0)
-	iface, _ := NewInterface(DefaultConfig(), codec, WithClock(func() time.Time { return now }))
+	manager, _ := NewManager(DefaultConfig(), codec, WithClock(func() time.Time { return now }))
 	for _, json := range []string{`{"user":"alice"}`, `{}`, `{"a":[1,{"b":null}]}`, `not json`, `{"a":1,"a":2}`, `{"\u00e9":"x"}`} {
 		v, _ := codec.Encode("session", Payload{JSON: []byte(json), Issued: now})
 		f.Add(v)
@@ -55,7 +55,7 @@ func FuzzSecureCookieOpen(f *testing.F) {
 				}
 			}
 		}
-		checkHeaderSafe(t, openWith(t, iface, "session="+value))
+		checkHeaderSafe(t, openWith(t, manager, "session="+value))
 	})
 }
 
@@ -63,7 +63,7 @@ func FuzzFlaskOpen(f *testing.F) {
 	codec, _ := NewFlaskCodec([]byte("dev-secret-for-vectors"))
 	now := time.Unix(1_700_000_000, 0)
 	cfg := DefaultConfig()
-	iface, _ := NewInterface(cfg, codec, WithClock(func() time.Time { return now }))
+	manager, _ := NewManager(cfg, codec, WithClock(func() time.Time { return now }))
 	f.Add("eyJuYW1lIjoiYWxpY2UiLCJ1c2VyX2lkIjo0Mn0.ZVPxAA.sHMUbKL8wPAmCQ09046XNQBtb-E")
 	for _, json := range []string{`{"t":{" t":[1,2]}}`, `{" di":{" t__":1}}`, `{"d":{" d":"Tue, 02 Jan 2024 03:04:05 GMT"}}`, `{"k":"` + strings.Repeat("a", 300) + `"}`, `[1]`} {
 		v, _ := codec.Encode("session", Payload{JSON: []byte(json), Issued: now})
@@ -72,11 +72,11 @@ func FuzzFlaskOpen(f *testing.F) {
 	f.Add(".eJyrVkrLz1eyUkpKLFKqBQAeqgRr.ZVPxAA.x")
 	f.Fuzz(func(t *testing.T, value string) {
 		_, _, _ = codec.Decode("session", value)
-		s := openWith(t, iface, "session="+value)
+		s := openWith(t, manager, "session="+value)
 		checkHeaderSafe(t, s)
 		// What opens must save again.
 		_ = s.SetPermanent(true)
-		if _, err := iface.Save(t.Context(), s, http.Header{}); err != nil && !strings.Contains(err.Error(), "too large") {
+		if _, err := manager.Save(t.Context(), s, http.Header{}); err != nil && !strings.Contains(err.Error(), "too large") {
 			t.Fatalf("save after open: %v", err)
 		}
 	})
@@ -84,7 +84,7 @@ func FuzzFlaskOpen(f *testing.F) {
 
 func FuzzCookieParts(f *testing.F) {
 	codec, _ := NewSecureCookieCodec(testSecret)
-	iface, _ := NewInterface(DefaultConfig(), codec)
+	manager, _ := NewManager(DefaultConfig(), codec)
 	f.Add("session=2!abc; session.1=def")
 	f.Add("session=3!a; session.2=c; session.1=b; session.1=x")
 	f.Add("session=99!a; session.01=b; session.-1=c; session.999=d")
@@ -95,7 +95,7 @@ func FuzzCookieParts(f *testing.F) {
 		if rc.partsSeen > maxPartIndex {
 			t.Fatalf("part %d read", rc.partsSeen)
 		}
-		checkHeaderSafe(t, openWith(t, iface, header))
+		checkHeaderSafe(t, openWith(t, manager, header))
 	})
 }
 

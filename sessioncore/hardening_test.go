@@ -11,7 +11,7 @@ import (
 )
 
 // fixedCodec opens every value as the same payload, to test the
-// Interface's checks on what a codec returns.
+// Manager's checks on what a codec returns.
 type fixedCodec struct{ p Payload }
 
 func (c fixedCodec) Encode(string, Payload) (string, error)      { return "x", nil }
@@ -19,8 +19,8 @@ func (c fixedCodec) Decode(string, string) (Payload, int, error) { return c.p, 0
 
 func TestOpenRejectsIssueTimesThatWouldOverflow(t *testing.T) {
 	for _, issued := range []time.Time{time.Unix(1<<62, 0), time.Unix(-1<<62, 0)} {
-		iface, _ := NewInterface(DefaultConfig(), fixedCodec{Payload{JSON: []byte(`{"a":1}`), Issued: issued}})
-		if s, outcome := iface.Open(requestWithCookie("session", "x")); outcome != OutcomeExpired || s.Len() != 0 {
+		manager, _ := NewManager(DefaultConfig(), fixedCodec{Payload{JSON: []byte(`{"a":1}`), Issued: issued}})
+		if s, outcome := manager.Open(requestWithCookie("session", "x")); outcome != OutcomeExpired || s.Len() != 0 {
 			t.Errorf("issued %v: %s %s", issued, outcome, s)
 		}
 	}
@@ -28,22 +28,22 @@ func TestOpenRejectsIssueTimesThatWouldOverflow(t *testing.T) {
 
 func TestOpenTakesTheFirstCookieEvenIfMalformed(t *testing.T) {
 	clock := &testClock{t: testEpoch}
-	iface := newTestInterface(t, DefaultConfig(), clock)
-	valid := issue(t, iface, `{"user":"alice"}`)
+	manager := newTestManager(t, DefaultConfig(), clock)
+	valid := issue(t, manager, `{"user":"alice"}`)
 	r := requestWithCookie("session", "")
 	r.Header.Set("Cookie", `session=bad"v; session=`+valid)
-	if s, _ := iface.Open(r); s.Len() != 0 {
+	if s, _ := manager.Open(r); s.Len() != 0 {
 		t.Errorf("the second cookie was used: %s", s)
 	}
 	r.Header.Set("Cookie", `session="`+valid+`"`)
-	if s, _ := iface.Open(r); s.String() != `{"user":"alice"}` {
+	if s, _ := manager.Open(r); s.String() != `{"user":"alice"}` {
 		t.Errorf("a quoted cookie did not open: %s", s)
 	}
 }
 
 func TestSetLeavesRoomForTheSessionObject(t *testing.T) {
 	clock := &testClock{t: testEpoch}
-	iface := newTestInterface(t, DefaultConfig(), clock)
+	manager := newTestManager(t, DefaultConfig(), clock)
 	s := NewSession()
 	deep := strings.Repeat("[", MaxNestingDepth) + strings.Repeat("]", MaxNestingDepth)
 	if err := s.Set("deep", json.RawMessage(deep)); !errors.Is(err, ErrTooDeep) {
@@ -54,10 +54,10 @@ func TestSetLeavesRoomForTheSessionObject(t *testing.T) {
 		t.Fatal(err)
 	}
 	h := http.Header{}
-	if _, err := iface.Save(context.Background(), s, h); err != nil {
+	if _, err := manager.Save(context.Background(), s, h); err != nil {
 		t.Fatal(err)
 	}
-	if reopened, outcome := iface.Open(requestWithCookie("session", cookieValue(t, h, "session"))); outcome != OutcomeValid || reopened.Len() != 1 {
+	if reopened, outcome := manager.Open(requestWithCookie("session", cookieValue(t, h, "session"))); outcome != OutcomeValid || reopened.Len() != 1 {
 		t.Errorf("reopened: %s %s", outcome, reopened)
 	}
 }
@@ -117,10 +117,10 @@ func TestAddVaryCookieSkipsEmptyLines(t *testing.T) {
 	}
 }
 
-func TestNewInterfaceRequiresAnAbsolutePath(t *testing.T) {
+func TestNewManagerRequiresAnAbsolutePath(t *testing.T) {
 	cfg := DefaultConfig()
 	cfg.CookiePath = "app"
-	if _, err := NewInterface(cfg, nil); err == nil {
+	if _, err := NewManager(cfg, nil); err == nil {
 		t.Error("relative cookie path accepted")
 	}
 }

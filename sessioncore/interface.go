@@ -122,11 +122,11 @@ const (
 	CookieDeleted   CookieAction = "deleted"
 )
 
-// Interface is a Go port of Flask's SessionInterface together with
+// Manager is a Go port of Flask's SessionInterface together with
 // SecureCookieSessionInterface: it opens a session from a request's cookie
 // and saves it into a response's headers by Flask's rules. It is safe for
 // concurrent use.
-type Interface struct {
+type Manager struct {
 	config Config
 	codec  Codec
 	store  Store     // nil: the session lives in the cookie
@@ -137,25 +137,25 @@ type Interface struct {
 	cache  openCache
 }
 
-// Option configures an Interface.
-type Option func(*Interface)
+// Option configures a Manager.
+type Option func(*Manager)
 
-// WithClock makes the Interface read the time from now, so expiry can be
+// WithClock makes the Manager read the time from now, so expiry can be
 // tested without sleeping.
-func WithClock(now func() time.Time) Option { return func(i *Interface) { i.now = now } }
+func WithClock(now func() time.Time) Option { return func(m *Manager) { m.now = now } }
 
 // WithStore keeps sessions in store; the cookie then carries only a signed
 // session ID.
-func WithStore(store Store) Option { return func(i *Interface) { i.store = store } }
+func WithStore(store Store) Option { return func(m *Manager) { m.store = store } }
 
 // WithLogger sets the logger for the reasons a cookie was rejected, at
 // debug level. Cookie values are never logged.
-func WithLogger(l *zap.Logger) Option { return func(i *Interface) { i.logger = l } }
+func WithLogger(l *zap.Logger) Option { return func(m *Manager) { m.logger = l } }
 
-// NewInterface returns an Interface for cfg that seals cookies with codec.
-// A nil codec gives an Interface whose sessions are all null sessions, as
+// NewManager returns a Manager for cfg that seals cookies with codec.
+// A nil codec gives a Manager whose sessions are all null sessions, as
 // Flask's are without a secret key.
-func NewInterface(cfg Config, codec Codec, opts ...Option) (*Interface, error) {
+func NewManager(cfg Config, codec Codec, opts ...Option) (*Manager, error) {
 	if cfg.CookieName == "" {
 		return nil, errors.New("cookie name must not be empty")
 	}
@@ -191,13 +191,13 @@ func NewInterface(cfg Config, codec Codec, opts ...Option) (*Interface, error) {
 	if err := checkCookiePrefix(&cfg); err != nil {
 		return nil, err
 	}
-	i := &Interface{config: cfg, codec: codec, now: time.Now, logger: zap.NewNop(), cache: newOpenCache()}
-	i.form, _ = codec.(ValueForm)
+	m := &Manager{config: cfg, codec: codec, now: time.Now, logger: zap.NewNop(), cache: newOpenCache()}
+	m.form, _ = codec.(ValueForm)
 	for _, opt := range opts {
-		opt(i)
+		opt(m)
 	}
-	i.attrs = newCookieAttributes(&i.config)
-	return i, nil
+	m.attrs = newCookieAttributes(&m.config)
+	return m, nil
 }
 
 // validCookieName reports whether name is an RFC 6265 token.
@@ -221,55 +221,55 @@ func isSeparator(c byte) bool {
 
 // MakeNullSession returns a null session that says reason when asked to
 // change; see NewNullSession.
-func (i *Interface) MakeNullSession(reason error) *Session { return NewNullSession(reason) }
+func (m *Manager) MakeNullSession(reason error) *Session { return NewNullSession(reason) }
 
 // IsNullSession reports whether s is a null session. Null sessions are never saved.
-func (i *Interface) IsNullSession(s *Session) bool { return s.IsNull() }
+func (m *Manager) IsNullSession(s *Session) bool { return s.IsNull() }
 
 // CookieName returns the session cookie's name.
-func (i *Interface) CookieName() string { return i.config.CookieName }
+func (m *Manager) CookieName() string { return m.config.CookieName }
 
 // RequestCookie returns the value of the session cookie in a request's
 // headers as Open reads it: the first cookie of the name (blanks around
 // the name allowed, quotes around the value removed), the first part of a
 // split one.
-func (i *Interface) RequestCookie(h http.Header) string {
-	return readCookies(h, i.config.CookieName).main
+func (m *Manager) RequestCookie(h http.Header) string {
+	return readCookies(h, m.config.CookieName).main
 }
 
 // CookieDomain returns the cookie's Domain attribute, empty when it has none.
-func (i *Interface) CookieDomain() string { return i.config.CookieDomain }
+func (m *Manager) CookieDomain() string { return m.config.CookieDomain }
 
 // CookiePath returns the cookie's Path attribute.
-func (i *Interface) CookiePath() string { return i.config.CookiePath }
+func (m *Manager) CookiePath() string { return m.config.CookiePath }
 
 // CookieHTTPOnly reports whether the cookie is HttpOnly.
-func (i *Interface) CookieHTTPOnly() bool { return i.config.CookieHTTPOnly }
+func (m *Manager) CookieHTTPOnly() bool { return m.config.CookieHTTPOnly }
 
 // CookieSecure reports whether the cookie is sent with the Secure
 // attribute; a partitioned cookie always is.
-func (i *Interface) CookieSecure() bool { return i.config.CookieSecure || i.config.CookiePartitioned }
+func (m *Manager) CookieSecure() bool { return m.config.CookieSecure || m.config.CookiePartitioned }
 
 // CookieSameSite returns the cookie's SameSite attribute: "", Lax, Strict or None.
-func (i *Interface) CookieSameSite() string { return i.config.CookieSameSite }
+func (m *Manager) CookieSameSite() string { return m.config.CookieSameSite }
 
 // CookiePartitioned reports whether the cookie is partitioned (CHIPS).
-func (i *Interface) CookiePartitioned() bool { return i.config.CookiePartitioned }
+func (m *Manager) CookiePartitioned() bool { return m.config.CookiePartitioned }
 
 // Lifetime returns how long a session lives after its cookie was last issued.
-func (i *Interface) Lifetime() time.Duration { return i.config.Lifetime }
+func (m *Manager) Lifetime() time.Duration { return m.config.Lifetime }
 
 // ExpirationTime returns when a permanent session's cookie expires if it
 // is issued now, and false for a non-permanent session, whose cookie lasts
 // as long as the browser session. It is never later than the end of the
 // absolute lifetime.
-func (i *Interface) ExpirationTime(s *Session) (time.Time, bool) {
+func (m *Manager) ExpirationTime(s *Session) (time.Time, bool) {
 	if !s.Permanent() {
 		return time.Time{}, false
 	}
-	expires := i.now().Add(i.config.Lifetime)
-	if i.config.AbsoluteLifetime > 0 && !s.created.IsZero() {
-		if end := s.created.Add(i.config.AbsoluteLifetime); end.Before(expires) {
+	expires := m.now().Add(m.config.Lifetime)
+	if m.config.AbsoluteLifetime > 0 && !s.created.IsZero() {
+		if end := s.created.Add(m.config.AbsoluteLifetime); end.Before(expires) {
 			expires = end
 		}
 	}
@@ -281,34 +281,34 @@ func (i *Interface) ExpirationTime(s *Session) (time.Time, bool) {
 // on, so that its expiry slides forward, or when an idle timeout needs the
 // signed issue time to move. Reissues that would only move the expiry wait
 // for the refresh interval.
-func (i *Interface) ShouldSetCookie(s *Session) bool {
+func (m *Manager) ShouldSetCookie(s *Session) bool {
 	if s.Modified() {
 		return true
 	}
-	if !(s.Permanent() && i.config.RefreshEachRequest) && i.config.IdleTimeout == 0 {
+	if !(s.Permanent() && m.config.RefreshEachRequest) && m.config.IdleTimeout == 0 {
 		return false
 	}
-	return !i.throttled(s)
+	return !m.throttled(s)
 }
 
 // throttled reports whether a reissue that would only move the expiry
 // waits: the cookie is younger than the refresh interval, and no end (the
 // idle timeout, the lifetime) comes within an interval, so that a session
 // in use is always refreshed before it would expire.
-func (i *Interface) throttled(s *Session) bool {
-	interval := i.config.RefreshInterval
+func (m *Manager) throttled(s *Session) bool {
+	interval := m.config.RefreshInterval
 	if interval == 0 || s.issued.IsZero() {
 		return false
 	}
-	now := i.now()
+	now := m.now()
 	if !now.Before(s.issued.Add(interval)) {
 		return false
 	}
 	horizon := now.Add(interval)
-	if idle := i.config.IdleTimeout; idle > 0 && !horizon.Before(s.issued.Add(idle)) {
+	if idle := m.config.IdleTimeout; idle > 0 && !horizon.Before(s.issued.Add(idle)) {
 		return false
 	}
-	return horizon.Before(s.issued.Add(i.config.Lifetime))
+	return horizon.Before(s.issued.Add(m.config.Lifetime))
 }
 
 // Open returns the session carried by r's cookie and how it was obtained.
@@ -317,39 +317,39 @@ func (i *Interface) throttled(s *Session) bool {
 // in Flask) or issued more than MaxClockSkew in the future. The reason is
 // logged at debug level, or as a warning for a cookie that is validly
 // signed but cannot be decoded. Without a codec, Open returns a null session.
-func (i *Interface) Open(r *http.Request) (*Session, Outcome) {
-	if i.codec == nil {
-		return i.MakeNullSession(errors.New("no secret key is configured")), OutcomeUnavailable
+func (m *Manager) Open(r *http.Request) (*Session, Outcome) {
+	if m.codec == nil {
+		return m.MakeNullSession(errors.New("no secret key is configured")), OutcomeUnavailable
 	}
-	cookies := readCookies(r.Header, i.config.CookieName)
+	cookies := readCookies(r.Header, m.config.CookieName)
 	if cookies.main == "" {
-		s := i.newSession()
+		s := m.newSession()
 		s.partsSeen = cookies.partsSeen
 		return s, OutcomeNew
 	}
-	if cookies.bytes > i.maxBytes() {
+	if cookies.bytes > m.maxBytes() {
 		// Written under an older, larger budget: whatever it holds cannot
 		// be issued again, and the user must not keep sending it.
-		s := i.newSession()
+		s := m.newSession()
 		s.partsSeen, s.purge = cookies.partsSeen, true
-		i.logger.Debug("session cookie rejected", zap.String("outcome", string(OutcomeTooLarge)),
-			zap.Int("bytes", cookies.bytes), zap.Int("max_cookie_bytes", i.maxBytes()))
+		m.logger.Debug("session cookie rejected", zap.String("outcome", string(OutcomeTooLarge)),
+			zap.Int("bytes", cookies.bytes), zap.Int("max_cookie_bytes", m.maxBytes()))
 		return s, OutcomeTooLarge
 	}
-	value, err := cookies.value(i.maxParts())
+	value, err := cookies.value(m.maxParts())
 	var s *Session
 	outcome := OutcomeBadSignature
 	if errors.Is(err, errTooManyParts) {
 		outcome = OutcomeTooLarge
 	}
 	if err == nil {
-		s, outcome, err = i.decode(value)
+		s, outcome, err = m.decode(value)
 	}
-	if err == nil && i.store != nil {
-		s, outcome, err = i.load(r.Context(), s, outcome)
+	if err == nil && m.store != nil {
+		s, outcome, err = m.load(r.Context(), s, outcome)
 		if errors.Is(err, ErrStore) {
-			i.logger.Error("session store failed", zap.Error(err))
-			return i.MakeNullSession(err), OutcomeUnavailable
+			m.logger.Error("session store failed", zap.Error(err))
+			return m.MakeNullSession(err), OutcomeUnavailable
 		}
 	}
 	if err != nil {
@@ -359,10 +359,10 @@ func (i *Interface) Open(r *http.Request) (*Session, Outcome) {
 		if outcome == OutcomeUndecodable {
 			level = zapcore.WarnLevel
 		}
-		if ce := i.logger.Check(level, "session cookie rejected"); ce != nil {
+		if ce := m.logger.Check(level, "session cookie rejected"); ce != nil {
 			ce.Write(zap.String("outcome", string(outcome)), zap.Error(err))
 		}
-		s = i.newSession()
+		s = m.newSession()
 		s.purge = outcome == OutcomeTooLarge
 	}
 	s.partsSeen = cookies.partsSeen
@@ -370,48 +370,48 @@ func (i *Interface) Open(r *http.Request) (*Session, Outcome) {
 }
 
 // maxParts returns how many cookies a session may be split over.
-func (i *Interface) maxParts() int {
-	if i.config.MaxCookieParts == 0 {
+func (m *Manager) maxParts() int {
+	if m.config.MaxCookieParts == 0 {
 		return DefaultMaxCookieParts
 	}
-	return i.config.MaxCookieParts
+	return m.config.MaxCookieParts
 }
 
 // maxBytes returns the budget for the session's cookies.
-func (i *Interface) maxBytes() int {
-	if i.config.MaxCookieBytes == 0 {
+func (m *Manager) maxBytes() int {
+	if m.config.MaxCookieBytes == 0 {
 		return DefaultMaxCookieBytes
 	}
-	return i.config.MaxCookieBytes
+	return m.config.MaxCookieBytes
 }
 
 // writableParts returns how many cookies a session is ever written in:
 // a store's ID takes one.
-func (i *Interface) writableParts() int {
-	if i.store != nil {
+func (m *Manager) writableParts() int {
+	if m.store != nil {
 		return 1
 	}
-	return i.maxParts()
+	return m.maxParts()
 }
 
 // newSession returns a new, empty session that stores values in the
 // codec's form.
-func (i *Interface) newSession() *Session {
+func (m *Manager) newSession() *Session {
 	s := NewSession()
-	s.form = i.form
+	s.form = m.form
 	return s
 }
 
-func (i *Interface) decode(value string) (*Session, Outcome, error) {
-	o, known := i.cache.get(value)
+func (m *Manager) decode(value string) (*Session, Outcome, error) {
+	o, known := m.cache.get(value)
 	if !known {
-		if i.cache.accepts(value) {
+		if m.cache.accepts(value) {
 			// value is a slice of the request's whole Cookie line; what
 			// is remembered (the key, and a Flask payload) must not keep
 			// the line alive.
 			value = strings.Clone(value)
 		}
-		payload, keyIndex, err := i.codec.Decode(i.config.CookieName, value)
+		payload, keyIndex, err := m.codec.Decode(m.config.CookieName, value)
 		switch {
 		case errors.Is(err, ErrUndecodable):
 			return nil, OutcomeUndecodable, err
@@ -423,38 +423,38 @@ func (i *Interface) decode(value string) (*Session, Outcome, error) {
 	payload := o.payload
 	// Compare instants, not durations: a hostile issue time far in the
 	// past or future would overflow a time.Duration.
-	now := i.now()
-	if now.After(payload.Issued.Add(i.config.Lifetime)) {
-		return nil, OutcomeExpired, fmt.Errorf("issued more than the lifetime (%s) ago", i.config.Lifetime)
+	now := m.now()
+	if now.After(payload.Issued.Add(m.config.Lifetime)) {
+		return nil, OutcomeExpired, fmt.Errorf("issued more than the lifetime (%s) ago", m.config.Lifetime)
 	}
 	if payload.Issued.After(now.Add(MaxClockSkew)) {
 		return nil, OutcomeExpired, fmt.Errorf("issued more than %s in the future", MaxClockSkew)
 	}
-	if outcome, err := i.checkLifetimes(payload, now); err != nil {
+	if outcome, err := m.checkLifetimes(payload, now); err != nil {
 		return nil, outcome, err
 	}
 	if !known {
 		if err := o.parse(); err != nil {
 			return nil, OutcomeUndecodable, fmt.Errorf("%w: %w", ErrUndecodable, err)
 		}
-		i.cache.add(value, o)
+		m.cache.add(value, o)
 	}
 	outcome := OutcomeValid
 	if o.keyIndex > 0 {
 		outcome = OutcomeFallbackKey
 	}
-	return o.session(i.form), outcome, nil
+	return o.session(m.form), outcome, nil
 }
 
 // checkLifetimes applies the lifetimes beyond Flask's: the idle timeout,
 // the absolute lifetime and the revocation instant. A codec without a
 // creation time (Flask's) counts the issue time as the creation time.
-func (i *Interface) checkLifetimes(p Payload, now time.Time) (Outcome, error) {
+func (m *Manager) checkLifetimes(p Payload, now time.Time) (Outcome, error) {
 	created := p.Created
 	if created.IsZero() {
 		created = p.Issued
 	}
-	c := &i.config
+	c := &m.config
 	switch {
 	case c.IdleTimeout > 0 && now.After(p.Issued.Add(c.IdleTimeout)):
 		return OutcomeExpired, fmt.Errorf("unused for more than the idle timeout (%s)", c.IdleTimeout)
@@ -488,23 +488,23 @@ func (i *Interface) checkLifetimes(p Payload, now time.Time) (Outcome, error) {
 // gets a new ID. A store failure to save a change is returned as an error
 // wrapping ErrStore, with nothing written; a failure to refresh an
 // unchanged session is only logged.
-func (i *Interface) Save(ctx context.Context, s *Session, h http.Header) (CookieAction, error) {
+func (m *Manager) Save(ctx context.Context, s *Session, h http.Header) (CookieAction, error) {
 	if s.IsNull() {
 		return CookieUntouched, nil
 	}
-	if err := i.checkSessionSize(s); err != nil {
+	if err := m.checkSessionSize(s); err != nil {
 		return CookieUntouched, err
 	}
 	var action CookieAction
 	var lines []string
 	var err error
-	if i.store != nil {
+	if m.store != nil {
 		var line string
-		if action, line, err = i.saveToStore(ctx, s); line != "" {
+		if action, line, err = m.saveToStore(ctx, s); line != "" {
 			lines = []string{line}
 		}
 	} else {
-		action, lines, err = i.saveToCookie(s)
+		action, lines, err = m.saveToCookie(s)
 	}
 	if err != nil {
 		return CookieUntouched, err
@@ -512,14 +512,14 @@ func (i *Interface) Save(ctx context.Context, s *Session, h http.Header) (Cookie
 	switch {
 	case action != CookieUntouched:
 		// Parts the request had that the new cookie does not use.
-		lines = append(lines, i.attrs.deletePartLines(max(len(lines), 1), s.partsSeen)...)
+		lines = append(lines, m.attrs.deletePartLines(max(len(lines), 1), s.partsSeen)...)
 	case s.purge:
 		// Cookies over the budget opened nothing; they go, all of them.
-		action, lines = CookieDeleted, append([]string{i.attrs.deleteLine()}, i.attrs.deletePartLines(1, s.partsSeen)...)
-	case s.partsSeen >= i.writableParts():
+		action, lines = CookieDeleted, append([]string{m.attrs.deleteLine()}, m.attrs.deletePartLines(1, s.partsSeen)...)
+	case s.partsSeen >= m.writableParts():
 		// Parts no session of this config is written in (an older
 		// config's, with more parts): they only add to every request.
-		lines = i.attrs.deletePartLines(i.writableParts(), s.partsSeen)
+		lines = m.attrs.deletePartLines(m.writableParts(), s.partsSeen)
 	}
 	if s.Accessed() || action != CookieUntouched {
 		AddVaryCookie(h)
@@ -536,11 +536,11 @@ func (i *Interface) Save(ctx context.Context, s *Session, h http.Header) (Cookie
 // checkSessionSize refuses a change that leaves the session larger than
 // MaxSessionSize, unless it only removes keys: a session already larger
 // (a lower bound after a reload) can always shrink.
-func (i *Interface) checkSessionSize(s *Session) error {
+func (m *Manager) checkSessionSize(s *Session) error {
 	if !s.Modified() || s.onlyRemoves() {
 		return nil
 	}
-	limit := i.config.MaxSessionSize
+	limit := m.config.MaxSessionSize
 	if limit == 0 {
 		limit = DefaultMaxSessionSize
 	}
@@ -551,12 +551,12 @@ func (i *Interface) checkSessionSize(s *Session) error {
 }
 
 // saveToCookie decides the Set-Cookie line of a session kept in the cookie.
-func (i *Interface) saveToCookie(s *Session) (CookieAction, []string, error) {
+func (m *Manager) saveToCookie(s *Session) (CookieAction, []string, error) {
 	switch {
 	case s.isEmpty() && s.Modified():
-		return CookieDeleted, []string{i.attrs.deleteLine()}, nil
-	case !s.isEmpty() && i.ShouldSetCookie(s):
-		lines, err := i.cookieLines(s, Payload{JSON: s.storedJSON(), Sealed: s.sealed}, i.maxParts())
+		return CookieDeleted, []string{m.attrs.deleteLine()}, nil
+	case !s.isEmpty() && m.ShouldSetCookie(s):
+		lines, err := m.cookieLines(s, Payload{JSON: s.storedJSON(), Sealed: s.sealed}, m.maxParts())
 		if err != nil {
 			return CookieUntouched, nil, err
 		}
@@ -567,8 +567,8 @@ func (i *Interface) saveToCookie(s *Session) (CookieAction, []string, error) {
 
 // cookieLine seals id, a session's ID as JSON, and renders its one
 // Set-Cookie line.
-func (i *Interface) cookieLine(s *Session, id []byte) (string, error) {
-	lines, err := i.cookieLines(s, Payload{JSON: id}, 1)
+func (m *Manager) cookieLine(s *Session, id []byte) (string, error) {
+	lines, err := m.cookieLines(s, Payload{JSON: id}, 1)
 	if err != nil {
 		return "", err
 	}
@@ -577,8 +577,8 @@ func (i *Interface) cookieLine(s *Session, id []byte) (string, error) {
 
 // cookieLines seals p, which holds s's values or its ID, issued now, and
 // renders the Set-Cookie lines, split over at most maxParts cookies.
-func (i *Interface) cookieLines(s *Session, p Payload, maxParts int) ([]string, error) {
-	now := i.now()
+func (m *Manager) cookieLines(s *Session, p Payload, maxParts int) ([]string, error) {
+	now := m.now()
 	p.Issued, p.Created = now, s.created
 	if p.Created.IsZero() || s.renew {
 		// A renewal (a login) starts a new life: the absolute lifetime
@@ -586,20 +586,20 @@ func (i *Interface) cookieLines(s *Session, p Payload, maxParts int) ([]string, 
 		// that keeps no creation time seals none into it.)
 		p.Created = now
 	}
-	value, err := i.codec.Encode(i.config.CookieName, p)
+	value, err := m.codec.Encode(m.config.CookieName, p)
 	if err != nil {
 		return nil, err
 	}
-	if p.Sealed != nil && s.opened != nil && s.opened.remembered && !i.cache.contains(value) {
+	if p.Sealed != nil && s.opened != nil && s.opened.remembered && !m.cache.contains(value) {
 		// The browser sends this value next: it opens as the old one
 		// did, issued now. (Within one second, a session is reissued as
 		// the same value.) A value too large to be remembered may reissue
 		// short enough, but its Sealed may be a slice of the request's
 		// Cookie line: it is not remembered.
-		i.cache.add(value, s.opened.reissued(now))
+		m.cache.add(value, s.opened.reissued(now))
 	}
-	expires, _ := i.ExpirationTime(s)
-	return i.attrs.chunkLines(value, now, expires, maxParts, i.maxBytes())
+	expires, _ := m.ExpirationTime(s)
+	return m.attrs.chunkLines(value, now, expires, maxParts, m.maxBytes())
 }
 
 // TakeResponseCookie removes every Set-Cookie line for the session cookie
@@ -609,13 +609,13 @@ func (i *Interface) cookieLines(s *Session, p Payload, maxParts int) ([]string, 
 // line (empty value, Max-Age=0 or an Expires in the past) gives an empty
 // session. found is false when there is no such line. A cookie that does
 // not open is an error: the upstream's state would otherwise be lost.
-func (i *Interface) TakeResponseCookie(h http.Header) (values map[string]json.RawMessage, found bool, err error) {
+func (m *Manager) TakeResponseCookie(h http.Header) (values map[string]json.RawMessage, found bool, err error) {
 	lines := h["Set-Cookie"]
 	var last *http.Cookie
 	kept := lines[:0:0]
 	for _, line := range lines {
 		c, perr := http.ParseSetCookie(line)
-		if perr != nil || c.Name != i.config.CookieName {
+		if perr != nil || c.Name != m.config.CookieName {
 			kept = append(kept, line)
 			continue
 		}
@@ -629,13 +629,13 @@ func (i *Interface) TakeResponseCookie(h http.Header) (values map[string]json.Ra
 	} else {
 		h["Set-Cookie"] = kept
 	}
-	if last.Value == "" || last.MaxAge < 0 || (!last.Expires.IsZero() && last.Expires.Before(i.now())) {
+	if last.Value == "" || last.MaxAge < 0 || (!last.Expires.IsZero() && last.Expires.Before(m.now())) {
 		return map[string]json.RawMessage{}, true, nil
 	}
-	if i.codec == nil {
+	if m.codec == nil {
 		return nil, true, errors.New("no secret key is configured")
 	}
-	s, outcome, err := i.decode(last.Value)
+	s, outcome, err := m.decode(last.Value)
 	if err != nil {
 		return nil, true, fmt.Errorf("the upstream's session cookie does not open (%s): %w", outcome, err)
 	}

@@ -10,17 +10,17 @@ import (
 	"go.uber.org/zap"
 )
 
-// The parts of Interface that deal with a server-side Store.
+// The parts of Manager that deal with a server-side Store.
 
 // load looks up in the store the session whose ID the cookie carried.
-func (i *Interface) load(ctx context.Context, cookie *Session, outcome Outcome) (*Session, Outcome, error) {
+func (m *Manager) load(ctx context.Context, cookie *Session, outcome Outcome) (*Session, Outcome, error) {
 	var id string
 	raw, _ := cookie.Get("sid")
 	if json.Unmarshal(raw, &id) != nil || !ValidSessionID(id) {
 		// A cookie from before the store was configured, most likely.
 		return nil, OutcomeUnknownID, errors.New("the cookie holds no session ID")
 	}
-	values, found, err := i.store.Load(ctx, id)
+	values, found, err := m.store.Load(ctx, id)
 	switch {
 	case errors.Is(err, ErrUndecodable):
 		return nil, OutcomeUndecodable, err
@@ -31,7 +31,7 @@ func (i *Interface) load(ctx context.Context, cookie *Session, outcome Outcome) 
 		// fresh one (session fixation).
 		return nil, OutcomeUnknownID, errors.New("the store does not know the session ID")
 	}
-	s := sessionFromPayload(values, cookie.created, i.form, nil)
+	s := sessionFromPayload(values, cookie.created, m.form, nil)
 	s.id, s.issued = id, cookie.issued
 	return s, outcome, nil
 }
@@ -43,15 +43,15 @@ const storeTimeout = 5 * time.Second
 // saveToStore commits the session's changes to the store and decides the
 // Set-Cookie line that carries its ID. A new or renewed session moves to a
 // new ID with all its values, and a renewed one's old ID is deleted.
-func (i *Interface) saveToStore(ctx context.Context, s *Session) (CookieAction, string, error) {
-	if !s.Modified() && (s.Len() == 0 || !i.ShouldSetCookie(s)) {
+func (m *Manager) saveToStore(ctx context.Context, s *Session) (CookieAction, string, error) {
+	if !s.Modified() && (s.Len() == 0 || !m.ShouldSetCookie(s)) {
 		return CookieUntouched, "", nil
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), storeTimeout)
 	defer cancel()
 
 	if s.Len() == 0 {
-		return i.emptyStored(ctx, s)
+		return m.emptyStored(ctx, s)
 	}
 	id, changes := s.id, s.changes()
 	if id == "" || s.renew {
@@ -61,38 +61,38 @@ func (i *Interface) saveToStore(ctx context.Context, s *Session) (CookieAction, 
 		}
 		changes = Changes{Create: true, Clear: true, Set: s.members()}
 	}
-	exists, err := i.store.Commit(ctx, id, changes, i.config.Lifetime)
-	if err == nil && !exists && i.evicted(id) {
+	exists, err := m.store.Commit(ctx, id, changes, m.config.Lifetime)
+	if err == nil && !exists && m.evicted(id) {
 		// Memory pressure evicted the session while this request used it:
 		// the request holds all of it, so it goes back whole, with its
 		// changes, under the same ID. (A deleted or renewed ID is never
 		// counted as evicted.)
-		i.logger.Warn("session evicted from the store while its request ran (max_sessions or max_memory); written back whole")
-		exists, err = i.store.Commit(ctx, id, Changes{Create: true, Clear: true, Set: s.members()}, i.config.Lifetime)
+		m.logger.Warn("session evicted from the store while its request ran (max_sessions or max_memory); written back whole")
+		exists, err = m.store.Commit(ctx, id, Changes{Create: true, Clear: true, Set: s.members()}, m.config.Lifetime)
 	}
 	switch {
 	case err != nil && !s.Modified():
 		// Only the expiry was to move: the session is intact, so the
 		// request need not fail; the cookie stays as it was.
-		i.logger.Warn("session expiry not refreshed", zap.Error(err))
+		m.logger.Warn("session expiry not refreshed", zap.Error(err))
 		return CookieUntouched, "", nil
 	case err != nil:
 		return CookieUntouched, "", err
 	case !exists:
 		// A concurrent request renewed, revoked or emptied the session:
 		// its ID is gone, and is not brought back.
-		i.logger.Warn("session changes not saved: the session was renewed, revoked or emptied meanwhile")
+		m.logger.Warn("session changes not saved: the session was renewed, revoked or emptied meanwhile")
 		return CookieUntouched, "", nil
 	}
 	if s.id != "" && id != s.id {
 		// Renewal: the old ID must die, or a fixated one lives on.
-		if _, err := i.store.Delete(ctx, s.id); err != nil {
+		if _, err := m.store.Delete(ctx, s.id); err != nil {
 			return CookieUntouched, "", err
 		}
 	}
 	s.id = id
 	sealed, _ := json.Marshal(idPayload{SID: id})
-	line, err := i.cookieLine(s, sealed)
+	line, err := m.cookieLine(s, sealed)
 	if err != nil {
 		return CookieUntouched, "", err
 	}
@@ -101,8 +101,8 @@ func (i *Interface) saveToStore(ctx context.Context, s *Session) (CookieAction, 
 
 // evicted reports whether the store evicted the session id to stay within
 // its bounds.
-func (i *Interface) evicted(id string) bool {
-	ev, ok := i.store.(Evictions)
+func (m *Manager) evicted(id string) bool {
+	ev, ok := m.store.(Evictions)
 	return ok && ev.Evicted(id)
 }
 
@@ -110,14 +110,14 @@ func (i *Interface) evicted(id string) bool {
 // deleted whole; one whose keys were removed one by one loses just those
 // keys, so keys that concurrent requests added survive, and the cookie is
 // deleted only when nothing is left.
-func (i *Interface) emptyStored(ctx context.Context, s *Session) (CookieAction, string, error) {
+func (m *Manager) emptyStored(ctx context.Context, s *Session) (CookieAction, string, error) {
 	if s.id != "" {
 		if s.cleared {
-			if _, err := i.store.Delete(ctx, s.id); err != nil {
+			if _, err := m.store.Delete(ctx, s.id); err != nil {
 				return CookieUntouched, "", err
 			}
 		} else {
-			exists, err := i.store.Commit(ctx, s.id, s.changes(), i.config.Lifetime)
+			exists, err := m.store.Commit(ctx, s.id, s.changes(), m.config.Lifetime)
 			if err != nil {
 				return CookieUntouched, "", err
 			}
@@ -127,5 +127,5 @@ func (i *Interface) emptyStored(ctx context.Context, s *Session) (CookieAction, 
 		}
 		s.id = ""
 	}
-	return CookieDeleted, i.attrs.deleteLine(), nil
+	return CookieDeleted, m.attrs.deleteLine(), nil
 }

@@ -28,21 +28,21 @@ type testClock struct{ t time.Time }
 func (c *testClock) Now() time.Time          { return c.t }
 func (c *testClock) Advance(d time.Duration) { c.t = c.t.Add(d) }
 
-func newTestInterface(t *testing.T, cfg Config, clock *testClock, fallbacks ...[]byte) *Interface {
+func newTestManager(t *testing.T, cfg Config, clock *testClock, fallbacks ...[]byte) *Manager {
 	t.Helper()
 	codec, err := NewSecureCookieCodec(testSecret, fallbacks...)
 	if err != nil {
 		t.Fatal(err)
 	}
-	iface, err := NewInterface(cfg, codec, WithClock(clock.Now))
+	manager, err := NewManager(cfg, codec, WithClock(clock.Now))
 	if err != nil {
 		t.Fatal(err)
 	}
-	return iface
+	return manager
 }
 
-// issue returns a cookie value for values, sealed by iface at the clock's time.
-func issue(t *testing.T, iface *Interface, values string) string {
+// issue returns a cookie value for values, sealed by manager at the clock's time.
+func issue(t *testing.T, manager *Manager, values string) string {
 	t.Helper()
 	s := NewSession()
 	var m Mutation
@@ -53,10 +53,10 @@ func issue(t *testing.T, iface *Interface, values string) string {
 		t.Fatal(err)
 	}
 	h := http.Header{}
-	if _, err := iface.Save(context.Background(), s, h); err != nil {
+	if _, err := manager.Save(context.Background(), s, h); err != nil {
 		t.Fatal(err)
 	}
-	return cookieValue(t, h, iface.CookieName())
+	return cookieValue(t, h, manager.CookieName())
 }
 
 func cookieValue(t *testing.T, h http.Header, name string) string {
@@ -83,20 +83,20 @@ func requestWithCookie(name, value string) *http.Request {
 func TestOpen(t *testing.T) {
 	clock := &testClock{t: testEpoch}
 	cfg := DefaultConfig()
-	iface := newTestInterface(t, cfg, clock, testOldSecret)
-	valid := issue(t, iface, `{"user":"alice"}`)
-	permanent := issue(t, iface, `{"user":"alice","_permanent":true}`)
+	manager := newTestManager(t, cfg, clock, testOldSecret)
+	valid := issue(t, manager, `{"user":"alice"}`)
+	permanent := issue(t, manager, `{"user":"alice","_permanent":true}`)
 
-	oldIface := newTestInterface(t, cfg, clock)
+	oldIface := newTestManager(t, cfg, clock)
 	oldIface.codec, _ = NewSecureCookieCodec(testOldSecret)
 	byFallback := issue(t, oldIface, `{"user":"bob"}`)
-	alienIface := newTestInterface(t, cfg, clock)
+	alienIface := newTestManager(t, cfg, clock)
 	alienIface.codec, _ = NewSecureCookieCodec(testAlienSecret)
 	byAlien := issue(t, alienIface, `{"user":"mallory"}`)
 
 	otherName := cfg
 	otherName.CookieName = "other"
-	renamed := issue(t, newTestInterface(t, otherName, clock), `{"user":"alice"}`)
+	renamed := issue(t, newTestManager(t, otherName, clock), `{"user":"alice"}`)
 
 	tests := []struct {
 		name    string
@@ -123,7 +123,7 @@ func TestOpen(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			clock.t = testEpoch.Add(tt.advance)
-			s, outcome := iface.Open(requestWithCookie(cfg.CookieName, tt.value))
+			s, outcome := manager.Open(requestWithCookie(cfg.CookieName, tt.value))
 			if outcome != tt.outcome {
 				t.Errorf("outcome = %s, want %s", outcome, tt.outcome)
 			}
@@ -145,29 +145,29 @@ func TestOpen(t *testing.T) {
 
 func TestOpenUsesFirstCookieOfTheName(t *testing.T) {
 	clock := &testClock{t: testEpoch}
-	iface := newTestInterface(t, DefaultConfig(), clock)
-	valid := issue(t, iface, `{"user":"alice"}`)
+	manager := newTestManager(t, DefaultConfig(), clock)
+	valid := issue(t, manager, `{"user":"alice"}`)
 
 	r := httptest.NewRequest(http.MethodGet, "/", nil)
 	r.Header.Set("Cookie", "session="+valid+"; session=bogus")
-	if s, _ := iface.Open(r); s.String() != `{"user":"alice"}` {
+	if s, _ := manager.Open(r); s.String() != `{"user":"alice"}` {
 		t.Errorf("valid first: got %s", s)
 	}
 	r.Header.Set("Cookie", "session=bogus; session="+valid)
-	if s, outcome := iface.Open(r); s.Len() != 0 || outcome != OutcomeBadSignature {
+	if s, outcome := manager.Open(r); s.Len() != 0 || outcome != OutcomeBadSignature {
 		t.Errorf("bogus first: got %s (%s)", s, outcome)
 	}
 }
 
 func TestOpenUndecodablePayload(t *testing.T) {
 	clock := &testClock{t: testEpoch}
-	iface := newTestInterface(t, DefaultConfig(), clock)
+	manager := newTestManager(t, DefaultConfig(), clock)
 	for _, payload := range []string{`not json`, `"a string"`, `[1,2]`, strings.Repeat("[", 40) + strings.Repeat("]", 40)} {
-		value, err := iface.codec.Encode("session", Payload{JSON: []byte(payload), Issued: clock.t})
+		value, err := manager.codec.Encode("session", Payload{JSON: []byte(payload), Issued: clock.t})
 		if err != nil {
 			t.Fatal(err)
 		}
-		s, outcome := iface.Open(requestWithCookie("session", value))
+		s, outcome := manager.Open(requestWithCookie("session", value))
 		if outcome != OutcomeUndecodable || s.Len() != 0 || s.IsNull() {
 			t.Errorf("%s: got %s (%s), want a fresh session", payload, s, outcome)
 		}
@@ -175,17 +175,17 @@ func TestOpenUndecodablePayload(t *testing.T) {
 }
 
 func TestOpenWithoutCodecGivesNullSession(t *testing.T) {
-	iface, err := NewInterface(DefaultConfig(), nil)
+	manager, err := NewManager(DefaultConfig(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, outcome := iface.Open(requestWithCookie("session", "anything"))
-	if !iface.IsNullSession(s) || outcome != OutcomeUnavailable {
+	s, outcome := manager.Open(requestWithCookie("session", "anything"))
+	if !manager.IsNullSession(s) || outcome != OutcomeUnavailable {
 		t.Fatalf("want a null session, got %v (%s)", s, outcome)
 	}
 	h := http.Header{}
 	s.MarkAccessed()
-	if action, err := iface.Save(context.Background(), s, h); err != nil || action != CookieUntouched || len(h) != 0 {
+	if action, err := manager.Save(context.Background(), s, h); err != nil || action != CookieUntouched || len(h) != 0 {
 		t.Errorf("a null session must never be saved: %s %v %v", action, err, h)
 	}
 }
@@ -252,18 +252,18 @@ func TestSave(t *testing.T) {
 			clock := &testClock{t: testEpoch}
 			cfg := DefaultConfig()
 			cfg.RefreshEachRequest = tt.refresh
-			iface := newTestInterface(t, cfg, clock)
+			manager := newTestManager(t, cfg, clock)
 			r := requestWithCookie("session", "")
 			if tt.initial != "" {
-				r = requestWithCookie("session", issue(t, iface, tt.initial))
+				r = requestWithCookie("session", issue(t, manager, tt.initial))
 			}
 			clock.Advance(time.Hour)
-			s, _ := iface.Open(r)
+			s, _ := manager.Open(r)
 			for _, st := range tt.steps {
 				st(s)
 			}
 			h := http.Header{}
-			action, err := iface.Save(context.Background(), s, h)
+			action, err := manager.Save(context.Background(), s, h)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -306,8 +306,8 @@ func TestSave(t *testing.T) {
 func TestSaveReissuesWithNewTimestampAndCurrentKey(t *testing.T) {
 	clock := &testClock{t: testEpoch}
 	cfg := DefaultConfig()
-	current := newTestInterface(t, cfg, clock, testOldSecret)
-	old := newTestInterface(t, cfg, clock)
+	current := newTestManager(t, cfg, clock, testOldSecret)
+	old := newTestManager(t, cfg, clock)
 	old.codec, _ = NewSecureCookieCodec(testOldSecret)
 	value := issue(t, old, `{"_permanent":true,"user":"bob"}`)
 
@@ -317,7 +317,7 @@ func TestSaveReissuesWithNewTimestampAndCurrentKey(t *testing.T) {
 	// The reissued cookie opens with the current key alone, and lives a
 	// whole lifetime from now: a sliding expiry.
 	clock.Advance(DefaultLifetime - time.Minute)
-	onlyCurrent := newTestInterface(t, cfg, clock)
+	onlyCurrent := newTestManager(t, cfg, clock)
 	s, outcome := onlyCurrent.Open(requestWithCookie("session", reissued))
 	if outcome != OutcomeValid || s.String() != `{"_permanent":true,"user":"bob"}` {
 		t.Errorf("reissued cookie: %s (%s)", s, outcome)
@@ -335,11 +335,11 @@ func TestSaveReusesSealedValueOnlyWhileUnchanged(t *testing.T) {
 	for _, codec := range []Codec{secure, flask} {
 		t.Run(fmt.Sprintf("%T", codec), func(t *testing.T) {
 			clock := &testClock{t: testEpoch}
-			iface, err := NewInterface(DefaultConfig(), codec, WithClock(clock.Now))
+			manager, err := NewManager(DefaultConfig(), codec, WithClock(clock.Now))
 			if err != nil {
 				t.Fatal(err)
 			}
-			first := issue(t, iface, `{"_permanent":true,"user":"alice"}`)
+			first := issue(t, manager, `{"_permanent":true,"user":"alice"}`)
 			sealedOf := func(value string) string {
 				t.Helper()
 				p, _, err := codec.Decode("session", value)
@@ -351,17 +351,17 @@ func TestSaveReusesSealedValueOnlyWhileUnchanged(t *testing.T) {
 			reissue := func(change func(*Session)) (string, *Session) {
 				t.Helper()
 				clock.Advance(time.Minute)
-				s, outcome := iface.Open(requestWithCookie("session", first))
+				s, outcome := manager.Open(requestWithCookie("session", first))
 				if outcome != OutcomeValid {
 					t.Fatalf("outcome %s", outcome)
 				}
 				change(s)
 				h := http.Header{}
-				if _, err := iface.Save(context.Background(), s, h); err != nil {
+				if _, err := manager.Save(context.Background(), s, h); err != nil {
 					t.Fatal(err)
 				}
 				value := cookieValue(t, h, "session")
-				reopened, _ := iface.Open(requestWithCookie("session", value))
+				reopened, _ := manager.Open(requestWithCookie("session", value))
 				return value, reopened
 			}
 
@@ -393,13 +393,13 @@ func TestSaveRefusesOversizedCookie(t *testing.T) {
 	clock := &testClock{t: testEpoch}
 	cfg := DefaultConfig()
 	cfg.MaxCookieParts = 1
-	iface := newTestInterface(t, cfg, clock)
+	manager := newTestManager(t, cfg, clock)
 	s := NewSession()
 	if err := s.Set("blob", json.RawMessage(`"`+strings.Repeat("x", 3000)+`"`)); err != nil {
 		t.Fatal(err)
 	}
 	h := http.Header{}
-	action, err := iface.Save(context.Background(), s, h)
+	action, err := manager.Save(context.Background(), s, h)
 	if !errors.Is(err, ErrCookieTooLarge) || action != CookieUntouched {
 		t.Fatalf("Save = %s, %v; want ErrCookieTooLarge", action, err)
 	}
@@ -431,12 +431,12 @@ func TestCookieAttributes(t *testing.T) {
 			cfg := DefaultConfig()
 			tt.change(&cfg)
 			clock := &testClock{t: testEpoch}
-			iface := newTestInterface(t, cfg, clock)
+			manager := newTestManager(t, cfg, clock)
 
 			s := NewSession()
 			_ = s.Set("a", json.RawMessage(`1`))
 			h := http.Header{}
-			if _, err := iface.Save(context.Background(), s, h); err != nil {
+			if _, err := manager.Save(context.Background(), s, h); err != nil {
 				t.Fatal(err)
 			}
 			line := h.Get("Set-Cookie")
@@ -445,7 +445,7 @@ func TestCookieAttributes(t *testing.T) {
 			}
 			_ = s.Clear()
 			h = http.Header{}
-			if _, err := iface.Save(context.Background(), s, h); err != nil {
+			if _, err := manager.Save(context.Background(), s, h); err != nil {
 				t.Fatal(err)
 			}
 			if got := h.Get("Set-Cookie"); got != tt.deleted {
@@ -455,7 +455,7 @@ func TestCookieAttributes(t *testing.T) {
 	}
 }
 
-func TestNewInterfaceRejectsBadConfig(t *testing.T) {
+func TestNewManagerRejectsBadConfig(t *testing.T) {
 	codec, _ := NewSecureCookieCodec(testSecret)
 	bad := map[string]func(*Config){
 		"empty name":   func(c *Config) { c.CookieName = "" },
@@ -466,7 +466,7 @@ func TestNewInterfaceRejectsBadConfig(t *testing.T) {
 	for name, change := range bad {
 		cfg := DefaultConfig()
 		change(&cfg)
-		if _, err := NewInterface(cfg, codec); err == nil {
+		if _, err := NewManager(cfg, codec); err == nil {
 			t.Errorf("%s: accepted", name)
 		}
 	}
@@ -508,17 +508,17 @@ func TestAddVaryCookie(t *testing.T) {
 	}
 }
 
-// withRememberingAndAfresh runs f for each codec with two Interfaces on
+// withRememberingAndAfresh runs f for each codec with two Managers on
 // one clock: one that remembers the values it opens, one that opens every
 // value afresh.
-func withRememberingAndAfresh(t *testing.T, f func(t *testing.T, clock *testClock, remembering, afresh *Interface)) {
+func withRememberingAndAfresh(t *testing.T, f func(t *testing.T, clock *testClock, remembering, afresh *Manager)) {
 	flask, _ := NewFlaskCodec(testSecret)
 	secure, _ := NewSecureCookieCodec(testSecret)
 	for _, codec := range []Codec{secure, flask} {
 		t.Run(fmt.Sprintf("%T", codec), func(t *testing.T) {
 			clock := &testClock{t: testEpoch}
-			remembering, _ := NewInterface(DefaultConfig(), codec, WithClock(clock.Now))
-			afresh, _ := NewInterface(DefaultConfig(), codec, WithClock(clock.Now), withoutOpenCache())
+			remembering, _ := NewManager(DefaultConfig(), codec, WithClock(clock.Now))
+			afresh, _ := NewManager(DefaultConfig(), codec, WithClock(clock.Now), withoutOpenCache())
 			f(t, clock, remembering, afresh)
 		})
 	}
@@ -527,7 +527,7 @@ func withRememberingAndAfresh(t *testing.T, f func(t *testing.T, clock *testCloc
 // A remembered value opens exactly as it did the first time, and the time
 // checks run again: it expires like any other.
 func TestRememberedValuesOpenAsTheFirstTime(t *testing.T) {
-	withRememberingAndAfresh(t, func(t *testing.T, clock *testClock, remembering, afresh *Interface) {
+	withRememberingAndAfresh(t, func(t *testing.T, clock *testClock, remembering, afresh *Manager) {
 		same := func(value string) {
 			t.Helper()
 			for range 2 { // a miss, then a hit
@@ -569,7 +569,7 @@ func TestRememberedValuesOpenAsTheFirstTime(t *testing.T) {
 // Cookie line is still remembered, and reissued right, once the memory of
 // that line is reused.
 func TestRememberedValuesOwnTheirBytes(t *testing.T) {
-	withRememberingAndAfresh(t, func(t *testing.T, clock *testClock, remembering, afresh *Interface) {
+	withRememberingAndAfresh(t, func(t *testing.T, clock *testClock, remembering, afresh *Manager) {
 		value := issue(t, remembering, `{"_permanent":true,"user":"alice"}`)
 		remembering.cache.entries.Purge()
 
@@ -598,8 +598,8 @@ func TestRememberedValuesOwnTheirBytes(t *testing.T) {
 func TestAValueTooLargeToRememberDoesNotLeaveItsBytesInMemory(t *testing.T) {
 	flask, _ := NewFlaskCodec(testSecret)
 	clock := &testClock{t: testEpoch}
-	iface, _ := NewInterface(DefaultConfig(), flask, WithClock(clock.Now))
-	afresh, _ := NewInterface(DefaultConfig(), flask, WithClock(clock.Now), withoutOpenCache())
+	manager, _ := NewManager(DefaultConfig(), flask, WithClock(clock.Now))
+	afresh, _ := NewManager(DefaultConfig(), flask, WithClock(clock.Now), withoutOpenCache())
 	var value string
 	for n := 1400; ; n++ {
 		// a payload that barely compresses, one character longer each time
@@ -633,12 +633,12 @@ func TestAValueTooLargeToRememberDoesNotLeaveItsBytesInMemory(t *testing.T) {
 	line := []byte("session=" + value)
 	r := httptest.NewRequest("GET", "/", nil)
 	r.Header["Cookie"] = []string{unsafe.String(&line[0], len(line))}
-	s, outcome := iface.Open(r)
+	s, outcome := manager.Open(r)
 	if outcome != OutcomeValid {
 		t.Fatal(outcome)
 	}
 	h := http.Header{}
-	if _, err := iface.Save(context.Background(), s, h); err != nil {
+	if _, err := manager.Save(context.Background(), s, h); err != nil {
 		t.Fatal(err)
 	}
 	reissued := cookieValue(t, h, "session")
@@ -649,19 +649,19 @@ func TestAValueTooLargeToRememberDoesNotLeaveItsBytesInMemory(t *testing.T) {
 		line[i] = 'x' // the request's memory is reused
 	}
 	clock.Advance(time.Minute)
-	checkReissuedAlike(t, iface, afresh, reissued)
+	checkReissuedAlike(t, manager, afresh, reissued)
 }
 
-// openAndSave opens value with iface, expecting outcome, saves the session
+// openAndSave opens value with manager, expecting outcome, saves the session
 // unchanged and returns the cookie value the response carries.
-func openAndSave(t *testing.T, iface *Interface, value string, outcome Outcome) string {
+func openAndSave(t *testing.T, manager *Manager, value string, outcome Outcome) string {
 	t.Helper()
-	s, got := iface.Open(requestWithCookie("session", value))
+	s, got := manager.Open(requestWithCookie("session", value))
 	if got != outcome {
 		t.Fatalf("outcome = %s, want %s", got, outcome)
 	}
 	h := http.Header{}
-	if _, err := iface.Save(context.Background(), s, h); err != nil {
+	if _, err := manager.Save(context.Background(), s, h); err != nil {
 		t.Fatal(err)
 	}
 	return cookieValue(t, h, "session")
@@ -670,7 +670,7 @@ func openAndSave(t *testing.T, iface *Interface, value string, outcome Outcome) 
 // checkReissuedAlike checks that value, opened and saved unchanged,
 // reissues the same from remembering's memory as afresh, and that the
 // reissued value opens.
-func checkReissuedAlike(t *testing.T, remembering, afresh *Interface, value string) {
+func checkReissuedAlike(t *testing.T, remembering, afresh *Manager, value string) {
 	t.Helper()
 	got, want := openAndSave(t, remembering, value, OutcomeValid), openAndSave(t, afresh, value, OutcomeValid)
 	if got != want {

@@ -50,16 +50,16 @@ func TestLifetimesBeyondFlask(t *testing.T) {
 			clock := &testClock{t: testEpoch}
 			cfg := DefaultConfig()
 			tt.change(&cfg)
-			iface := newTestInterface(t, cfg, clock)
-			cookie := issue(t, iface, tt.values)
+			manager := newTestManager(t, cfg, clock)
+			cookie := issue(t, manager, tt.values)
 			for i, st := range tt.steps {
 				clock.Advance(st.advance)
-				s, outcome := iface.Open(requestWithCookie("session", cookie))
+				s, outcome := manager.Open(requestWithCookie("session", cookie))
 				if outcome != st.outcome {
 					t.Fatalf("step %d: outcome %s, want %s", i, outcome, st.outcome)
 				}
 				h := http.Header{}
-				if _, err := iface.Save(context.Background(), s, h); err != nil {
+				if _, err := manager.Save(context.Background(), s, h); err != nil {
 					t.Fatal(err)
 				}
 				if got := h.Get("Set-Cookie") != ""; got != st.reissue {
@@ -77,25 +77,25 @@ func TestAbsoluteLifetimeCapsTheCookieExpiry(t *testing.T) {
 	clock := &testClock{t: testEpoch}
 	cfg := DefaultConfig()
 	cfg.AbsoluteLifetime = 3 * time.Hour
-	iface := newTestInterface(t, cfg, clock)
-	cookie := issue(t, iface, `{"_permanent":true}`)
+	manager := newTestManager(t, cfg, clock)
+	cookie := issue(t, manager, `{"_permanent":true}`)
 	clock.Advance(time.Hour)
-	s, _ := iface.Open(requestWithCookie("session", cookie))
-	if expires, _ := iface.ExpirationTime(s); !expires.Equal(testEpoch.Add(3 * time.Hour)) {
+	s, _ := manager.Open(requestWithCookie("session", cookie))
+	if expires, _ := manager.ExpirationTime(s); !expires.Equal(testEpoch.Add(3 * time.Hour)) {
 		t.Errorf("expires %s, want the end of the absolute lifetime", expires)
 	}
 }
 
 func TestRevokeBefore(t *testing.T) {
 	clock := &testClock{t: testEpoch}
-	iface := newTestInterface(t, DefaultConfig(), clock)
-	before := issue(t, iface, `{"u":1}`)
+	manager := newTestManager(t, DefaultConfig(), clock)
+	before := issue(t, manager, `{"u":1}`)
 	clock.Advance(time.Hour)
-	after := issue(t, iface, `{"u":2}`)
+	after := issue(t, manager, `{"u":2}`)
 
 	cfg := DefaultConfig()
 	cfg.RevokeBefore = testEpoch.Add(30 * time.Minute)
-	revoking := newTestInterface(t, cfg, clock)
+	revoking := newTestManager(t, cfg, clock)
 	if s, outcome := revoking.Open(requestWithCookie("session", before)); outcome != OutcomeRevoked || s.Len() != 0 {
 		t.Errorf("a session created before: %s %s", outcome, s)
 	}
@@ -103,10 +103,10 @@ func TestRevokeBefore(t *testing.T) {
 		t.Errorf("a session created after: %s", outcome)
 	}
 	// A reissue after the instant does not save a session created before it.
-	reissued, _ := iface.Open(requestWithCookie("session", before))
+	reissued, _ := manager.Open(requestWithCookie("session", before))
 	_ = reissued.SetPermanent(true)
 	h := http.Header{}
-	_, _ = iface.Save(context.Background(), reissued, h)
+	_, _ = manager.Save(context.Background(), reissued, h)
 	if _, outcome := revoking.Open(requestWithCookie("session", cookieValue(t, h, "session"))); outcome != OutcomeRevoked {
 		t.Errorf("a reissued old session: %s", outcome)
 	}
@@ -117,16 +117,16 @@ func TestRefreshIntervalNeverLetsASessionInUseExpire(t *testing.T) {
 	cfg := DefaultConfig()
 	cfg.IdleTimeout = 10 * time.Minute
 	cfg.RefreshInterval = 9 * time.Minute
-	iface := newTestInterface(t, cfg, clock)
-	cookie := issue(t, iface, `{"u":1}`)
+	manager := newTestManager(t, cfg, clock)
+	cookie := issue(t, manager, `{"u":1}`)
 	for i := range 6 { // a request every 6 minutes, for 36 minutes
 		clock.Advance(6 * time.Minute)
-		s, outcome := iface.Open(requestWithCookie("session", cookie))
+		s, outcome := manager.Open(requestWithCookie("session", cookie))
 		if outcome != OutcomeValid {
 			t.Fatalf("request %d: %s", i, outcome)
 		}
 		h := http.Header{}
-		if _, err := iface.Save(context.Background(), s, h); err != nil {
+		if _, err := manager.Save(context.Background(), s, h); err != nil {
 			t.Fatal(err)
 		}
 		if h.Get("Set-Cookie") != "" {
@@ -142,7 +142,7 @@ func TestRefreshIntervalNeverLetsASessionInUseExpire(t *testing.T) {
 		func() Config { c := DefaultConfig(); c.Lifetime, c.RefreshInterval = time.Hour, 2*time.Hour; return c }(),
 		func() Config { c := DefaultConfig(); c.MaxCookieParts = MaxCookiePartsLimit + 1; return c }(),
 	} {
-		if _, err := NewInterface(bad, nil); err == nil {
+		if _, err := NewManager(bad, nil); err == nil {
 			t.Errorf("accepted %+v", bad)
 		}
 	}
@@ -152,17 +152,17 @@ func TestRenewalStartsANewAbsoluteLifetime(t *testing.T) {
 	clock := &testClock{t: testEpoch}
 	cfg := DefaultConfig()
 	cfg.AbsoluteLifetime = 2 * time.Hour
-	iface := newTestInterface(t, cfg, clock)
-	cookie := issue(t, iface, `{"anonymous":true}`)
+	manager := newTestManager(t, cfg, clock)
+	cookie := issue(t, manager, `{"anonymous":true}`)
 	clock.Advance(90 * time.Minute)
-	s, _ := iface.Open(requestWithCookie("session", cookie))
+	s, _ := manager.Open(requestWithCookie("session", cookie))
 	_ = s.Renew() // a login
 	h := http.Header{}
-	if _, err := iface.Save(context.Background(), s, h); err != nil {
+	if _, err := manager.Save(context.Background(), s, h); err != nil {
 		t.Fatal(err)
 	}
 	clock.Advance(time.Hour) // 2.5 h after the first visit, 1 h after the login
-	if _, outcome := iface.Open(requestWithCookie("session", cookieValue(t, h, "session"))); outcome != OutcomeValid {
+	if _, outcome := manager.Open(requestWithCookie("session", cookieValue(t, h, "session"))); outcome != OutcomeValid {
 		t.Errorf("after a renewal: %s", outcome)
 	}
 }
@@ -171,10 +171,10 @@ func TestVeryLongAttributesAreAnErrorNotAPanic(t *testing.T) {
 	clock := &testClock{t: testEpoch}
 	cfg := DefaultConfig()
 	cfg.CookiePath = "/" + strings.Repeat("p", 4100)
-	iface := newTestInterface(t, cfg, clock)
+	manager := newTestManager(t, cfg, clock)
 	s := NewSession()
 	_ = s.Set("a", json.RawMessage(`1`))
-	if _, err := iface.Save(context.Background(), s, http.Header{}); !errors.Is(err, ErrCookieTooLarge) {
+	if _, err := manager.Save(context.Background(), s, http.Header{}); !errors.Is(err, ErrCookieTooLarge) {
 		t.Errorf("err = %v", err)
 	}
 }

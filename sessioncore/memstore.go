@@ -89,7 +89,7 @@ func (m *MemoryStore) OnEvict(f func(cause string)) {
 
 // Evicted reports whether the session id was evicted recently to keep the
 // store within its bounds, and has not been deleted since: a request that
-// was using it may write it back whole (see Interface.Save). Deleted,
+// was using it may write it back whole (see Manager.Save). Deleted,
 // renewed and expired sessions never count.
 func (m *MemoryStore) Evicted(id string) bool {
 	m.mu.Lock()

@@ -9,7 +9,7 @@ import (
 )
 
 // A browser sends the same cookie on every request until the cookie is
-// reissued, so most requests carry a value the Interface has opened
+// reissued, so most requests carry a value the Manager has opened
 // before. It remembers the most recent ones and skips, for those, what
 // depends on the value alone: the base64, the HMAC, the decryption (or
 // inflation) and the JSON check. What depends on the time (the lifetime,
@@ -18,10 +18,10 @@ import (
 //
 // Only values that opened are remembered, so forged ones cannot fill the
 // cache, and a hit is a byte-for-byte match of the whole value with one
-// that was authenticated. Each Interface has its own cache, so a config
+// that was authenticated. Each Manager has its own cache, so a config
 // reload, a new secret included, starts an empty one.
 const (
-	// openCacheSize is how many values an Interface remembers.
+	// openCacheSize is how many values a Manager remembers.
 	openCacheSize = 1024
 	// maxCachedValue bounds the values remembered, and the JSON they open
 	// to (a Flask cookie inflates), so that the cache stays within about 5
@@ -48,7 +48,7 @@ type opened struct {
 	remembered bool
 }
 
-// openCache is an Interface's memory of recently opened values. The zero
+// openCache is a Manager's memory of recently opened values. The zero
 // openCache remembers nothing.
 type openCache struct {
 	entries *lru.Cache[string, *opened]
@@ -83,9 +83,9 @@ func (c openCache) add(value string, o *opened) {
 	}
 }
 
-// withoutOpenCache makes an Interface open every value afresh, for tests
+// withoutOpenCache makes a Manager open every value afresh, for tests
 // and benchmarks of the work the cache saves.
-func withoutOpenCache() Option { return func(i *Interface) { i.cache = openCache{} } }
+func withoutOpenCache() Option { return func(m *Manager) { m.cache = openCache{} } }
 
 // parse reads o's JSON, which Decode returned, into o.
 func (o *opened) parse() (err error) {

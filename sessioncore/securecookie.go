@@ -60,7 +60,7 @@ const (
 // ciphertext, with the two keys of each secret derived by HKDF-SHA256 once,
 // when the codec is made. The payload is a version byte, the issue and
 // creation time, then the session's JSON; the securecookie timestamp is
-// the issue time. The Interface's clock decides expiry from them.
+// the issue time. The Manager's clock decides expiry from them.
 //
 // The format is gorilla/securecookie's and the tests prove that each side
 // reads the other's cookies; the code is a lean implementation of it.

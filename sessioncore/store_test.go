@@ -173,19 +173,19 @@ func (failingStore) Commit(context.Context, string, Changes, time.Duration) (boo
 }
 func (failingStore) Delete(context.Context, string) (bool, error) { return false, errDown }
 
-func TestInterfaceWithStore(t *testing.T) {
+func TestManagerWithStore(t *testing.T) {
 	ctx := context.Background()
 	clock := &testClock{t: testEpoch}
 	store := NewMemoryStore(100, clock.Now)
 	codec, _ := NewSecureCookieCodec(testSecret)
-	iface, err := NewInterface(DefaultConfig(), codec, WithClock(clock.Now), WithStore(store))
+	manager, err := NewManager(DefaultConfig(), codec, WithClock(clock.Now), WithStore(store))
 	if err != nil {
 		t.Fatal(err)
 	}
 	save := func(s *Session) string {
 		t.Helper()
 		h := http.Header{}
-		if _, err := iface.Save(ctx, s, h); err != nil {
+		if _, err := manager.Save(ctx, s, h); err != nil {
 			t.Fatal(err)
 		}
 		if h.Get("Set-Cookie") == "" {
@@ -195,7 +195,7 @@ func TestInterfaceWithStore(t *testing.T) {
 	}
 
 	// A new session gets an ID and is stored; the cookie holds only the ID.
-	s, _ := iface.Open(requestWithCookie("session", ""))
+	s, _ := manager.Open(requestWithCookie("session", ""))
 	_ = s.Set("user", json.RawMessage(`"alice"`))
 	first := save(s)
 	if !ValidSessionID(s.ID()) || store.Len() != 1 {
@@ -207,7 +207,7 @@ func TestInterfaceWithStore(t *testing.T) {
 	}
 
 	// It opens again, and a change is saved key by key under the same ID.
-	s2, outcome := iface.Open(requestWithCookie("session", first))
+	s2, outcome := manager.Open(requestWithCookie("session", first))
 	if outcome != OutcomeValid || s2.String() != `{"user":"alice"}` || s2.ID() != s.ID() {
 		t.Fatalf("reopened %s (%s) id %q", s2, outcome, s2.ID())
 	}
@@ -218,23 +218,23 @@ func TestInterfaceWithStore(t *testing.T) {
 	}
 
 	// Renewal moves the data to a new ID and kills the old one.
-	s3, _ := iface.Open(requestWithCookie("session", first))
+	s3, _ := manager.Open(requestWithCookie("session", first))
 	_ = s3.Renew()
 	renewed := save(s3)
 	if s3.ID() == s.ID() || renewed == "" {
 		t.Fatalf("renewal kept the ID")
 	}
-	if _, outcome := iface.Open(requestWithCookie("session", first)); outcome != OutcomeUnknownID {
+	if _, outcome := manager.Open(requestWithCookie("session", first)); outcome != OutcomeUnknownID {
 		t.Errorf("the old ID still opens (%s)", outcome)
 	}
-	s4, _ := iface.Open(requestWithCookie("session", renewed))
+	s4, _ := manager.Open(requestWithCookie("session", renewed))
 	if s4.String() != `{"cart":[1],"user":"alice"}` {
 		t.Errorf("renewed session holds %s", s4)
 	}
 
 	// An unknown ID is never adopted.
 	forged, _ := codec.Encode("session", Payload{JSON: []byte(`{"sid":"` + s.ID() + `"}`), Issued: clock.t})
-	s5, outcome := iface.Open(requestWithCookie("session", forged))
+	s5, outcome := manager.Open(requestWithCookie("session", forged))
 	if outcome != OutcomeUnknownID || s5.ID() != "" || s5.Len() != 0 {
 		t.Errorf("unknown id: %s %q %s", outcome, s5.ID(), s5)
 	}
@@ -245,10 +245,10 @@ func TestInterfaceWithStore(t *testing.T) {
 	}
 
 	// Emptying deletes the session and the cookie.
-	s6, _ := iface.Open(requestWithCookie("session", renewed))
+	s6, _ := manager.Open(requestWithCookie("session", renewed))
 	_ = s6.Clear()
 	h := http.Header{}
-	if action, err := iface.Save(ctx, s6, h); err != nil || action != CookieDeleted {
+	if action, err := manager.Save(ctx, s6, h); err != nil || action != CookieDeleted {
 		t.Fatalf("%s %v", action, err)
 	}
 	if _, found, _ := store.Load(ctx, s4.ID()); found {
@@ -256,23 +256,23 @@ func TestInterfaceWithStore(t *testing.T) {
 	}
 }
 
-func TestInterfaceWithStoreDown(t *testing.T) {
+func TestManagerWithStoreDown(t *testing.T) {
 	ctx := context.Background()
 	clock := &testClock{t: testEpoch}
 	codec, _ := NewSecureCookieCodec(testSecret)
 	id, _ := newSessionID()
 	cookie, _ := codec.Encode("session", Payload{JSON: []byte(`{"sid":"` + id + `"}`), Issued: clock.t})
-	iface, _ := NewInterface(DefaultConfig(), codec, WithClock(clock.Now), WithStore(failingStore{}))
+	manager, _ := NewManager(DefaultConfig(), codec, WithClock(clock.Now), WithStore(failingStore{}))
 
-	s, outcome := iface.Open(requestWithCookie("session", cookie))
+	s, outcome := manager.Open(requestWithCookie("session", cookie))
 	if outcome != OutcomeUnavailable || !s.IsNull() || !errors.Is(s.Unavailable(), ErrStore) {
 		t.Fatalf("open with the store down: %s, null=%v", outcome, s.IsNull())
 	}
 	// Without a cookie there is nothing to load; saving fails loudly.
-	s, _ = iface.Open(requestWithCookie("session", ""))
+	s, _ = manager.Open(requestWithCookie("session", ""))
 	_ = s.Set("a", json.RawMessage(`1`))
 	h := http.Header{}
-	if _, err := iface.Save(ctx, s, h); !errors.Is(err, ErrStore) || len(h) != 0 {
+	if _, err := manager.Save(ctx, s, h); !errors.Is(err, ErrStore) || len(h) != 0 {
 		t.Errorf("save with the store down: %v, wrote %v", err, h)
 	}
 }
@@ -303,27 +303,27 @@ func expectValues(t *testing.T, store Store, id, want string) {
 	}
 }
 
-func TestInterfaceWithStoreConcurrentRequests(t *testing.T) {
+func TestManagerWithStoreConcurrentRequests(t *testing.T) {
 	ctx := context.Background()
 	clock := &testClock{t: testEpoch}
 	store := NewMemoryStore(100, clock.Now)
 	codec, _ := NewSecureCookieCodec(testSecret)
-	iface, _ := NewInterface(DefaultConfig(), codec, WithClock(clock.Now), WithStore(store))
+	manager, _ := NewManager(DefaultConfig(), codec, WithClock(clock.Now), WithStore(store))
 	save := func(s *Session) http.Header {
 		t.Helper()
 		h := http.Header{}
-		if _, err := iface.Save(ctx, s, h); err != nil {
+		if _, err := manager.Save(ctx, s, h); err != nil {
 			t.Fatal(err)
 		}
 		return h
 	}
-	s, _ := iface.Open(requestWithCookie("session", ""))
+	s, _ := manager.Open(requestWithCookie("session", ""))
 	_ = s.Set("a", json.RawMessage(`1`))
 	cookie := cookieValue(t, save(s), "session")
 
 	// Emptying by deleting keys spares what a concurrent request added.
-	a, _ := iface.Open(requestWithCookie("session", cookie))
-	b, _ := iface.Open(requestWithCookie("session", cookie))
+	a, _ := manager.Open(requestWithCookie("session", cookie))
+	b, _ := manager.Open(requestWithCookie("session", cookie))
 	_ = b.Set("b", json.RawMessage(`2`))
 	save(b)
 	_ = a.Delete("a")
@@ -336,15 +336,15 @@ func TestInterfaceWithStoreConcurrentRequests(t *testing.T) {
 
 	// A request still running when another renews the session does not
 	// bring the old ID back.
-	slow, _ := iface.Open(requestWithCookie("session", cookie))
-	renewer, _ := iface.Open(requestWithCookie("session", cookie))
+	slow, _ := manager.Open(requestWithCookie("session", cookie))
+	renewer, _ := manager.Open(requestWithCookie("session", cookie))
 	_ = renewer.Renew()
 	save(renewer)
 	_ = slow.Set("late", json.RawMessage(`true`))
 	if h := save(slow); h.Get("Set-Cookie") != "" {
 		t.Errorf("a cookie for the dead ID: %q", h.Get("Set-Cookie"))
 	}
-	if _, outcome := iface.Open(requestWithCookie("session", cookie)); outcome != OutcomeUnknownID {
+	if _, outcome := manager.Open(requestWithCookie("session", cookie)); outcome != OutcomeUnknownID {
 		t.Errorf("the renewed-away ID opens again: %s", outcome)
 	}
 }
@@ -354,18 +354,18 @@ func TestRefreshOnlyStoreFailureIsNotAnError(t *testing.T) {
 	clock := &testClock{t: testEpoch}
 	memory := NewMemoryStore(10, clock.Now)
 	codec, _ := NewSecureCookieCodec(testSecret)
-	iface, _ := NewInterface(DefaultConfig(), codec, WithClock(clock.Now), WithStore(memory))
-	s, _ := iface.Open(requestWithCookie("session", ""))
+	manager, _ := NewManager(DefaultConfig(), codec, WithClock(clock.Now), WithStore(memory))
+	s, _ := manager.Open(requestWithCookie("session", ""))
 	_ = s.SetPermanent(true)
 	_ = s.Set("user", json.RawMessage(`"alice"`))
 	h := http.Header{}
-	if _, err := iface.Save(ctx, s, h); err != nil {
+	if _, err := manager.Save(ctx, s, h); err != nil {
 		t.Fatal(err)
 	}
 	cookie := cookieValue(t, h, "session")
-	opened, _ := iface.Open(requestWithCookie("session", cookie))
+	opened, _ := manager.Open(requestWithCookie("session", cookie))
 
-	down, _ := NewInterface(DefaultConfig(), codec, WithClock(clock.Now), WithStore(failingStore{}))
+	down, _ := NewManager(DefaultConfig(), codec, WithClock(clock.Now), WithStore(failingStore{}))
 	h = http.Header{}
 	if action, err := down.Save(ctx, opened, h); err != nil || action != CookieUntouched || h.Get("Set-Cookie") != "" {
 		t.Errorf("a failed refresh: %s %v %v", action, err, h)
@@ -442,36 +442,36 @@ func TestEvictedSessionIsWrittenBackByItsRequest(t *testing.T) {
 	ctx := context.Background()
 	store := NewMemoryStore(1, nil)
 	codec, _ := NewSecureCookieCodec(testSecret)
-	iface, _ := NewInterface(DefaultConfig(), codec, WithStore(store))
+	manager, _ := NewManager(DefaultConfig(), codec, WithStore(store))
 	login := func(user string) (*Session, string) {
-		s, _ := iface.Open(requestWithCookie("session", ""))
+		s, _ := manager.Open(requestWithCookie("session", ""))
 		must(t, s.Set("user", json.RawMessage(`"`+user+`"`)))
 		h := http.Header{}
-		_, err := iface.Save(ctx, s, h)
+		_, err := manager.Save(ctx, s, h)
 		must(t, err)
 		return s, cookieValue(t, h, "session")
 	}
 	_, aliceCookie := login("alice")
-	inFlight, _ := iface.Open(requestWithCookie("session", aliceCookie))
+	inFlight, _ := manager.Open(requestWithCookie("session", aliceCookie))
 	login("bob") // evicts alice: the store holds one session
 	must(t, inFlight.Set("cart", json.RawMessage(`[1]`)))
 	h := http.Header{}
-	if _, err := iface.Save(ctx, inFlight, h); err != nil || h.Get("Set-Cookie") == "" {
+	if _, err := manager.Save(ctx, inFlight, h); err != nil || h.Get("Set-Cookie") == "" {
 		t.Fatalf("save after eviction: %v, Set-Cookie %q", err, h.Get("Set-Cookie"))
 	}
-	if s, outcome := iface.Open(requestWithCookie("session", aliceCookie)); outcome != OutcomeValid || s.String() != `{"cart":[1],"user":"alice"}` {
+	if s, outcome := manager.Open(requestWithCookie("session", aliceCookie)); outcome != OutcomeValid || s.String() != `{"cart":[1],"user":"alice"}` {
 		t.Errorf("after the write-back: %s %s", outcome, s)
 	}
 
 	// Revoked while in flight: gone for good.
-	inFlight, _ = iface.Open(requestWithCookie("session", aliceCookie))
+	inFlight, _ = manager.Open(requestWithCookie("session", aliceCookie))
 	_, _ = store.Delete(ctx, inFlight.ID())
 	must(t, inFlight.Set("late", json.RawMessage(`1`)))
 	h = http.Header{}
-	if _, err := iface.Save(ctx, inFlight, h); err != nil || h.Get("Set-Cookie") != "" {
+	if _, err := manager.Save(ctx, inFlight, h); err != nil || h.Get("Set-Cookie") != "" {
 		t.Errorf("a revoked session was saved: %v %q", err, h.Get("Set-Cookie"))
 	}
-	if _, outcome := iface.Open(requestWithCookie("session", aliceCookie)); outcome != OutcomeUnknownID {
+	if _, outcome := manager.Open(requestWithCookie("session", aliceCookie)); outcome != OutcomeUnknownID {
 		t.Errorf("a revoked session opens: %s", outcome)
 	}
 }
@@ -482,17 +482,17 @@ func TestSessionSizeIsBounded(t *testing.T) {
 	codec, _ := NewSecureCookieCodec(testSecret)
 	cfg := DefaultConfig()
 	cfg.MaxSessionSize = 1000
-	iface, _ := NewInterface(cfg, codec, WithStore(store))
-	s, _ := iface.Open(requestWithCookie("session", ""))
+	manager, _ := NewManager(cfg, codec, WithStore(store))
+	s, _ := manager.Open(requestWithCookie("session", ""))
 	must(t, s.Set("user", json.RawMessage(`"alice"`)))
 	h := http.Header{}
-	_, err := iface.Save(ctx, s, h)
+	_, err := manager.Save(ctx, s, h)
 	must(t, err)
 	cookie := cookieValue(t, h, "session")
 
-	grow, _ := iface.Open(requestWithCookie("session", cookie))
+	grow, _ := manager.Open(requestWithCookie("session", cookie))
 	must(t, grow.Set("blob", json.RawMessage(`"`+strings.Repeat("x", 1000)+`"`)))
-	if _, err := iface.Save(ctx, grow, http.Header{}); !errors.Is(err, ErrSessionTooLarge) || !strings.Contains(err.Error(), "max_session_size") {
+	if _, err := manager.Save(ctx, grow, http.Header{}); !errors.Is(err, ErrSessionTooLarge) || !strings.Contains(err.Error(), "max_session_size") {
 		t.Fatalf("a session over the bound: %v", err)
 	}
 	expectValues(t, store, s.ID(), `{"user":"alice"}`)
@@ -500,9 +500,9 @@ func TestSessionSizeIsBounded(t *testing.T) {
 	// Already over a bound lowered since: removing keys is always allowed.
 	_, err = store.Commit(ctx, s.ID(), Changes{Set: map[string]json.RawMessage{"blob": json.RawMessage(`"` + strings.Repeat("x", 1000) + `"`)}}, time.Hour)
 	must(t, err)
-	shrink, _ := iface.Open(requestWithCookie("session", cookie))
+	shrink, _ := manager.Open(requestWithCookie("session", cookie))
 	must(t, shrink.Delete("blob"))
-	if _, err := iface.Save(ctx, shrink, http.Header{}); err != nil {
+	if _, err := manager.Save(ctx, shrink, http.Header{}); err != nil {
 		t.Errorf("removing a key from an oversized session: %v", err)
 	}
 	expectValues(t, store, s.ID(), `{"user":"alice"}`)
