@@ -392,8 +392,14 @@ func parseStore(d *caddyfile.Dispenser) (*StoreConfig, error) {
 			c.Password, err = singleArg(d)
 		case "master_name":
 			c.MasterName, err = singleArg(d)
+		case "sentinel_username":
+			c.SentinelUsername, err = singleArg(d)
+		case "sentinel_password":
+			c.SentinelPassword, err = singleArg(d)
+		case "cluster":
+			c.Cluster, err = flagArg(d)
 		case "tls":
-			c.TLS, err = boolArg(d)
+			err = parseRedisTLS(d, c)
 		case "db":
 			c.DB, err = intArg(d, 0)
 		case "key_prefix":
@@ -412,7 +418,8 @@ func validStoreOption(storeType, option string) bool {
 		return option == "max_sessions" || option == "max_memory" || option == "max_session_size"
 	case storeRedis:
 		switch option {
-		case "address", "addresses", "username", "password", "master_name", "tls", "db", "key_prefix", "max_session_size":
+		case "address", "addresses", "username", "password", "master_name", "sentinel_username", "sentinel_password",
+			"cluster", "tls", "db", "key_prefix", "max_session_size":
 			return true
 		}
 	}
