@@ -3,10 +3,12 @@ package caddymodule
 import (
 	"encoding/json"
 	"errors"
-	"fmt"
 	"net/http"
+	"sort"
+	"sync"
 
 	"github.com/caddyserver/caddy/v2"
+	"go.uber.org/zap"
 
 	"github.com/sessiongate/caddy-session/sessioncore"
 )
@@ -22,9 +24,18 @@ func init() {
 //	{"id": "<session ID>"}
 //
 // It deletes the session from every memory and Redis store of the loaded
-// configs and answers {"revoked": <how many stores had it>}. It lives on
-// Caddy's admin listener, with its usual host and origin checks. The ID is
-// the one the upstream receives in X-Session-Id.
+// configs and answers how many had it, and what each store said:
+//
+//	{"revoked": 1, "stores": [
+//		{"store": "redis redis://10.0.0.5:6379/0 prefix session:", "revoked": true},
+//		{"store": "redis redis://10.0.0.6:6379/0 prefix session:", "revoked": false, "error": "..."}]}
+//
+// The status is 200 when at least one store answered, even if another
+// failed (its error is in its entry: revoke again once it is back), and
+// 503 only when every store failed. A store is described by its type,
+// addresses (passwords redacted) and key prefix. It lives on Caddy's admin
+// listener, with its usual host and origin checks. The ID is the one the
+// upstream receives in X-Session-Id.
 type Admin struct{}
 
 // CaddyModule returns the Caddy module information.
@@ -52,26 +63,79 @@ func (a *Admin) revoke(w http.ResponseWriter, r *http.Request) error {
 	}
 	// Collect first: the pool stays locked while Range runs, and a store
 	// call may take a while.
-	var all []sessioncore.Store
-	stores.Range(func(_, value any) bool {
-		all = append(all, value.(pooledStore).Store)
+	type entry struct {
+		describe string
+		store    sessioncore.Store
+		use      *storeUse
+	}
+	var all []entry
+	stores.Range(func(key, value any) bool {
+		p := value.(pooledStore)
+		if p.use != nil {
+			// A reload that unloads the store meanwhile closes it only
+			// once no one uses it.
+			p.use.acquire()
+		}
+		all = append(all, entry{describeStore(key.(string)), p.Store, p.use})
 		return true
 	})
-	revoked := 0
-	var failed error
-	for _, store := range all {
-		found, err := store.Delete(r.Context(), body.ID)
-		if err != nil {
-			failed = err
-		} else if found {
-			revoked++
+	defer func() {
+		for _, e := range all {
+			if e.use != nil {
+				e.use.release()
+			}
+		}
+	}()
+	sort.Slice(all, func(i, j int) bool { return all[i].describe < all[j].describe })
+	// The stores are asked together: one that does not answer holds the
+	// answer for its timeouts, not for theirs added up.
+	answer := revokeAnswer{Stores: make([]storeRevocation, len(all))}
+	errs := make([]error, len(all))
+	var wg sync.WaitGroup
+	for i, e := range all {
+		wg.Go(func() {
+			found, err := e.store.Delete(r.Context(), body.ID)
+			answer.Stores[i] = storeRevocation{Store: e.describe, Revoked: found && err == nil}
+			errs[i] = err
+		})
+	}
+	wg.Wait()
+	failed := 0
+	for i, err := range errs {
+		switch {
+		case err != nil:
+			failed++
+			answer.Stores[i].Error = err.Error()
+			caddy.Log().Named("admin.api.session").Error("revoking a session: a store failed", zap.String("store", all[i].describe), zap.Error(err))
+		case answer.Stores[i].Revoked:
+			answer.Revoked++
 		}
 	}
-	if failed != nil {
-		return caddy.APIError{HTTPStatus: http.StatusServiceUnavailable, Err: fmt.Errorf("revoking: %w", failed)}
+	status := http.StatusOK
+	if failed > 0 && failed == len(all) {
+		status = http.StatusServiceUnavailable
+		answer.Error = "revoking: no store answered; revoke again once they are back"
 	}
 	w.Header().Set("Content-Type", "application/json")
-	return json.NewEncoder(w).Encode(map[string]int{"revoked": revoked})
+	w.WriteHeader(status)
+	return json.NewEncoder(w).Encode(answer)
+}
+
+// revokeAnswer is the answer of POST /session/revoke.
+type revokeAnswer struct {
+	// Revoked is how many stores had the session.
+	Revoked int               `json:"revoked"`
+	Stores  []storeRevocation `json:"stores"`
+	// Error is set when every store failed (503), as Caddy's own admin
+	// errors are.
+	Error string `json:"error,omitempty"`
+}
+
+// storeRevocation is what one store said.
+type storeRevocation struct {
+	Store   string `json:"store"`
+	Revoked bool   `json:"revoked"`
+	Error   string `json:"error,omitempty"`
 }
 
 // Interface guards

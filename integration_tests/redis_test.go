@@ -144,7 +144,7 @@ func TestRedisRevocationThroughTheAdminAPI(t *testing.T) {
 
 	req, _ := http.NewRequest(http.MethodPost, gw.Admin+"/session/revoke", strings.NewReader(`{"id":"`+m.ID+`"}`))
 	resp, body := do(t, req)
-	if resp.StatusCode != 200 || strings.TrimSpace(body) != `{"revoked":1}` {
+	if resp.StatusCode != 200 || !strings.HasPrefix(body, `{"revoked":1,"stores":[{"store":"redis redis://`+server.Addr+`/0 prefix it:session:","revoked":true}]}`) {
 		t.Fatalf("revoke: %d %s", resp.StatusCode, body)
 	}
 	if after, _ := askMe(t, gw, login); len(after.Session) != 0 {
