@@ -91,6 +91,33 @@ func StartCluster(t testing.TB) *Cluster {
 	return c
 }
 
+// Owner is the node that holds key's hash slot.
+func (c *Cluster) Owner(t testing.TB, key string) *Server {
+	t.Helper()
+	ctx := context.Background()
+	client := redis.NewClient(&redis.Options{Addr: c.Seed()})
+	defer client.Close()
+	slot, err := client.ClusterKeySlot(ctx, key).Result()
+	if err != nil {
+		t.Fatalf("CLUSTER KEYSLOT %s: %v", key, err)
+	}
+	ranges, err := client.ClusterSlots(ctx).Result()
+	if err != nil {
+		t.Fatalf("CLUSTER SLOTS: %v", err)
+	}
+	for _, r := range ranges {
+		if int64(r.Start) <= slot && slot <= int64(r.End) && len(r.Nodes) > 0 {
+			for _, n := range c.Nodes {
+				if n.Addr == r.Nodes[0].Addr {
+					return n
+				}
+			}
+		}
+	}
+	t.Fatalf("no node of %v holds slot %d", c.Addrs(), slot)
+	return nil
+}
+
 func splitHostPort(t testing.TB, addr string) (string, string) {
 	i := strings.LastIndexByte(addr, ':')
 	if i < 0 {

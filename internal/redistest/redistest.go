@@ -41,6 +41,17 @@ func Start(t testing.TB) *Server {
 	return start(t, nil)
 }
 
+// StartWithPassword runs redis-server as Start does, asking clients for
+// password (requirepass).
+func StartWithPassword(t testing.TB, password string) *Server {
+	t.Helper()
+	need(t, "redis-server", "redis-server")
+	s := newServer(t, freePorts(t, 1)[0], []string{"--requirepass", password})
+	s.password = password
+	s.Restart()
+	return s
+}
+
 // need fails (CI=true) or skips the test when a program is missing.
 func need(t testing.TB, program, pkg string) {
 	t.Helper()
