@@ -42,6 +42,7 @@ func BenchmarkHandler(b *testing.B) {
 		b.Run(tc.name, func(b *testing.B) {
 			h := newTestHandler(b, tc.configure)
 			h.logger = zap.NewNop() // Caddy's default level: no debug lines
+			renewGateway(b, h)
 			cookie := "theme=dark"
 			if tc.session != "" {
 				cookie += "; session=" + login(b, h, tc.session).Value

@@ -1,6 +1,7 @@
 package caddymodule
 
 import (
+	"cmp"
 	"fmt"
 	"slices"
 	"strconv"
@@ -114,7 +115,7 @@ func (s *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		// Name the directive's line, not the closing brace's.
 		return fmt.Errorf("session: secret is required (for example: secret {env.SESSION_SECRET}), at %s:%d", file, line)
 	}
-	if s.Codec != codecFlask { // Flask accepts any non-empty key, and warns later
+	if info, _ := sessioncore.LookupCodec(cmp.Or(s.Codec, sessioncore.SecureCookieCodecName)); !info.AnySecretLength { // as Flask, any non-empty key, and a warning later
 		for _, ls := range p.literalSecrets {
 			if err := ls.check(); err != nil {
 				return err
@@ -170,7 +171,7 @@ var subdirectives = map[string]subdirective{
 		_, err := sessioncore.NewHeaderProtocol(v)
 		return err
 	}),
-	"codec":           choiceInto(func(h *Handler) *string { return &h.Codec }, codecSecureCookie, codecFlask),
+	"codec":           choiceInto(func(h *Handler) *string { return &h.Codec }, sessioncore.CodecNames()...),
 	"forward_cookie":  boolPtrInto(func(h *Handler) **bool { return &h.ForwardCookie }),
 	"store":           parseStoreSubdirective,
 	"on_store_error":  choiceInto(func(h *Handler) *string { return &h.OnStoreError }, "fail_open", "fail_closed"),

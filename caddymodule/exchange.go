@@ -2,7 +2,6 @@ package caddymodule
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/http"
 	"strings"
@@ -47,7 +46,7 @@ func (ex *exchange) snapshotHeader(header http.Header) {
 }
 
 // owns implements finisher.
-func (ex *exchange) owns(name string) bool { return ex.h.protocol.Owns(name) }
+func (ex *exchange) owns(name string) bool { return ex.h.gateway.Owns(name) }
 
 // finish applies the upstream's changes to the session and saves it into
 // the response header. It runs just before the final header is written. On
@@ -55,62 +54,29 @@ func (ex *exchange) owns(name string) bool { return ex.h.protocol.Owns(name) }
 // before the upstream answered, and the returned error tells Caddy which
 // status to answer with.
 func (ex *exchange) finish(status int, header http.Header) error {
-	h := ex.h
-	h.protocol.StripFromList(header, "Trailer")
-	mutation, err := h.protocol.TakeMutation(header)
-	if err != nil {
+	d := ex.h.gateway.Depart(ex.ctx, ex.session, header)
+	switch {
+	case d.Rejected:
 		metrics.mutations.inc("rejected")
-		return ex.reject(header, http.StatusBadGateway, "malformed session mutation from upstream", err, status)
-	}
-	// An upstream that shares the cookie (a Flask app) may set it itself:
-	// its cookie is the new state, and the mutation headers apply on top.
-	upstreamValues, upstreamSet, err := h.sessions.TakeResponseCookie(header)
-	if err != nil {
-		return ex.reject(header, http.StatusBadGateway, "upstream session cookie rejected", err, status)
-	}
-	if upstreamSet {
-		if err := ex.session.Adopt(upstreamValues); err != nil {
-			return ex.reject(header, http.StatusServiceUnavailable, "session change refused", err, status)
-		}
-	}
-	if err := ex.session.Apply(mutation); err != nil {
-		metrics.mutations.inc("rejected")
-		return ex.reject(header, http.StatusServiceUnavailable, "session change refused", err, status)
-	}
-	linesBefore := len(header["Set-Cookie"])
-	action, err := h.sessions.Save(ex.ctx, ex.session, header)
-	if errors.Is(err, sessioncore.ErrStore) {
-		// Never drop a change silently: the client learns it was not saved.
-		return ex.reject(header, http.StatusServiceUnavailable, "session cannot be saved", err, status)
-	}
-	if errors.Is(err, sessioncore.ErrSessionTooLarge) {
-		metrics.mutations.inc("rejected")
-	}
-	if err != nil {
-		return ex.reject(header, http.StatusBadGateway, "session cannot be saved", err, status)
-	}
-	if upstreamSet || !mutation.IsEmpty() {
+	case d.Applied:
 		metrics.mutations.inc("applied")
 	}
-	if action != sessioncore.CookieUntouched {
-		metrics.cookies.inc(cookieAction(action, ex.session.Modified()))
+	if d.Refused != nil {
+		return ex.reject(header, d.Status, d.Reason, d.Refused, status)
 	}
-	if action == sessioncore.CookieSet {
-		// Save appends the session's lines first, then any that delete
-		// stale parts; only the former carry the session.
-		for _, line := range header["Set-Cookie"][linesBefore:] {
+	if d.Action != sessioncore.CookieUntouched {
+		metrics.cookies.inc(cookieAction(d.Action, ex.session.Modified()))
+	}
+	if d.Action == sessioncore.CookieSet {
+		// The session's lines come first, then any that delete stale parts.
+		for _, line := range d.Lines {
 			if !strings.Contains(line, "; Max-Age=0") {
 				metrics.cookieSize.Observe(float64(len(line)))
 			}
 		}
 	}
-	wroteCookies := action != sessioncore.CookieUntouched || len(header["Set-Cookie"]) > linesBefore // stale parts deleted
-	if cc := header["Cache-Control"]; wroteCookies && (len(cc) == 0 || cc[0] == "") {
-		// A shared cache must not store one user's cookie for others.
-		header["Cache-Control"] = []string{"private"}
-	}
-	if c := h.logger.Check(zapcore.DebugLevel, "session saved"); c != nil {
-		c.Write(zap.String("cookie", string(action)), zap.Bool("modified", ex.session.Modified()), zap.Int("status", status))
+	if c := ex.h.logger.Check(zapcore.DebugLevel, "session saved"); c != nil {
+		c.Write(zap.String("cookie", string(d.Action)), zap.Bool("modified", ex.session.Modified()), zap.Int("status", status))
 	}
 	return nil
 }
@@ -135,7 +101,7 @@ func (ex *exchange) restoreHeader(header http.Header) {
 // that way comes too late to save and is logged, not applied.
 func (ex *exchange) stripTrailers(header http.Header) {
 	for name := range header {
-		if ex.h.protocol.Owns(strings.TrimPrefix(name, http.TrailerPrefix)) {
+		if ex.h.gateway.Owns(strings.TrimPrefix(name, http.TrailerPrefix)) {
 			delete(header, name)
 			ex.h.logger.Warn("session header sent as a trailer was ignored; send it before the body", zap.String("header", name))
 		}

@@ -1,6 +1,7 @@
 package caddymodule
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"net/http"
@@ -10,8 +11,6 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
-	"go.uber.org/zap/zapcore"
-	"golang.org/x/net/http/httpguts"
 
 	"github.com/sessiongate/caddy-session/sessioncore"
 )
@@ -148,14 +147,11 @@ type Handler struct {
 	// that refuses changes, and X-Session-Status: unavailable.
 	OnStoreError string `json:"on_store_error,omitempty"`
 
-	sessions      *sessioncore.Manager
-	protocol      *sessioncore.HeaderProtocol
-	forwardCookie bool
-	failOpen      bool
-	storeKey      string    // in the stores pool, released on Cleanup
-	storeUse      *storeUse // counts this handler's requests while they use the store
-	crossOrigin   *http.CrossOriginProtection
-	logger        *zap.Logger
+	sessions *sessioncore.Manager
+	gateway  *sessioncore.Gateway
+	storeKey string    // in the stores pool, released on Cleanup
+	storeUse *storeUse // counts this handler's requests while they use the store
+	logger   *zap.Logger
 }
 
 // ForwardHeader sends one session value to the upstream in a header.
@@ -182,228 +178,193 @@ func (Handler) CaddyModule() caddy.ModuleInfo {
 	}
 }
 
-// Provision resolves the secrets and sets up the session interface.
+// Provision sets the handler up, in steps: the keys and the codec, the
+// session's configuration, the store, the session manager, and the
+// gateway that runs each request through them.
 func (h *Handler) Provision(ctx caddy.Context) error {
 	h.logger = ctx.Logger()
 	if err := registerMetrics(ctx.GetMetricsRegistry()); err != nil {
 		return fmt.Errorf("session metrics: %w", err)
 	}
-	repl := caddy.NewReplacer()
-
-	secret, fromPlaceholder, err := resolveSecret(repl, h.Secret)
+	codec, err := h.provisionCodec()
 	if err != nil {
-		return fmt.Errorf("session secret: %w", err)
+		return err
 	}
-	literal := !fromPlaceholder && h.Secret != ""
-	if h.SecretFile != "" {
-		if h.Secret != "" {
-			return errors.New("session: set secret or secret_file, not both")
-		}
-		path, _, err := resolveSecret(repl, h.SecretFile)
-		if err != nil {
-			return fmt.Errorf("session secret_file: %w", err)
-		}
-		if secret, err = readSecretFile(path); err != nil {
-			return err
-		}
-	}
-	if secret == "" {
-		return errors.New("session secret is required")
-	}
-	var fallbacks [][]byte
-	for i, raw := range h.SecretFallbacks {
-		fb, fromPlaceholder, err := resolveSecret(repl, raw)
-		if err != nil {
-			return fmt.Errorf("session fallback secret %d: %w", i+1, err)
-		}
-		literal = literal || !fromPlaceholder
-		fallbacks = append(fallbacks, []byte(fb))
-	}
-	if h.SecretFallbacksFile != "" {
-		path, _, err := resolveSecret(repl, h.SecretFallbacksFile)
-		if err != nil {
-			return fmt.Errorf("session secret_fallbacks_file: %w", err)
-		}
-		fromFile, err := readFallbacksFile(path)
-		if err != nil {
-			return err
-		}
-		fallbacks = append(fallbacks, fromFile...)
-	}
-	if literal {
-		h.logger.Warn("a session secret is written in the config itself, where the admin API and autosave.json show it; use {env.*} or {file.*}")
-	}
-	codec, err := h.newCodec([]byte(secret), fallbacks)
+	cfg, err := h.managerConfig()
 	if err != nil {
-		return fmt.Errorf("session keys: %w", err)
+		return err
 	}
-
-	cfg := sessioncore.DefaultConfig()
-	if h.CookieName != "" {
-		cfg.CookieName = h.CookieName
-	}
-	if h.CookiePath != "" {
-		cfg.CookiePath = h.CookiePath
-	}
-	if h.CookieHTTPOnly != nil {
-		cfg.CookieHTTPOnly = *h.CookieHTTPOnly
-	}
-	if h.Lifetime != 0 {
-		cfg.Lifetime = time.Duration(h.Lifetime)
-	}
-	if h.RefreshEachRequest != nil {
-		cfg.RefreshEachRequest = *h.RefreshEachRequest
-	}
-	cfg.MaxCookieParts = h.MaxCookieParts
-	cfg.MaxCookieBytes = h.MaxCookieBytes
 	if err := h.checkCookieBudget(ctx); err != nil {
 		return err
 	}
-	if h.Codec == codecFlask {
-		cfg.MaxCookieParts = 1 // a Flask app would not join the parts
-	}
-	cfg.IdleTimeout = time.Duration(h.IdleTimeout)
-	cfg.AbsoluteLifetime = time.Duration(h.AbsoluteLifetime)
-	cfg.RefreshInterval = time.Duration(h.RefreshInterval)
-	if h.RevokeBefore != "" {
-		if cfg.RevokeBefore, err = time.Parse(time.RFC3339, h.RevokeBefore); err != nil {
-			return fmt.Errorf("revoke_before must be an RFC 3339 time such as 2026-11-25T20:00:00Z: %w", err)
-		}
-		if cfg.RevokeBefore.After(time.Now().Add(sessioncore.MaxClockSkew)) {
-			// Every login until then would be void at its next request.
-			return fmt.Errorf("revoke_before %s is in the future", h.RevokeBefore)
-		}
-	}
-	if cfg.AbsoluteLifetime > 0 && h.Codec == codecFlask {
-		return errors.New("absolute_lifetime needs the creation time, which Flask's cookie does not carry; it cannot be used with the flask codec")
-	}
-	cfg.CookieDomain = h.CookieDomain
-	cfg.CookieSecure = h.CookieSecure
-	cfg.CookieSameSite = h.CookieSameSite
-	cfg.CookiePartitioned = h.CookiePartitioned
-	if strings.EqualFold(cfg.CookieSameSite, "none") && !cfg.CookieSecure && !cfg.CookiePartitioned {
-		h.logger.Warn("browsers reject SameSite=None cookies that are not Secure; set cookie_secure true")
-	}
-
 	opts := []sessioncore.Option{sessioncore.WithLogger(h.logger)}
-	switch h.OnStoreError {
-	case "", "fail_closed":
-	case "fail_open":
-		h.failOpen = true
-	default:
-		return fmt.Errorf("on_store_error must be fail_open or fail_closed, not %q", h.OnStoreError)
-	}
 	store, storeKey, err := openStore(h.Store, cfg.CookieName)
 	if err != nil {
 		return fmt.Errorf("session store: %w", err)
 	}
 	h.storeKey, h.storeUse = storeKey, store.use
 	if store.Store != nil {
-		if h.Codec == codecFlask {
-			return errors.New("the flask codec keeps the session in the cookie, as Flask does; it cannot be used with a server-side store")
-		}
 		opts = append(opts, sessioncore.WithStore(store.Store))
 		cfg.MaxSessionSize = h.Store.MaxSessionSize
 	}
-	h.sessions, err = sessioncore.NewManager(cfg, codec, opts...)
-	if err != nil {
+	if h.sessions, err = sessioncore.NewManager(cfg, codec, opts...); err != nil {
 		return fmt.Errorf("session cookie: %w", err)
 	}
-	for _, f := range h.Forward {
-		if f.Key == "" || !httpguts.ValidHeaderFieldName(f.Header) {
-			return fmt.Errorf("forward: want a session key and a valid header name, not %q %q", f.Key, f.Header)
-		}
-	}
-	if h.CSRFProtection != nil {
-		h.crossOrigin = http.NewCrossOriginProtection()
-		for _, origin := range h.CSRFProtection.TrustedOrigins {
-			if err := h.crossOrigin.AddTrustedOrigin(origin); err != nil {
-				return fmt.Errorf("csrf_protection: %w", err)
-			}
-		}
-	}
-	prefix := h.HeaderPrefix
-	if prefix == "" {
-		prefix = sessioncore.DefaultHeaderPrefix
-	}
-	h.protocol, err = sessioncore.NewHeaderProtocol(prefix)
+	h.gateway, err = h.newGateway()
 	return err
 }
 
-// Names of the codecs.
-const (
-	codecSecureCookie = "securecookie"
-	codecFlask        = "flask"
-)
-
-// newCodec makes the configured codec.
-func (h *Handler) newCodec(secret []byte, fallbacks [][]byte) (sessioncore.Codec, error) {
-	switch h.Codec {
-	case "", codecSecureCookie:
-		h.forwardCookie = h.ForwardCookie != nil && *h.ForwardCookie
-		return sessioncore.NewSecureCookieCodec(secret, fallbacks...)
-	case codecFlask:
-		h.forwardCookie = h.ForwardCookie == nil || *h.ForwardCookie
+// provisionCodec reads the secrets and makes the configured codec.
+func (h *Handler) provisionCodec() (sessioncore.Codec, error) {
+	secret, fallbacks, literal, err := h.secrets()
+	if err != nil {
+		return nil, err
+	}
+	if literal {
+		h.logger.Warn("a session secret is written in the config itself, where the admin API and autosave.json show it; use {env.*} or {file.*}")
+	}
+	info, err := h.codecInfo()
+	if err != nil {
+		return nil, err
+	}
+	if info.AnySecretLength {
 		for i, s := range append([][]byte{secret}, fallbacks...) {
 			if len(s) > 0 && len(s) < sessioncore.MinSecretLength {
-				h.logger.Warn("a short Flask secret can be brute-forced offline from a single cookie (hashcat mode 29100); use 32 random bytes or more",
+				h.logger.Warn("a short secret can be brute-forced offline from a single cookie (for Flask's, hashcat mode 29100); use 32 random bytes or more",
 					zap.Int("secret", i), zap.Int("bytes", len(s)))
 			}
 		}
-		return sessioncore.NewFlaskCodec(secret, fallbacks...)
 	}
-	return nil, fmt.Errorf("unknown codec %q; want securecookie or flask", h.Codec)
+	codec, err := info.New(secret, fallbacks...)
+	if err != nil {
+		return nil, fmt.Errorf("session keys: %w", err)
+	}
+	return codec, nil
+}
+
+// codecInfo returns the configured codec's description.
+func (h *Handler) codecInfo() (sessioncore.CodecInfo, error) {
+	name := cmp.Or(h.Codec, sessioncore.SecureCookieCodecName)
+	info, ok := sessioncore.LookupCodec(name)
+	if !ok {
+		return info, fmt.Errorf("unknown codec %q; want one of %s", name, strings.Join(sessioncore.CodecNames(), ", "))
+	}
+	return info, nil
+}
+
+// managerConfig turns the handler's fields into the session manager's
+// configuration, which checks itself when the manager is made.
+func (h *Handler) managerConfig() (sessioncore.Config, error) {
+	cfg := sessioncore.DefaultConfig()
+	cfg.CookieName = cmp.Or(h.CookieName, cfg.CookieName)
+	cfg.CookiePath = cmp.Or(h.CookiePath, cfg.CookiePath)
+	cfg.CookieDomain = h.CookieDomain
+	cfg.CookieSecure = h.CookieSecure
+	cfg.CookieSameSite = h.CookieSameSite
+	cfg.CookiePartitioned = h.CookiePartitioned
+	if h.CookieHTTPOnly != nil {
+		cfg.CookieHTTPOnly = *h.CookieHTTPOnly
+	}
+	cfg.Lifetime = cmp.Or(time.Duration(h.Lifetime), cfg.Lifetime)
+	if h.RefreshEachRequest != nil {
+		cfg.RefreshEachRequest = *h.RefreshEachRequest
+	}
+	cfg.IdleTimeout = time.Duration(h.IdleTimeout)
+	cfg.AbsoluteLifetime = time.Duration(h.AbsoluteLifetime)
+	cfg.RefreshInterval = time.Duration(h.RefreshInterval)
+	cfg.MaxCookieParts = h.MaxCookieParts
+	cfg.MaxCookieBytes = h.MaxCookieBytes
+	if info, _ := h.codecInfo(); info.SharedWithApp {
+		cfg.MaxCookieParts = 1 // the app would not join the parts
+	}
+	var err error
+	if cfg.RevokeBefore, err = sessioncore.ParseRevokeBefore(h.RevokeBefore); err != nil {
+		return cfg, err
+	}
+	if cfg.CookieSameSite == sessioncore.SameSiteNone || strings.EqualFold(cfg.CookieSameSite, "none") {
+		if !cfg.CookieSecure && !cfg.CookiePartitioned {
+			h.logger.Warn("browsers reject SameSite=None cookies that are not Secure; set cookie_secure true")
+		}
+	}
+	return cfg, nil
+}
+
+// newGateway makes the gateway that runs each request through the
+// session manager.
+func (h *Handler) newGateway() (*sessioncore.Gateway, error) {
+	info, err := h.codecInfo()
+	if err != nil {
+		return nil, err
+	}
+	protocol, err := sessioncore.NewHeaderProtocol(cmp.Or(h.HeaderPrefix, sessioncore.DefaultHeaderPrefix))
+	if err != nil {
+		return nil, err
+	}
+	c := sessioncore.GatewayConfig{
+		Protocol:      protocol,
+		ForwardCookie: info.SharedWithApp,
+		FailOpen:      h.OnStoreError == onStoreErrorFailOpen,
+		OnWithheld:    metrics.withheld.inc,
+		Logger:        h.logger,
+	}
+	if h.ForwardCookie != nil {
+		c.ForwardCookie = *h.ForwardCookie
+	}
+	for _, f := range h.Forward {
+		c.Forward = append(c.Forward, sessioncore.ForwardHeader{Key: f.Key, Header: f.Header})
+	}
+	if h.CSRFProtection != nil {
+		c.CrossOrigin = http.NewCrossOriginProtection()
+		for _, origin := range h.CSRFProtection.TrustedOrigins {
+			if err := c.CrossOrigin.AddTrustedOrigin(origin); err != nil {
+				return nil, fmt.Errorf("csrf_protection: %w", err)
+			}
+		}
+	}
+	return sessioncore.NewGateway(h.sessions, c)
+}
+
+// The values of on_store_error.
+const (
+	onStoreErrorFailOpen   = "fail_open"
+	onStoreErrorFailClosed = "fail_closed"
+)
+
+// Validate implements caddy.Validator: the rules that join several
+// settings. Each setting's own rules are checked where it is parsed.
+func (h *Handler) Validate() error {
+	info, err := h.codecInfo()
+	if err != nil {
+		return err
+	}
+	switch {
+	case h.Secret != "" && h.SecretFile != "":
+		return errors.New("session: set secret or secret_file, not both")
+	case h.OnStoreError != "" && h.OnStoreError != onStoreErrorFailOpen && h.OnStoreError != onStoreErrorFailClosed:
+		return fmt.Errorf("on_store_error must be fail_open or fail_closed, not %q", h.OnStoreError)
+	case h.AbsoluteLifetime > 0 && !info.KeepsCreationTime:
+		return fmt.Errorf("absolute_lifetime needs the creation time, which the %s codec's cookie does not carry", info.Name)
+	case h.Store != nil && h.Store.Type != "" && h.Store.Type != storeCookie && info.SharedWithApp:
+		return fmt.Errorf("the %s codec keeps the session in the cookie, as the app does; it cannot be used with a server-side store", info.Name)
+	}
+	return nil
 }
 
 // ServeHTTP implements caddyhttp.MiddlewareHandler.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
-	// First of all, nothing a client sent may speak for the gateway, not
-	// even to an error route.
-	h.protectRequest(r)
 	if h.storeUse != nil {
 		// A reload must not close the store under this request.
 		h.storeUse.acquire()
 		defer h.storeUse.release()
 	}
-	if h.crossOrigin != nil {
-		if err := h.crossOrigin.Check(r); err != nil {
-			return caddyhttp.Error(http.StatusForbidden, err)
-		}
+	arrival := h.gateway.Arrive(r, w.Header())
+	if arrival.Outcome != "" {
+		metrics.opened.inc(string(arrival.Outcome))
 	}
-	session, outcome := h.sessions.Open(r)
-	metrics.opened.inc(string(outcome))
-	if c := h.logger.Check(zapcore.DebugLevel, "session opened"); c != nil {
-		c.Write(zap.String("outcome", string(outcome)), zap.Int("keys", session.Len()))
+	if arrival.Refused != nil {
+		return caddyhttp.Error(arrival.Status, arrival.Refused)
 	}
-
-	storeDown := errors.Is(session.Unavailable(), sessioncore.ErrStore)
-	if storeDown && !h.failOpen {
-		return caddyhttp.Error(http.StatusServiceUnavailable, session.Unavailable())
-	}
-	if storeDown {
-		// The page depends on the cookie all the same: a shared cache
-		// must not hand this anonymous answer to users with sessions.
-		sessioncore.AddVaryCookie(w.Header())
-	}
-
-	// The upstream is handed the whole session, so it counts as accessed:
-	// every response through here varies by Cookie.
-	session.MarkAccessed()
-	h.protocol.SetSessionHeader(r.Header, session) // protectRequest stripped the rest
-	if session.IsNull() {
-		r.Header.Set(h.protocol.StatusHeader(), sessioncore.StatusUnavailable)
-	}
-	if id := session.ID(); id != "" {
-		r.Header.Set(h.protocol.IDHeader(), id)
-	}
-	h.forwardIdentity(r, session)
-	// A cookie the gateway did not accept (forged, expired, revoked) never
-	// reaches an upstream that reads it itself, as a Flask app does.
-	if accepted := outcome == sessioncore.OutcomeValid || outcome == sessioncore.OutcomeFallbackKey; h.forwardCookie && accepted {
-		h.forwardSessionCookie(r, h.sessions.RequestCookie(r.Header))
-	} else {
-		h.removeSessionCookies(r)
-	}
+	session := arrival.Session
 	ex := &exchange{h: h, ctx: r.Context(), session: session}
 	ex.snapshotHeader(w.Header())
 	repl := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
@@ -430,7 +391,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		ex.restoreHeader(w.Header())
 		return rw.rejected
 	case err != nil:
-		h.protocol.Strip(w.Header())
+		h.gateway.StripResponse(w.Header())
 		return err
 	}
 	// Trailers are written after this returns, from the same header map.
@@ -452,5 +413,6 @@ func (h *Handler) Cleanup() error {
 var (
 	_ caddy.CleanerUpper          = (*Handler)(nil)
 	_ caddy.Provisioner           = (*Handler)(nil)
+	_ caddy.Validator             = (*Handler)(nil)
 	_ caddyhttp.MiddlewareHandler = (*Handler)(nil)
 )

@@ -73,6 +73,15 @@ func newTestHandler(t testing.TB, configure func(*Handler)) *Handler {
 	return h
 }
 
+// renewGateway remakes h's gateway after a test replaced its manager.
+func renewGateway(t testing.TB, h *Handler) {
+	t.Helper()
+	var err error
+	if h.gateway, err = h.newGateway(); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // serverContext is a context as Caddy provisions a server's handlers in:
 // with the server, whose max_header_size is maxHeaderBytes (0: Caddy's
 // default, 16 KiB), in it. Its modules are cleaned up when the test ends.
@@ -274,6 +283,7 @@ func TestNullSessionRefusesMutationWith503(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	renewGateway(t, h)
 	rec := newRecorder()
 	_, err = serve(h, rec, httptest.NewRequest("GET", "/", nil), func(w http.ResponseWriter, r *http.Request) error {
 		if got := r.Header.Get("X-Session"); got != "{}" {
@@ -503,6 +513,7 @@ func TestStoreDownFailClosedStripsSpoofedHeadersFirst(t *testing.T) {
 	h := newTestHandler(t, func(h *Handler) { h.Forward = []ForwardHeader{{Key: "user", Header: "X-Remote-User"}} })
 	codec, _ := sessioncore.NewSecureCookieCodec([]byte(testSecretLiteral))
 	h.sessions, _ = sessioncore.NewManager(sessioncore.DefaultConfig(), codec, sessioncore.WithStore(downStore{}))
+	renewGateway(t, h)
 	id := strings.Repeat("A", 43)
 	value, _ := codec.Encode("session", sessioncore.Payload{JSON: []byte(`{"sid":"` + id + `"}`), Issued: time.Now()})
 

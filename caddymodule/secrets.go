@@ -50,3 +50,49 @@ func readFallbacksFile(path string) ([][]byte, error) {
 	}
 	return secrets, nil
 }
+
+// secrets resolves the configured secret and fallbacks, from the config
+// and their files. literal reports a secret written in the config itself.
+func (h *Handler) secrets() (secret []byte, fallbacks [][]byte, literal bool, err error) {
+	repl := caddy.NewReplacer()
+	current, fromPlaceholder, err := resolveSecret(repl, h.Secret)
+	if err != nil {
+		return nil, nil, false, fmt.Errorf("session secret: %w", err)
+	}
+	literal = !fromPlaceholder && h.Secret != ""
+	if h.SecretFile != "" {
+		if h.Secret != "" {
+			return nil, nil, false, errors.New("session: set secret or secret_file, not both")
+		}
+		path, _, err := resolveSecret(repl, h.SecretFile)
+		if err != nil {
+			return nil, nil, false, fmt.Errorf("session secret_file: %w", err)
+		}
+		if current, err = readSecretFile(path); err != nil {
+			return nil, nil, false, err
+		}
+	}
+	if current == "" {
+		return nil, nil, false, errors.New("session secret is required")
+	}
+	for i, raw := range h.SecretFallbacks {
+		fb, fromPlaceholder, err := resolveSecret(repl, raw)
+		if err != nil {
+			return nil, nil, false, fmt.Errorf("session fallback secret %d: %w", i+1, err)
+		}
+		literal = literal || !fromPlaceholder
+		fallbacks = append(fallbacks, []byte(fb))
+	}
+	if h.SecretFallbacksFile != "" {
+		path, _, err := resolveSecret(repl, h.SecretFallbacksFile)
+		if err != nil {
+			return nil, nil, false, fmt.Errorf("session secret_fallbacks_file: %w", err)
+		}
+		fromFile, err := readFallbacksFile(path)
+		if err != nil {
+			return nil, nil, false, err
+		}
+		fallbacks = append(fallbacks, fromFile...)
+	}
+	return []byte(current), fallbacks, literal, nil
+}

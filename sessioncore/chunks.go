@@ -3,11 +3,9 @@ package sessioncore
 import (
 	"errors"
 	"fmt"
-	"net/http"
 	"strconv"
 	"strings"
 	"time"
-	"unicode"
 )
 
 // DefaultMaxCookieParts is how many cookies one session may be split over
@@ -54,70 +52,6 @@ func IsCookiePart(cookieName, name string) bool {
 
 // partName returns the name of part k (k >= 1) of the cookie called name.
 func partName(name string, k int) string { return name + "." + strconv.Itoa(k) }
-
-// requestCookies are the session's cookies in a request: the first value
-// of each name, as Werkzeug reads them.
-type requestCookies struct {
-	main      string
-	parts     map[int]string // part number -> value
-	partsSeen int            // the highest part number present
-	bytes     int            // what the session's cookies take of the Cookie line
-}
-
-// cookieBytes is what a cookie adds to a Cookie line after the first:
-// "; name=value".
-func cookieBytes(name, value string) int { return len("; ") + len(name) + len("=") + len(value) }
-
-// TrimCookieName trims from a cookie's name the blanks any common parser
-// trims: "session =v" is the session cookie to net/http and to Werkzeug.
-// That is Go's blanks and Python's, which also include U+001C to U+001F.
-// Trimming more than a parser does only makes the gateway treat more as
-// the session cookie, which is safe: it is checked, or removed.
-func TrimCookieName(name string) string {
-	return strings.TrimFunc(name, func(r rune) bool { return unicode.IsSpace(r) || 0x1c <= r && r <= 0x1f })
-}
-
-// readCookies collects the session cookie and its parts from a request's
-// Cookie headers.
-func readCookies(h http.Header, name string) requestCookies {
-	var rc requestCookies
-	mainSeen := false
-	for _, line := range h["Cookie"] {
-		for part := range strings.SplitSeq(line, ";") {
-			k, v, ok := strings.Cut(strings.TrimSpace(part), "=")
-			if !ok {
-				continue
-			}
-			k = TrimCookieName(k)
-			if len(v) >= 2 && v[0] == '"' && v[len(v)-1] == '"' {
-				v = v[1 : len(v)-1]
-			}
-			if k == name {
-				if !mainSeen {
-					rc.main, mainSeen = v, true
-					rc.bytes += cookieBytes(k, v)
-				}
-				continue
-			}
-			if !IsCookiePart(k, name) {
-				continue
-			}
-			n, _ := strconv.Atoi(k[len(name)+1:])
-			if rc.parts == nil {
-				rc.parts = map[int]string{}
-			}
-			if _, dup := rc.parts[n]; !dup {
-				rc.parts[n] = v
-				rc.bytes += cookieBytes(k, v)
-			}
-			rc.partsSeen = max(rc.partsSeen, n)
-		}
-	}
-	if rc.bytes > 0 {
-		rc.bytes -= len("; ") // the first cookie of a line has no separator
-	}
-	return rc
-}
 
 // value joins the main cookie with its parts when it is chunked.
 func (rc requestCookies) value(maxParts int) (string, error) {

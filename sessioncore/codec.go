@@ -2,6 +2,9 @@ package sessioncore
 
 import (
 	"errors"
+	"fmt"
+	"maps"
+	"slices"
 	"time"
 )
 
@@ -53,3 +56,45 @@ type Codec interface {
 	Encode(name string, p Payload) (string, error)
 	Decode(name, value string) (p Payload, keyIndex int, err error)
 }
+
+// CodecInfo describes a cookie format: how to make its codec, and what
+// the format allows. A codec registers itself once with RegisterCodec, and
+// is chosen by name; nothing else needs to know it.
+type CodecInfo struct {
+	// Name is what a configuration calls it (codec <name>).
+	Name string
+	// New makes the codec with the current secret and older ones that are
+	// still read.
+	New func(secret []byte, fallbacks ...[]byte) (Codec, error)
+	// SharedWithApp says the cookie is an application's own (Flask's):
+	// the gateway then forwards it to the upstream by default, never
+	// splits it over several cookies (the app would not join them), and
+	// keeps the session in it (no server-side store).
+	SharedWithApp bool
+	// KeepsCreationTime says the format carries the session's creation
+	// time, which an absolute lifetime needs.
+	KeepsCreationTime bool
+	// AnySecretLength says the format's own framework accepts any
+	// non-empty secret, so a short one is a warning, not an error.
+	AnySecretLength bool
+}
+
+var codecs = map[string]CodecInfo{}
+
+// RegisterCodec makes a codec available by its name. It panics on a name
+// registered twice, as a programming error caught at start-up.
+func RegisterCodec(info CodecInfo) {
+	if _, dup := codecs[info.Name]; dup || info.Name == "" || info.New == nil {
+		panic(fmt.Sprintf("sessioncore: codec %q registered twice, or without a name or constructor", info.Name))
+	}
+	codecs[info.Name] = info
+}
+
+// LookupCodec returns the codec registered under name.
+func LookupCodec(name string) (CodecInfo, bool) {
+	info, ok := codecs[name]
+	return info, ok
+}
+
+// CodecNames returns the names of the registered codecs, sorted.
+func CodecNames() []string { return slices.Sorted(maps.Keys(codecs)) }

@@ -41,6 +41,18 @@ type FlaskCodec struct {
 	keys []*sync.Pool // HMAC-SHA1 with each derived key: current first, then fallbacks
 }
 
+// FlaskCodecName is the name of the codec of Flask's own session cookie.
+const FlaskCodecName = "flask"
+
+func init() {
+	RegisterCodec(CodecInfo{
+		Name:            FlaskCodecName,
+		New:             func(secret []byte, fallbacks ...[]byte) (Codec, error) { return NewFlaskCodec(secret, fallbacks...) },
+		SharedWithApp:   true,
+		AnySecretLength: true,
+	})
+}
+
 // NewFlaskCodec returns a codec that signs with secret (Flask's SECRET_KEY)
 // and also opens cookies signed with any of fallbacks (SECRET_KEY_FALLBACKS).
 // Flask accepts any non-empty key, and so does this; short keys are weak

@@ -13,13 +13,6 @@ import (
 	"go.uber.org/zap/zapcore"
 )
 
-// Flask's defaults for the session cookie.
-const (
-	DefaultCookieName = "session"
-	DefaultCookiePath = "/"
-	DefaultLifetime   = 31 * 24 * time.Hour // PERMANENT_SESSION_LIFETIME
-)
-
 // MaxClockSkew is how far in the future a cookie's issue time may lie and
 // still be accepted. Flask accepts none; several gateways sharing one secret
 // never have perfectly equal clocks, and a user must not be logged out
@@ -33,66 +26,6 @@ var ErrCookieTooLarge = errors.New("session cookie too large")
 // ErrSessionTooLarge is returned by Save when a change would make the
 // session larger than MaxSessionSize. Nothing is written then.
 var ErrSessionTooLarge = errors.New("session too large")
-
-// Config is the session cookie's configuration. Its fields mirror Flask's
-// config keys; DefaultConfig returns Flask's defaults.
-type Config struct {
-	CookieName         string        // SESSION_COOKIE_NAME
-	CookieDomain       string        // SESSION_COOKIE_DOMAIN; empty: no Domain attribute
-	CookiePath         string        // SESSION_COOKIE_PATH
-	CookieHTTPOnly     bool          // SESSION_COOKIE_HTTPONLY
-	CookieSecure       bool          // SESSION_COOKIE_SECURE
-	CookieSameSite     string        // SESSION_COOKIE_SAMESITE: "", Lax, Strict or None
-	CookiePartitioned  bool          // SESSION_COOKIE_PARTITIONED; implies Secure
-	Lifetime           time.Duration // PERMANENT_SESSION_LIFETIME
-	RefreshEachRequest bool          // SESSION_REFRESH_EACH_REQUEST
-
-	// Beyond Flask (zero: off).
-
-	// IdleTimeout voids a session unused for this long, judged by the
-	// signed issue time; sessions are then reissued as they are used.
-	IdleTimeout time.Duration
-	// AbsoluteLifetime voids a session this long after it was created,
-	// whatever refreshes happened.
-	AbsoluteLifetime time.Duration
-	// RefreshInterval throttles reissues that would only move the expiry:
-	// a cookie issued less than this long ago is not reissued.
-	RefreshInterval time.Duration
-	// RevokeBefore voids every session created before this instant.
-	RevokeBefore time.Time
-	// MaxCookieParts is how many cookies a session too large for one may
-	// be split over (see chunks.go); 0 means DefaultMaxCookieParts, 1 no
-	// splitting.
-	MaxCookieParts int
-	// MaxCookieBytes is the budget for the session's cookies: the bytes
-	// they add together to the Cookie line a browser sends back (see
-	// chunks.go); 0 means DefaultMaxCookieBytes. A session over it is not
-	// issued, and a request over it opens a new session and deletes the
-	// cookies.
-	MaxCookieBytes int
-	// MaxSessionSize bounds a session's JSON, in bytes, whatever keeps it;
-	// 0 means DefaultMaxSessionSize. A change that would leave a session
-	// larger is refused, unless it only removes keys.
-	MaxSessionSize int
-}
-
-// DefaultMaxSessionSize is the default bound of a session's JSON: far
-// beyond what a login needs, far below what would let one client fill a
-// store or send upstreams megabyte headers.
-const DefaultMaxSessionSize = 64 << 10
-
-// DefaultConfig returns Flask's defaults: cookie "session" on path "/",
-// HttpOnly, not Secure, no SameSite, not partitioned, a 31-day lifetime,
-// permanent sessions refreshed on each request.
-func DefaultConfig() Config {
-	return Config{
-		CookieName:         DefaultCookieName,
-		CookiePath:         DefaultCookiePath,
-		CookieHTTPOnly:     true,
-		Lifetime:           DefaultLifetime,
-		RefreshEachRequest: true,
-	}
-}
 
 // Outcome says how Open came by the session it returned.
 type Outcome string
@@ -156,39 +89,7 @@ func WithLogger(l *zap.Logger) Option { return func(m *Manager) { m.logger = l }
 // A nil codec gives a Manager whose sessions are all null sessions, as
 // Flask's are without a secret key.
 func NewManager(cfg Config, codec Codec, opts ...Option) (*Manager, error) {
-	if cfg.CookieName == "" {
-		return nil, errors.New("cookie name must not be empty")
-	}
-	if !validCookieName(cfg.CookieName) {
-		return nil, fmt.Errorf("cookie name %q is not a valid cookie name", cfg.CookieName)
-	}
-	if !strings.HasPrefix(cfg.CookiePath, "/") {
-		return nil, fmt.Errorf("cookie path must start with /, not %q", cfg.CookiePath)
-	}
-	if cfg.Lifetime <= 0 {
-		return nil, fmt.Errorf("lifetime must be positive, not %s", cfg.Lifetime)
-	}
-	if cfg.MaxCookieParts < 0 || cfg.MaxCookieParts > MaxCookiePartsLimit {
-		return nil, fmt.Errorf("max cookie parts must be from 1 to %d, not %d", MaxCookiePartsLimit, cfg.MaxCookieParts)
-	}
-	if cfg.MaxSessionSize < 0 {
-		return nil, fmt.Errorf("max session size must not be negative, not %d", cfg.MaxSessionSize)
-	}
-	if b := cfg.MaxCookieBytes; b != 0 && (b < MinCookieBytes || b > MaxCookieBytesLimit) {
-		return nil, fmt.Errorf("max cookie bytes must be from %d to %d, not %d", MinCookieBytes, MaxCookieBytesLimit, b)
-	}
-	if r := cfg.RefreshInterval; r > 0 && (r >= cfg.Lifetime || (cfg.IdleTimeout > 0 && r >= cfg.IdleTimeout)) {
-		return nil, fmt.Errorf("refresh interval (%s) must be shorter than the lifetime and the idle timeout", r)
-	}
-	sameSite, err := ParseSameSite(cfg.CookieSameSite)
-	if err != nil {
-		return nil, err
-	}
-	cfg.CookieSameSite = sameSite
-	if cfg.CookieDomain, err = normalizeCookieDomain(cfg.CookieDomain); err != nil {
-		return nil, err
-	}
-	if err := checkCookiePrefix(&cfg); err != nil {
+	if err := cfg.check(); err != nil {
 		return nil, err
 	}
 	m := &Manager{config: cfg, codec: codec, now: time.Now, logger: zap.NewNop(), cache: newOpenCache()}
@@ -198,25 +99,6 @@ func NewManager(cfg Config, codec Codec, opts ...Option) (*Manager, error) {
 	}
 	m.attrs = newCookieAttributes(&m.config)
 	return m, nil
-}
-
-// validCookieName reports whether name is an RFC 6265 token.
-func validCookieName(name string) bool {
-	for i := 0; i < len(name); i++ {
-		c := name[i]
-		if c <= ' ' || c >= 0x7f || isSeparator(c) {
-			return false
-		}
-	}
-	return true
-}
-
-func isSeparator(c byte) bool {
-	switch c {
-	case '(', ')', '<', '>', '@', ',', ';', ':', '\\', '"', '/', '[', ']', '?', '=', '{', '}':
-		return true
-	}
-	return false
 }
 
 // MakeNullSession returns a null session that says reason when asked to
@@ -318,14 +200,21 @@ func (m *Manager) throttled(s *Session) bool {
 // logged at debug level, or as a warning for a cookie that is validly
 // signed but cannot be decoded. Without a codec, Open returns a null session.
 func (m *Manager) Open(r *http.Request) (*Session, Outcome) {
+	s, outcome, _ := m.open(r)
+	return s, outcome
+}
+
+// open is Open, and also returns the session cookie's value as the
+// request carried it (the first part of a split one).
+func (m *Manager) open(r *http.Request) (*Session, Outcome, string) {
 	if m.codec == nil {
-		return m.MakeNullSession(errors.New("no secret key is configured")), OutcomeUnavailable
+		return NewNullSession(errors.New("no secret key is configured")), OutcomeUnavailable, ""
 	}
 	cookies := readCookies(r.Header, m.config.CookieName)
 	if cookies.main == "" {
 		s := m.newSession()
 		s.partsSeen = cookies.partsSeen
-		return s, OutcomeNew
+		return s, OutcomeNew, ""
 	}
 	if cookies.bytes > m.maxBytes() {
 		// Written under an older, larger budget: whatever it holds cannot
@@ -334,7 +223,7 @@ func (m *Manager) Open(r *http.Request) (*Session, Outcome) {
 		s.partsSeen, s.purge = cookies.partsSeen, true
 		m.logger.Debug("session cookie rejected", zap.String("outcome", string(OutcomeTooLarge)),
 			zap.Int("bytes", cookies.bytes), zap.Int("max_cookie_bytes", m.maxBytes()))
-		return s, OutcomeTooLarge
+		return s, OutcomeTooLarge, cookies.main
 	}
 	value, err := cookies.value(m.maxParts())
 	var s *Session
@@ -349,7 +238,7 @@ func (m *Manager) Open(r *http.Request) (*Session, Outcome) {
 		s, outcome, err = m.load(r.Context(), s, outcome)
 		if errors.Is(err, ErrStore) {
 			m.logger.Error("session store failed", zap.Error(err))
-			return m.MakeNullSession(err), OutcomeUnavailable
+			return NewNullSession(err), OutcomeUnavailable, cookies.main
 		}
 	}
 	if err != nil {
@@ -366,7 +255,7 @@ func (m *Manager) Open(r *http.Request) (*Session, Outcome) {
 		s.purge = outcome == OutcomeTooLarge
 	}
 	s.partsSeen = cookies.partsSeen
-	return s, outcome
+	return s, outcome, cookies.main
 }
 
 // maxParts returns how many cookies a session may be split over.

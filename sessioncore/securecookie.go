@@ -92,6 +92,19 @@ func (k *sealKeys) release(m *macState) {
 	k.macs.Put(m)
 }
 
+// SecureCookieCodecName is the default codec's name.
+const SecureCookieCodecName = "securecookie"
+
+func init() {
+	RegisterCodec(CodecInfo{
+		Name: SecureCookieCodecName,
+		New: func(secret []byte, fallbacks ...[]byte) (Codec, error) {
+			return NewSecureCookieCodec(secret, fallbacks...)
+		},
+		KeepsCreationTime: true,
+	})
+}
+
 // NewSecureCookieCodec returns a codec that signs and encrypts with secret
 // and also opens values made with any of fallbacks. Every secret must be at
 // least MinSecretLength bytes. Errors never contain a secret.
