@@ -2,9 +2,12 @@ package caddymodule
 
 import (
 	"cmp"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
 	"sync/atomic"
 	"time"
 
@@ -138,16 +141,35 @@ func (p pooledStore) closeWhenIdle() {
 
 // poolKey identifies a store in the pool. A memory store is the one of
 // its cookie name, whatever its bounds, so that a reload that changes
-// them keeps its sessions. A Redis store is its whole configuration, the
-// secrets resolved, but the session size bound, which is not the
-// client's.
+// them keeps its sessions. A Redis store is its whole configuration as
+// JSON, the secrets resolved, with a digest of its TLS files, so that
+// files renewed in place make a new client; but not the session size
+// bound, which is not the client's.
 func (c StoreConfig) poolKey(cookieName string) string {
 	if c.Type == storeMemory {
 		return storeMemory + "/" + cookieName
 	}
 	c.MaxSessionSize = 0
-	b, _ := json.Marshal(c)
+	b, _ := json.Marshal(struct {
+		StoreConfig
+		TLSFiles string `json:"tls_files,omitempty"`
+	}{c, tlsFilesDigest(&c)})
 	return string(b)
+}
+
+// tlsFilesDigest returns a digest of the TLS files a Redis store reads. A
+// file that cannot be read digests as empty; making the client reports it.
+func tlsFilesDigest(c *StoreConfig) string {
+	if c.Type != storeRedis || c.TLSCA == "" && c.TLSCert == "" && c.TLSKey == "" {
+		return ""
+	}
+	h := sha256.New()
+	for _, path := range []string{c.TLSCA, c.TLSCert, c.TLSKey} {
+		data, _ := os.ReadFile(path)
+		h.Write(data)
+		h.Write([]byte{0})
+	}
+	return hex.EncodeToString(h.Sum(nil))
 }
 
 // openStore returns the store the config asks for (a zero pooledStore for
@@ -173,9 +195,11 @@ func openStore(c *StoreConfig, cookieName string) (pooledStore, string, error) {
 		}
 		resolved.Addresses = append(resolved.Addresses, address)
 	}
+	log := caddy.Log().Named("http.handlers.session")
 	if c.Password != "" && resolved.Password == c.Password {
-		caddy.Log().Named("http.handlers.session").Warn("the store password is written in the config itself, where the admin API and autosave.json show it; use {env.*} or {file.*}")
+		log.Warn("the store password is written in the config itself, where the admin API and autosave.json show it; use {env.*} or {file.*}")
 	}
+	warnLiteralAddressPasswords(log, c.Addresses)
 	key := resolved.poolKey(cookieName)
 	value, _, err := stores.LoadOrNew(key, func() (caddy.Destructor, error) {
 		switch resolved.Type {

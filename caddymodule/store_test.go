@@ -1,6 +1,9 @@
 package caddymodule
 
 import (
+	"os"
+	"path/filepath"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -52,5 +55,25 @@ func TestMemoryStoreIsKeptAcrossBoundChanges(t *testing.T) {
 	defer stores.Delete(key3)
 	if other.memory == first.memory {
 		t.Error("two cookie names share a memory store")
+	}
+}
+
+// TLS files renewed in place give the Redis store a new key in the pool, so
+// a reload makes a client with the new certificates.
+func TestRenewedTLSFilesMakeANewRedisStore(t *testing.T) {
+	ca := filepath.Join(t.TempDir(), "ca.pem")
+	if err := os.WriteFile(ca, []byte("first"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c := StoreConfig{Type: storeRedis, TLS: true, TLSCA: ca}
+	before := c.poolKey("session")
+	if err := os.WriteFile(ca, []byte("renewed"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if after := c.poolKey("session"); after == before {
+		t.Error("the pool key did not change with the CA file")
+	}
+	if got := describeStore(before); !strings.HasPrefix(got, "redis ") {
+		t.Errorf("the admin API's description of the store: %q", got)
 	}
 }
