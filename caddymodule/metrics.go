@@ -9,6 +9,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/sessiongate/caddy-session/sessioncore"
+	"github.com/sessiongate/caddy-session/sessioncore/memstore"
 )
 
 // The gateway's metrics. They are package-level, so that their counts
@@ -44,7 +45,7 @@ var metrics = struct {
 	evictions: newCounters(prometheus.CounterOpts{
 		Namespace: "caddy", Subsystem: "session", Name: "store_evictions_total",
 		Help: "Sessions a memory store evicted to stay within its bounds, by cause: max_sessions, max_memory.",
-	}, "cause", sessioncore.EvictionCauses...),
+	}, "cause", memstore.EvictionCauses...),
 	cookieSize: prometheus.NewHistogram(prometheus.HistogramOpts{
 		Namespace: "caddy", Subsystem: "session", Name: "cookie_size_bytes",
 		Help:    "Size of the Set-Cookie lines that carry a session.",

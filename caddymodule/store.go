@@ -15,6 +15,8 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/sessiongate/caddy-session/sessioncore"
+	"github.com/sessiongate/caddy-session/sessioncore/memstore"
+	"github.com/sessiongate/caddy-session/sessioncore/redisstore"
 )
 
 // StoreConfig says where sessions live.
@@ -93,7 +95,7 @@ var stores = caddy.NewUsagePool()
 // that uses it is unloaded.
 type pooledStore struct {
 	sessioncore.Store
-	memory *sessioncore.MemoryStore // a memory store, resized in place by a reload
+	memory *memstore.Store // a memory store, resized in place by a reload
 	use    *storeUse
 	close  func() error // nil: nothing to close
 }
@@ -204,7 +206,7 @@ func openStore(c *StoreConfig, cookieName string) (pooledStore, string, error) {
 	value, _, err := stores.LoadOrNew(key, func() (caddy.Destructor, error) {
 		switch resolved.Type {
 		case storeMemory:
-			memory := sessioncore.NewMemoryStore(defaultMaxSessions, nil)
+			memory := memstore.New(defaultMaxSessions, nil)
 			memory.OnEvict(metrics.evictions.inc)
 			return pooledStore{Store: instrumentedStore{memory}, memory: memory, use: new(storeUse)}, nil
 		case storeRedis:
@@ -216,7 +218,7 @@ func openStore(c *StoreConfig, cookieName string) (pooledStore, string, error) {
 			if prefix == "" {
 				prefix = defaultKeyPrefix
 			}
-			return pooledStore{Store: instrumentedStore{sessioncore.NewRedisStore(client, prefix)}, use: new(storeUse), close: client.Close}, nil
+			return pooledStore{Store: instrumentedStore{redisstore.New(client, prefix)}, use: new(storeUse), close: client.Close}, nil
 		}
 		return nil, fmt.Errorf("unknown store type %q; want cookie, memory or redis", resolved.Type)
 	})

@@ -97,9 +97,10 @@ type idPayload struct {
 	SID string `json:"sid"`
 }
 
-// validStoredValue checks a value read from a store before it can reach a
-// header: one valid JSON value, compact printable ASCII, not too deep.
-func validStoredValue(v []byte) bool {
+// ValidStoredValue checks a value read from a store that others can write
+// to (Redis) before it can reach a header: one valid JSON value, compact
+// printable ASCII, not too deep.
+func ValidStoredValue(v []byte) bool {
 	compactASCII, depth := scanShape(v)
 	return compactASCII && depth < MaxNestingDepth && json.Valid(v)
 }

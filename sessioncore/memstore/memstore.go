@@ -1,4 +1,7 @@
-package sessioncore
+// Package memstore keeps sessions in the memory of one process, for a
+// single gateway instance. It is bounded in sessions and in bytes, and
+// evicts the least recently used sessions past either bound.
+package memstore
 
 import (
 	"container/list"
@@ -7,14 +10,16 @@ import (
 	"maps"
 	"sync"
 	"time"
+
+	"github.com/sessiongate/caddy-session/sessioncore"
 )
 
-// MemoryStore keeps sessions in this process, for a single instance. It is
+// Store keeps sessions in this process, for a single instance. It is
 // bounded twice: in sessions and in bytes. When either bound is passed it
 // evicts the least recently used sessions; expired sessions are dropped
 // when they are looked up, and a few at the cold end of the list on every
 // write, so no operation scans them all.
-type MemoryStore struct {
+type Store struct {
 	now func() time.Time
 
 	mu          sync.Mutex
@@ -54,13 +59,13 @@ const (
 // NoMemoryLimit is a bound in bytes that is never reached.
 const NoMemoryLimit = int64(1) << 62
 
-// NewMemoryStore returns a store of at most maxSessions sessions and no
+// New returns a store of at most maxSessions sessions and no
 // bound in bytes (see SetLimits). now is its clock; nil means time.Now.
-func NewMemoryStore(maxSessions int, now func() time.Time) *MemoryStore {
+func New(maxSessions int, now func() time.Time) *Store {
 	if now == nil {
 		now = time.Now
 	}
-	return &MemoryStore{
+	return &Store{
 		now: now, maxSessions: max(maxSessions, 1), maxBytes: NoMemoryLimit,
 		entries: map[string]*list.Element{}, lru: list.New(), evicted: newEvictionRecord(evictionRecordSize),
 	}
@@ -69,7 +74,7 @@ func NewMemoryStore(maxSessions int, now func() time.Time) *MemoryStore {
 // SetLimits changes the bounds in place, evicting the least recently used
 // sessions until the store is within them: a reload that changes them
 // logs nobody out who still fits.
-func (m *MemoryStore) SetLimits(maxSessions int, maxBytes int64) {
+func (m *Store) SetLimits(maxSessions int, maxBytes int64) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.maxSessions = max(maxSessions, 1)
@@ -81,7 +86,7 @@ func (m *MemoryStore) SetLimits(maxSessions int, maxBytes int64) {
 // evicts to stay within its bounds (not for expired, emptied or deleted
 // ones), with the bound that made it: EvictedForSessions or
 // EvictedForMemory.
-func (m *MemoryStore) OnEvict(f func(cause string)) {
+func (m *Store) OnEvict(f func(cause string)) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.onEvict = f
@@ -89,16 +94,16 @@ func (m *MemoryStore) OnEvict(f func(cause string)) {
 
 // Evicted reports whether the session id was evicted recently to keep the
 // store within its bounds, and has not been deleted since: a request that
-// was using it may write it back whole (see Manager.Save). Deleted,
+// was using it may write it back whole (see sessioncore.Manager.Save). Deleted,
 // renewed and expired sessions never count.
-func (m *MemoryStore) Evicted(id string) bool {
+func (m *Store) Evicted(id string) bool {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return m.evicted.has(id)
 }
 
 // Load implements Store.
-func (m *MemoryStore) Load(_ context.Context, id string) (map[string]json.RawMessage, bool, error) {
+func (m *Store) Load(_ context.Context, id string) (map[string]json.RawMessage, bool, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	e := m.live(id)
@@ -110,7 +115,7 @@ func (m *MemoryStore) Load(_ context.Context, id string) (map[string]json.RawMes
 }
 
 // Commit implements Store.
-func (m *MemoryStore) Commit(_ context.Context, id string, c Changes, ttl time.Duration) (bool, error) {
+func (m *Store) Commit(_ context.Context, id string, c sessioncore.Changes, ttl time.Duration) (bool, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.sweep()
@@ -147,7 +152,7 @@ func (m *MemoryStore) Commit(_ context.Context, id string, c Changes, ttl time.D
 }
 
 // Delete implements Store.
-func (m *MemoryStore) Delete(_ context.Context, id string) (bool, error) {
+func (m *Store) Delete(_ context.Context, id string) (bool, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	found := m.live(id) != nil
@@ -158,7 +163,7 @@ func (m *MemoryStore) Delete(_ context.Context, id string) (bool, error) {
 
 // Len returns the number of sessions held, expired ones included until
 // they are evicted.
-func (m *MemoryStore) Len() int {
+func (m *Store) Len() int {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return len(m.entries)
@@ -166,7 +171,7 @@ func (m *MemoryStore) Len() int {
 
 // Bytes returns what the sessions held take, as the store counts it for
 // its bound in bytes.
-func (m *MemoryStore) Bytes() int64 {
+func (m *Store) Bytes() int64 {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return m.bytes
@@ -182,7 +187,7 @@ func entrySize(values map[string]json.RawMessage) int64 {
 }
 
 // live returns the unexpired entry of id, evicting it if it has expired.
-func (m *MemoryStore) live(id string) *memoryEntry {
+func (m *Store) live(id string) *memoryEntry {
 	el, ok := m.entries[id]
 	if !ok {
 		return nil
@@ -197,7 +202,7 @@ func (m *MemoryStore) live(id string) *memoryEntry {
 
 // sweep drops up to a few expired sessions from the cold end of the list,
 // so that abandoned sessions do not wait for eviction to free memory.
-func (m *MemoryStore) sweep() {
+func (m *Store) sweep() {
 	now := m.now()
 	for range 4 {
 		back := m.lru.Back()
@@ -210,7 +215,7 @@ func (m *MemoryStore) sweep() {
 
 // evictOver evicts the least recently used sessions, never keep, until
 // the store is within its bounds.
-func (m *MemoryStore) evictOver(keep string) {
+func (m *Store) evictOver(keep string) {
 	for {
 		cause := ""
 		switch {
@@ -234,7 +239,7 @@ func (m *MemoryStore) evictOver(keep string) {
 	}
 }
 
-func (m *MemoryStore) remove(id string) {
+func (m *Store) remove(id string) {
 	if el, ok := m.entries[id]; ok {
 		m.bytes -= el.Value.(*memoryEntry).size
 		m.lru.Remove(el)
@@ -275,6 +280,6 @@ func (r *evictionRecord) has(id string) bool {
 }
 
 var (
-	_ Store     = (*MemoryStore)(nil)
-	_ Evictions = (*MemoryStore)(nil)
+	_ sessioncore.Store     = (*Store)(nil)
+	_ sessioncore.Evictions = (*Store)(nil)
 )

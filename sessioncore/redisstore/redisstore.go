@@ -1,4 +1,7 @@
-package sessioncore
+// Package redisstore keeps sessions in Redis (a single server, a cluster
+// or a sentinel-managed master), shared by every gateway that uses the
+// same Redis and key prefix.
+package redisstore
 
 import (
 	"context"
@@ -7,40 +10,42 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/sessiongate/caddy-session/sessioncore"
 )
 
-// RedisStore keeps each session in a Redis hash, one field per top-level
+// Store keeps each session in a Redis hash, one field per top-level
 // key, under KeyPrefix + ID. A request's changes are applied in one
 // MULTI/EXEC transaction (HDEL and HSET of just the keys it touched, then
 // EXPIRE), so concurrent requests that change different keys of one session
 // all persist, and several gateways can share the sessions.
-type RedisStore struct {
+type Store struct {
 	client redis.UniversalClient
 	prefix string
 }
 
-// NewRedisStore returns a store that uses client (go-redis's universal
+// New returns a store that uses client (go-redis's universal
 // client: a single server, a cluster or a sentinel-managed master) and
 // keeps sessions under keys that start with prefix.
-func NewRedisStore(client redis.UniversalClient, prefix string) *RedisStore {
-	return &RedisStore{client: client, prefix: prefix}
+func New(client redis.UniversalClient, prefix string) *Store {
+	return &Store{client: client, prefix: prefix}
 }
 
-func (s *RedisStore) key(id string) string { return s.prefix + id }
+func (s *Store) key(id string) string { return s.prefix + id }
 
 // Load implements Store.
-func (s *RedisStore) Load(ctx context.Context, id string) (map[string]json.RawMessage, bool, error) {
+func (s *Store) Load(ctx context.Context, id string) (map[string]json.RawMessage, bool, error) {
 	fields, err := s.client.HGetAll(ctx, s.key(id)).Result()
 	if err != nil {
-		return nil, false, fmt.Errorf("%w: loading a session: %w", ErrStore, err)
+		return nil, false, fmt.Errorf("%w: loading a session: %w", sessioncore.ErrStore, err)
 	}
 	if len(fields) == 0 {
 		return nil, false, nil
 	}
 	values := make(map[string]json.RawMessage, len(fields))
 	for k, v := range fields {
-		if !validStoredValue([]byte(v)) {
-			return nil, false, fmt.Errorf("%w: the stored value of key %q is not normalized JSON", ErrUndecodable, k)
+		if !sessioncore.ValidStoredValue([]byte(v)) {
+			return nil, false, fmt.Errorf("%w: the stored value of key %q is not normalized JSON", sessioncore.ErrUndecodable, k)
 		}
 		values[k] = json.RawMessage(v)
 	}
@@ -67,7 +72,7 @@ return 1
 `)
 
 // Commit implements Store.
-func (s *RedisStore) Commit(ctx context.Context, id string, c Changes, ttl time.Duration) (bool, error) {
+func (s *Store) Commit(ctx context.Context, id string, c sessioncore.Changes, ttl time.Duration) (bool, error) {
 	args := make([]any, 0, 4+len(c.Deleted)+2*len(c.Set))
 	args = append(args, boolArg(c.Create), boolArg(c.Clear), ttl.Milliseconds(), len(c.Deleted))
 	for _, k := range c.Deleted {
@@ -78,7 +83,7 @@ func (s *RedisStore) Commit(ctx context.Context, id string, c Changes, ttl time.
 	}
 	exists, err := commitScript.Run(ctx, s.client, []string{s.key(id)}, args...).Int()
 	if err != nil {
-		return false, fmt.Errorf("%w: saving a session: %w", ErrStore, err)
+		return false, fmt.Errorf("%w: saving a session: %w", sessioncore.ErrStore, err)
 	}
 	return exists == 1, nil
 }
@@ -91,17 +96,17 @@ func boolArg(b bool) string {
 }
 
 // Delete implements Store.
-func (s *RedisStore) Delete(ctx context.Context, id string) (bool, error) {
+func (s *Store) Delete(ctx context.Context, id string) (bool, error) {
 	n, err := s.client.Del(ctx, s.key(id)).Result()
 	if err != nil {
-		return false, fmt.Errorf("%w: deleting a session: %w", ErrStore, err)
+		return false, fmt.Errorf("%w: deleting a session: %w", sessioncore.ErrStore, err)
 	}
 	return n > 0, nil
 }
 
 // TTL returns how long the session id has left, for tests and tools.
-func (s *RedisStore) TTL(ctx context.Context, id string) (time.Duration, error) {
+func (s *Store) TTL(ctx context.Context, id string) (time.Duration, error) {
 	return s.client.PTTL(ctx, s.key(id)).Result()
 }
 
-var _ Store = (*RedisStore)(nil)
+var _ sessioncore.Store = (*Store)(nil)
