@@ -6,14 +6,12 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"github.com/dustin/go-humanize"
-	"golang.org/x/net/http/httpguts"
 
 	"github.com/sessiongate/caddy-session/sessioncore"
 )
@@ -92,7 +90,7 @@ func (s *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	if d.NextArg() {
 		return d.ArgErr()
 	}
-	p := &caddyfileParser{h: s, forwarded: map[string]bool{}}
+	p := &caddyfileParser{h: s}
 	seen := map[string]bool{}
 	for nesting := d.Nesting(); d.NextBlock(nesting); {
 		sub := d.Val()
@@ -129,7 +127,6 @@ func (s *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 type caddyfileParser struct {
 	h              *Handler
 	literalSecrets []literalSecret // checked once the codec is known
-	forwarded      map[string]bool // normalized header names, to refuse duplicates
 }
 
 // A subdirective parser reads one subdirective's arguments (and block)
@@ -142,34 +139,26 @@ var subdirectives = map[string]subdirective{
 	"secret_file":           stringInto(func(h *Handler) *string { return &h.SecretFile }),
 	"secret_fallbacks":      parseSecretFallbacks,
 	"secret_fallbacks_file": stringInto(func(h *Handler) *string { return &h.SecretFallbacksFile }),
-	"cookie_name":           stringInto(func(h *Handler) *string { return &h.CookieName }),
+	"cookie_name":           checkedStringInto(func(h *Handler) *string { return &h.CookieName }, sessioncore.CheckCookieName),
 	"cookie_domain":         stringInto(func(h *Handler) *string { return &h.CookieDomain }),
-	"cookie_path": checkedStringInto(func(h *Handler) *string { return &h.CookiePath }, func(v string) error {
-		if !strings.HasPrefix(v, "/") {
-			return fmt.Errorf("must start with /, not %q", v)
-		}
-		return nil
-	}),
-	"cookie_httponly":      boolPtrInto(func(h *Handler) **bool { return &h.CookieHTTPOnly }),
-	"cookie_secure":        boolInto(func(h *Handler) *bool { return &h.CookieSecure }),
-	"cookie_samesite":      choiceInto(func(h *Handler) *string { return &h.CookieSameSite }, "lax", "strict", "none"),
-	"cookie_partitioned":   boolInto(func(h *Handler) *bool { return &h.CookiePartitioned }),
-	"lifetime":             durationInto(func(h *Handler) *caddy.Duration { return &h.Lifetime }),
-	"refresh_each_request": boolPtrInto(func(h *Handler) **bool { return &h.RefreshEachRequest }),
-	"idle_timeout":         durationInto(func(h *Handler) *caddy.Duration { return &h.IdleTimeout }),
-	"absolute_lifetime":    durationInto(func(h *Handler) *caddy.Duration { return &h.AbsoluteLifetime }),
-	"refresh_interval":     durationInto(func(h *Handler) *caddy.Duration { return &h.RefreshInterval }),
+	"cookie_path":           checkedStringInto(func(h *Handler) *string { return &h.CookiePath }, sessioncore.CheckCookiePath),
+	"cookie_httponly":       boolPtrInto(func(h *Handler) **bool { return &h.CookieHTTPOnly }),
+	"cookie_secure":         boolInto(func(h *Handler) *bool { return &h.CookieSecure }),
+	"cookie_samesite":       choiceInto(func(h *Handler) *string { return &h.CookieSameSite }, "lax", "strict", "none"),
+	"cookie_partitioned":    boolInto(func(h *Handler) *bool { return &h.CookiePartitioned }),
+	"lifetime":              durationInto(func(h *Handler) *caddy.Duration { return &h.Lifetime }),
+	"refresh_each_request":  boolPtrInto(func(h *Handler) **bool { return &h.RefreshEachRequest }),
+	"idle_timeout":          durationInto(func(h *Handler) *caddy.Duration { return &h.IdleTimeout }),
+	"absolute_lifetime":     durationInto(func(h *Handler) *caddy.Duration { return &h.AbsoluteLifetime }),
+	"refresh_interval":      durationInto(func(h *Handler) *caddy.Duration { return &h.RefreshInterval }),
 	"revoke_before": checkedStringInto(func(h *Handler) *string { return &h.RevokeBefore }, func(v string) error {
-		if _, err := time.Parse(time.RFC3339, v); err != nil {
-			return fmt.Errorf("must be an RFC 3339 time such as 2026-11-25T20:00:00Z, not %q", v)
-		}
-		return nil
+		_, err := sessioncore.ParseRevokeBefore(v)
+		return err
 	}),
 	"max_cookie_parts": intInto(func(h *Handler) *int { return &h.MaxCookieParts }, 1),
 	"max_cookie_bytes": parseMaxCookieBytes,
 	"header_prefix": checkedStringInto(func(h *Handler) *string { return &h.HeaderPrefix }, func(v string) error {
-		_, err := sessioncore.NewHeaderProtocol(v)
-		return err
+		return sessioncore.CheckHeaderPrefix(v)
 	}),
 	"codec":           choiceInto(func(h *Handler) *string { return &h.Codec }, sessioncore.CodecNames()...),
 	"forward_cookie":  boolPtrInto(func(h *Handler) **bool { return &h.ForwardCookie }),
@@ -236,14 +225,14 @@ func parseForward(p *caddyfileParser, d *caddyfile.Dispenser) error {
 		return d.ArgErr()
 	}
 	key, header := args[0], args[1]
-	if !httpguts.ValidHeaderFieldName(header) {
-		return d.Errf("forward: %q is not a valid header name", header)
+	if err := sessioncore.CheckForwardHeader(header); err != nil {
+		return d.Err(err.Error())
 	}
-	norm := normalizeForCompare(header)
-	if p.forwarded[norm] {
-		return d.Errf("forward: header %s is given twice", header)
+	for _, f := range p.h.Forward {
+		if sessioncore.SameHeaderName(f.Header, header) {
+			return d.Errf("forward: header %s is given twice", header)
+		}
 	}
-	p.forwarded[norm] = true
 	p.h.Forward = append(p.h.Forward, ForwardHeader{Key: key, Header: header})
 	return nil
 }
@@ -267,11 +256,6 @@ func parseCSRFProtection(p *caddyfileParser, d *caddyfile.Dispenser) error {
 	return nil
 }
 
-// normalizeForCompare folds a header name as backends do.
-func normalizeForCompare(name string) string {
-	return strings.NewReplacer("_", "-", ".", "-").Replace(strings.ToLower(name))
-}
-
 // Parsers for the plain kinds of subdirective, each writing the field that
 // field returns.
 
@@ -291,7 +275,7 @@ func checkedStringInto(field func(*Handler) *string, check func(string) error) s
 			return err
 		}
 		if err := check(v); err != nil {
-			return d.Errf("%s %v", sub, err)
+			return d.Errf("%s: %v", sub, err)
 		}
 		*field(p.h) = v
 		return nil

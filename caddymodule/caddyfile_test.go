@@ -78,7 +78,7 @@ func TestUnmarshalCaddyfileErrors(t *testing.T) {
 		{"bad lifetime", "session {\n secret {env.S}\n lifetime forever\n}", "lifetime must be a positive duration"},
 		{"negative lifetime", "session {\n secret {env.S}\n lifetime -1h\n}", "lifetime must be a positive duration"},
 		{"bad header prefix", "session {\n secret {env.S}\n header_prefix \"X Session\"\n}", "header_prefix"},
-		{"relative path", "session {\n secret {env.S}\n cookie_path app\n}", "cookie_path must start with /"},
+		{"relative path", "session {\n secret {env.S}\n cookie_path app\n}", "cookie path must start with /, not \"app\", at Testfile:3"},
 		{"duplicate", "session {\n secret {env.S}\n secret {env.T}\n}", "secret specified more than once"},
 		{"too many args", "session {\n secret {env.S}\n cookie_name a b\n}", "wrong argument count"},
 		{"inline argument", "session foo {\n secret {env.S}\n}", "wrong argument count"},

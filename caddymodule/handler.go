@@ -279,7 +279,7 @@ func (h *Handler) managerConfig() (sessioncore.Config, error) {
 	}
 	var err error
 	if cfg.RevokeBefore, err = sessioncore.ParseRevokeBefore(h.RevokeBefore); err != nil {
-		return cfg, err
+		return cfg, fmt.Errorf("revoke_before %w", err)
 	}
 	if cfg.CookieSameSite == sessioncore.SameSiteNone || strings.EqualFold(cfg.CookieSameSite, "none") {
 		if !cfg.CookieSecure && !cfg.CookiePartitioned {
@@ -296,12 +296,8 @@ func (h *Handler) newGateway() (*sessioncore.Gateway, error) {
 	if err != nil {
 		return nil, err
 	}
-	protocol, err := sessioncore.NewHeaderProtocol(cmp.Or(h.HeaderPrefix, sessioncore.DefaultHeaderPrefix))
-	if err != nil {
-		return nil, err
-	}
 	c := sessioncore.GatewayConfig{
-		Protocol:      protocol,
+		HeaderPrefix:  h.HeaderPrefix,
 		ForwardCookie: info.SharedWithApp,
 		FailOpen:      h.OnStoreError == onStoreErrorFailOpen,
 		OnWithheld:    metrics.withheld.inc,

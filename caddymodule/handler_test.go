@@ -407,6 +407,9 @@ func TestProvisionErrors(t *testing.T) {
 		{"short fallback", Handler{Secret: testSecretLiteral, SecretFallbacks: []string{"{env.SESSION_TEST_SHORT}"}}, "fallback secret 1 is 5 bytes long"},
 		{"bad samesite", Handler{Secret: testSecretLiteral, CookieSameSite: "sometimes"}, "SameSite"},
 		{"bad prefix", Handler{Secret: testSecretLiteral, HeaderPrefix: "X Session"}, "header prefix"},
+		{"a forward header twice in JSON", Handler{Secret: testSecretLiteral, Forward: []ForwardHeader{{"user", "X-User"}, {"role", "x_user"}}}, "given twice"},
+		{"forward into Cookie", Handler{Secret: testSecretLiteral, Forward: []ForwardHeader{{"user", "Cookie"}}}, "reserved"},
+		{"forward into a protocol header", Handler{Secret: testSecretLiteral, Forward: []ForwardHeader{{"user", "X-Session-User"}}}, "session's own headers"},
 	}
 	t.Setenv("SESSION_TEST_SHORT", "short")
 	for _, tt := range tests {

@@ -88,3 +88,20 @@ func TestSessionPlaceholdersCarryNoControlBytes(t *testing.T) {
 		}
 	}
 }
+
+// An upstream's own session cookie that does not open is a rejected
+// mutation, counted as one.
+func TestRejectedUpstreamCookieCountsAsARejectedMutation(t *testing.T) {
+	h := newTestHandler(t, nil)
+	before := counterValue(t, metrics.mutations.children["rejected"])
+	_, err := serve(h, newRecorder(), httptest.NewRequest("GET", "/", nil), func(w http.ResponseWriter, r *http.Request) error {
+		w.Header().Add("Set-Cookie", "session=forged; Path=/")
+		return nil
+	})
+	if handlerStatus(err) != http.StatusBadGateway {
+		t.Fatalf("err = %v, want 502", err)
+	}
+	if after := counterValue(t, metrics.mutations.children["rejected"]); after != before+1 {
+		t.Errorf("rejected mutations went from %v to %v", before, after)
+	}
+}

@@ -42,28 +42,36 @@ type StoreConfig struct {
 	// rediss://... for TLS, or host:port. Several addresses mean a cluster,
 	// or sentinels when MasterName is set. Default: redis://127.0.0.1:6379/0.
 	Addresses []string `json:"addresses,omitempty"`
-	// redis: ACL user name and password. Placeholders are resolved when the
-	// config loads: write {env.REDIS_PASSWORD}, not the password.
+	// redis: the ACL user name. Placeholders are resolved when the config
+	// loads.
 	Username string `json:"username,omitempty"`
+	// redis: the password. Placeholders are resolved when the config
+	// loads: write {env.REDIS_PASSWORD} or {file./run/secrets/redis}, not
+	// the password, which the admin API and autosave.json would show.
 	Password string `json:"password,omitempty"`
 	// redis: the sentinel master name.
 	MasterName string `json:"master_name,omitempty"`
-	// redis: the sentinels' own ACL user name and password, when they
-	// differ from the master's. Placeholders as for Password.
+	// redis: the sentinels' own ACL user name, when it differs from the
+	// master's. Placeholders as for Username.
 	SentinelUsername string `json:"sentinel_username,omitempty"`
+	// redis: the sentinels' own password, when it differs from the
+	// master's. Placeholders as for Password.
 	SentinelPassword string `json:"sentinel_password,omitempty"`
 	// redis: the addresses are seeds of a Redis Cluster (one is enough,
 	// such as a managed service's configuration endpoint).
 	Cluster bool `json:"cluster,omitempty"`
 	// redis: connect with TLS (as rediss:// does).
 	TLS bool `json:"tls,omitempty"`
-	// redis, with TLS: the CA that signs the server's certificate (PEM
-	// file; default: the system's), a client certificate and key (PEM
-	// files) for servers that ask for one, and the name to verify in the
-	// server's certificate (default: the host of the address).
-	TLSCA         string `json:"tls_ca,omitempty"`
-	TLSCert       string `json:"tls_cert,omitempty"`
-	TLSKey        string `json:"tls_key,omitempty"`
+	// redis, with TLS: the PEM file of the CA that signs the server's
+	// certificate. Default: the system's roots.
+	TLSCA string `json:"tls_ca,omitempty"`
+	// redis, with TLS: a client certificate (PEM file), for servers that
+	// ask for one (tls-auth-clients); with TLSKey.
+	TLSCert string `json:"tls_cert,omitempty"`
+	// redis, with TLS: the client certificate's key (PEM file).
+	TLSKey string `json:"tls_key,omitempty"`
+	// redis, with TLS: the name to verify in the server's certificate.
+	// Default: the host of each address.
 	TLSServerName string `json:"tls_server_name,omitempty"`
 	// redis: the database number (single server only).
 	DB int `json:"db,omitempty"`

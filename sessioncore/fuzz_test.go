@@ -133,7 +133,7 @@ func FuzzMutationHeaders(f *testing.F) {
 	f.Add("x-session-renew", "TRUE", "X-Session-Update", `[`)
 	f.Add("X.Session.Update", `{"a":`+strings.Repeat("[", 40)+`}`, "X-Session-Foo", "bar")
 	f.Add("X-Session-Update", "{\"a\":\"\x00\"}", "X-Session-Update", `{"a":null}`)
-	p, _ := NewHeaderProtocol(DefaultHeaderPrefix)
+	p, _ := newHeaderProtocol(DefaultHeaderPrefix)
 	f.Fuzz(func(t *testing.T, name1, value1, name2, value2 string) {
 		h := http.Header{name1: {value1}, name2: {value2}, "Content-Type": {"text/plain"}}
 		m, err := p.TakeMutation(h)

@@ -1,6 +1,7 @@
 package sessioncore
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -20,7 +21,7 @@ import (
 // responses, logs and metrics. It is safe for concurrent use.
 type Gateway struct {
 	manager       *Manager
-	protocol      *HeaderProtocol
+	protocol      *headerProtocol
 	forward       []ForwardHeader
 	forwardCookie bool
 	failOpen      bool
@@ -31,9 +32,9 @@ type Gateway struct {
 
 // GatewayConfig configures a Gateway.
 type GatewayConfig struct {
-	// Protocol names the headers that carry the session; nil means the
-	// default prefix, X-Session.
-	Protocol *HeaderProtocol
+	// HeaderPrefix is the prefix of the headers that carry the session
+	// (see CheckHeaderPrefix); empty means DefaultHeaderPrefix, X-Session.
+	HeaderPrefix string
 	// Forward sends session values to the upstream in headers of their
 	// own, such as the user in X-Remote-User.
 	Forward []ForwardHeader
@@ -61,11 +62,12 @@ type ForwardHeader struct {
 // NewGateway returns the gateway of manager's sessions.
 func NewGateway(manager *Manager, c GatewayConfig) (*Gateway, error) {
 	g := &Gateway{
-		manager: manager, protocol: c.Protocol, forwardCookie: c.ForwardCookie, failOpen: c.FailOpen,
+		manager: manager, forwardCookie: c.ForwardCookie, failOpen: c.FailOpen,
 		crossOrigin: c.CrossOrigin, onWithheld: c.OnWithheld, logger: c.Logger,
 	}
-	if g.protocol == nil {
-		g.protocol, _ = NewHeaderProtocol(DefaultHeaderPrefix)
+	var err error
+	if g.protocol, err = newHeaderProtocol(cmp.Or(c.HeaderPrefix, DefaultHeaderPrefix)); err != nil {
+		return nil, err
 	}
 	if g.logger == nil {
 		g.logger = zap.NewNop()
@@ -184,7 +186,7 @@ func (g *Gateway) Depart(ctx context.Context, s *Session, header http.Header) De
 	if err != nil {
 		return Departure{Rejected: true, Refused: err, Status: http.StatusBadGateway, Reason: "malformed session mutation from upstream"}
 	}
-	upstreamValues, upstreamSet, err := g.manager.TakeResponseCookie(header)
+	upstreamValues, upstreamSet, err := g.manager.takeResponseCookie(header)
 	if err != nil {
 		return Departure{Rejected: true, Refused: err, Status: http.StatusBadGateway, Reason: "upstream session cookie rejected"}
 	}
@@ -255,7 +257,7 @@ func (g *Gateway) stripForwarded(header http.Header) {
 			}
 		}
 		for _, list := range []string{"Connection", "Trailer"} {
-			RemoveFromHeaderList(header, list, func(token string) bool { return SameHeaderName(token, f.Header) })
+			removeFromHeaderList(header, list, func(token string) bool { return SameHeaderName(token, f.Header) })
 		}
 	}
 }

@@ -78,12 +78,12 @@ func TestKeysEscapeLikePython(t *testing.T) {
 }
 
 func TestHeaderProtocolHardening(t *testing.T) {
-	p, _ := NewHeaderProtocol("X-Session")
+	p, _ := newHeaderProtocol("X-Session")
 	if !p.Owns("X.Session") || !p.Owns("x.session_update") {
 		t.Error("dots fold like underscores (PHP turns both into _)")
 	}
 	for _, prefix := range []string{"X", "X-", "Xs", "X-Session-"} {
-		if _, err := NewHeaderProtocol(prefix); err == nil {
+		if _, err := newHeaderProtocol(prefix); err == nil {
 			t.Errorf("over-broad prefix %q accepted", prefix)
 		}
 	}

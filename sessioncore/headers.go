@@ -39,7 +39,7 @@ func (e *MutationError) Error() string { return fmt.Sprintf("header %s: %v", e.H
 
 func (e *MutationError) Unwrap() error { return e.Err }
 
-// HeaderProtocol is how the gateway and its upstream pass the session in
+// headerProtocol is how the gateway and its upstream pass the session in
 // HTTP headers (shown with the default prefix):
 //
 //   - to the upstream, X-Session carries the whole session as JSON;
@@ -51,7 +51,7 @@ func (e *MutationError) Unwrap() error { return e.Err }
 // PHP, CGI and WSGI fold '_', '.' and '-' together, so every such spelling
 // is the gateway's own and is removed from what clients send and from what
 // clients receive.
-type HeaderProtocol struct {
+type headerProtocol struct {
 	prefix     string // as configured, e.g. "X-Session"
 	normPrefix string // lower-cased, e.g. "x-session"
 	replace    string // normalized name of the replace header
@@ -59,19 +59,27 @@ type HeaderProtocol struct {
 	renew      string // normalized name of the renew header
 }
 
-// NewHeaderProtocol returns the protocol for prefix, which must be a valid
-// header name.
-func NewHeaderProtocol(prefix string) (*HeaderProtocol, error) {
+// CheckHeaderPrefix refuses a prefix the protocol cannot own: not a valid
+// header name, or so short it would swallow other headers.
+func CheckHeaderPrefix(prefix string) error {
 	if !httpguts.ValidHeaderFieldName(prefix) {
-		return nil, fmt.Errorf("header prefix %q is not a valid header name", prefix)
+		return fmt.Errorf("header prefix %q is not a valid header name", prefix)
 	}
 	// The protocol owns every header that starts with the prefix; a short
 	// one such as "X" would swallow X-Forwarded-For and the like.
 	if len(prefix) < 4 || strings.ContainsRune("-_.", rune(prefix[len(prefix)-1])) {
-		return nil, fmt.Errorf("header prefix %q is too broad: use at least 4 characters, not ending in a separator", prefix)
+		return fmt.Errorf("header prefix %q is too broad: use at least 4 characters, not ending in a separator", prefix)
+	}
+	return nil
+}
+
+// newHeaderProtocol returns the protocol for prefix (see CheckHeaderPrefix).
+func newHeaderProtocol(prefix string) (*headerProtocol, error) {
+	if err := CheckHeaderPrefix(prefix); err != nil {
+		return nil, err
 	}
 	norm := normalizeHeaderName(prefix)
-	return &HeaderProtocol{
+	return &headerProtocol{
 		prefix:     http.CanonicalHeaderKey(prefix),
 		normPrefix: norm,
 		replace:    norm + strings.ToLower(replaceSuffix),
@@ -82,18 +90,18 @@ func NewHeaderProtocol(prefix string) (*HeaderProtocol, error) {
 
 // SessionHeader returns the name of the request header that carries the
 // session to the upstream (the prefix itself).
-func (p *HeaderProtocol) SessionHeader() string { return p.prefix }
+func (p *headerProtocol) SessionHeader() string { return p.prefix }
 
 // StatusHeader returns the name of the request header that says the
 // session is unavailable (X-Session-Status).
-func (p *HeaderProtocol) StatusHeader() string { return p.prefix + statusSuffix }
+func (p *headerProtocol) StatusHeader() string { return p.prefix + statusSuffix }
 
 // IDHeader returns the name of the request header that carries the ID of a
 // server-side session (X-Session-Id).
-func (p *HeaderProtocol) IDHeader() string { return p.prefix + idSuffix }
+func (p *headerProtocol) IDHeader() string { return p.prefix + idSuffix }
 
 // Owns reports whether the header called name belongs to the protocol.
-func (p *HeaderProtocol) Owns(name string) bool {
+func (p *headerProtocol) Owns(name string) bool {
 	if len(name) < len(p.normPrefix) {
 		return false
 	}
@@ -106,7 +114,7 @@ func (p *HeaderProtocol) Owns(name string) bool {
 }
 
 // Strip deletes every header the protocol owns from h.
-func (p *HeaderProtocol) Strip(h http.Header) {
+func (p *headerProtocol) Strip(h http.Header) {
 	for name := range h {
 		if p.Owns(name) {
 			delete(h, name)
@@ -119,7 +127,7 @@ func (p *HeaderProtocol) Strip(h http.Header) {
 // It also takes the protocol's names out of Connection, where a client could
 // list the session header as hop-by-hop to have a proxy drop it, and out of
 // Trailer, where a client could announce one as a trailer.
-func (p *HeaderProtocol) WriteRequest(h http.Header, s *Session) {
+func (p *headerProtocol) WriteRequest(h http.Header, s *Session) {
 	p.Strip(h)
 	p.StripFromList(h, "Connection")
 	p.StripFromList(h, "Trailer")
@@ -128,19 +136,19 @@ func (p *HeaderProtocol) WriteRequest(h http.Header, s *Session) {
 
 // SetSessionHeader sets the session header to s, for a caller that has
 // already stripped the request as WriteRequest does.
-func (p *HeaderProtocol) SetSessionHeader(h http.Header, s *Session) {
+func (p *headerProtocol) SetSessionHeader(h http.Header, s *Session) {
 	h[p.prefix] = []string{s.String()}
 }
 
 // StripFromList removes the protocol's names from the comma-separated
 // header h[name] (Connection, Trailer), deleting it when none remain.
-func (p *HeaderProtocol) StripFromList(h http.Header, name string) {
-	RemoveFromHeaderList(h, name, p.Owns)
+func (p *headerProtocol) StripFromList(h http.Header, name string) {
+	removeFromHeaderList(h, name, p.Owns)
 }
 
-// RemoveFromHeaderList removes the tokens drop matches from the
+// removeFromHeaderList removes the tokens drop matches from the
 // comma-separated header h[name], deleting the header when none remain.
-func RemoveFromHeaderList(h http.Header, name string, drop func(token string) bool) {
+func removeFromHeaderList(h http.Header, name string, drop func(token string) bool) {
 	values, ok := h[name]
 	if !ok {
 		return
@@ -175,7 +183,7 @@ func RemoveFromHeaderList(h http.Header, name string, drop func(token string) bo
 // two ways, or, all together, over MaxMutationBytes. Then no part of the
 // mutation is returned. A response without mutation headers gives a nil
 // *Mutation, which is empty.
-func (p *HeaderProtocol) TakeMutation(h http.Header) (*Mutation, error) {
+func (p *headerProtocol) TakeMutation(h http.Header) (*Mutation, error) {
 	var replaceName, updateName, renewName string
 	var replaceValues, updateValues, renewValues []string
 	total := 0
@@ -245,7 +253,7 @@ func (p *HeaderProtocol) TakeMutation(h http.Header) (*Mutation, error) {
 	return m, nil
 }
 
-// normalizeHeaderName lower-cases name and reads '_' as '-'.
+// normalizeHeaderName lower-cases name and reads '_' and '.' as '-'.
 func normalizeHeaderName(name string) string {
 	b := []byte(name)
 	for i, c := range b {

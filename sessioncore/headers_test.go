@@ -9,7 +9,7 @@ import (
 )
 
 func TestHeaderProtocolOwns(t *testing.T) {
-	p, err := NewHeaderProtocol("X-Session")
+	p, err := newHeaderProtocol("X-Session")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -25,13 +25,13 @@ func TestHeaderProtocolOwns(t *testing.T) {
 			t.Errorf("%q should not belong to the protocol", name)
 		}
 	}
-	if _, err := NewHeaderProtocol("Bad Prefix"); err == nil {
+	if _, err := newHeaderProtocol("Bad Prefix"); err == nil {
 		t.Error("a prefix with a space was accepted")
 	}
 }
 
 func TestWriteRequestRemovesSpoofedHeaders(t *testing.T) {
-	p, _ := NewHeaderProtocol("X-Session")
+	p, _ := newHeaderProtocol("X-Session")
 	h := http.Header{}
 	for _, name := range []string{"X-Session", "X_Session", "x-session-update", "X-SESSION-USER", "X_session_replace"} {
 		h[name] = []string{`{"user":"admin"}`}
@@ -77,7 +77,7 @@ func TestTakeMutation(t *testing.T) {
 		{"two spellings", map[string][]string{"X-Session-Update": {`{}`}, "X_Session_Update": {`{}`}}, `{}`, "", "one spelling"},
 		{"too large", map[string][]string{"X-Session-Update": {`{"a":"` + strings.Repeat("x", MaxMutationBytes) + `"}`}}, `{}`, "", "exceed"},
 	}
-	p, _ := NewHeaderProtocol("X-Session")
+	p, _ := newHeaderProtocol("X-Session")
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			h := http.Header{"Content-Type": {"text/plain"}}

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"maps"
-	"slices"
 	"time"
 	"unsafe"
 )
@@ -119,17 +118,6 @@ func (s *Session) isEmpty() bool {
 		return len(s.raw) == len("{}")
 	}
 	return len(s.values) == 0
-}
-
-// Keys returns the top-level keys in sorted order.
-func (s *Session) Keys() []string {
-	members := s.members()
-	keys := make([]string, 0, len(members))
-	for k := range members {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
 }
 
 // Get returns the value stored under key as plain JSON, the form the

@@ -61,9 +61,6 @@ type Changes struct {
 	Deleted []string
 }
 
-// IsEmpty reports whether the changes leave the session as it was.
-func (c Changes) IsEmpty() bool { return !c.Clear && len(c.Set) == 0 && len(c.Deleted) == 0 }
-
 // sessionIDBytes is the entropy of a session ID: 256 bits, as scs and
 // Flask-Session use; at least 128 are required.
 const sessionIDBytes = 32

@@ -56,7 +56,7 @@ func issue(t *testing.T, manager *Manager, values string) string {
 	if _, err := manager.Save(context.Background(), s, h); err != nil {
 		t.Fatal(err)
 	}
-	return cookieValue(t, h, manager.CookieName())
+	return cookieValue(t, h, manager.config.CookieName)
 }
 
 func cookieValue(t *testing.T, h http.Header, name string) string {
@@ -180,7 +180,7 @@ func TestOpenWithoutCodecGivesNullSession(t *testing.T) {
 		t.Fatal(err)
 	}
 	s, outcome := manager.Open(requestWithCookie("session", "anything"))
-	if !manager.IsNullSession(s) || outcome != OutcomeUnavailable {
+	if !s.IsNull() || outcome != OutcomeUnavailable {
 		t.Fatalf("want a null session, got %v (%s)", s, outcome)
 	}
 	h := http.Header{}
