@@ -2,11 +2,16 @@ package integration_tests
 
 import (
 	"fmt"
+	"net"
+	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 // caddyCommand runs the gateway binary with args and returns its combined
@@ -65,8 +70,9 @@ func TestExampleCaddyfileValidates(t *testing.T) {
 }
 
 // runExample runs Caddyfile.example as shipped, moved to free ports, and
-// returns its demo gateway (8080) and its edge-auth gateway (8090).
-func runExample(t *testing.T) (demo, edge *gateway) {
+// returns its demo gateway (8080), its edge-auth gateway (8090) and the
+// port of the demo app (8081).
+func runExample(t *testing.T) (demo, edge *gateway, appPort int) {
 	t.Helper()
 	example, err := os.ReadFile("../Caddyfile.example")
 	if err != nil {
@@ -75,35 +81,140 @@ func runExample(t *testing.T) (demo, edge *gateway) {
 	ports := freePorts(t, 4)
 	demoPort, edgePort, appPort, admin := ports[0], ports[1], ports[2], ports[3]
 	text := string(example)
-	text = strings.ReplaceAll(text, "localhost:8080", fmt.Sprintf("localhost:%d", demoPort))
-	text = strings.ReplaceAll(text, "localhost:8090", fmt.Sprintf("localhost:%d", edgePort))
-	text = strings.ReplaceAll(text, "127.0.0.1:8081", fmt.Sprintf("127.0.0.1:%d", appPort))
-	text = strings.ReplaceAll(text, ":8081 {", fmt.Sprintf(":%d {", appPort))
+	for _, r := range [][2]string{
+		{"localhost:8080", fmt.Sprintf("localhost:%d", demoPort)},
+		{"localhost:8090", fmt.Sprintf("localhost:%d", edgePort)},
+		{"127.0.0.1:8081", fmt.Sprintf("127.0.0.1:%d", appPort)},
+		{"\n:8081 {", fmt.Sprintf("\n:%d {", appPort)},
+	} {
+		if !strings.Contains(text, r[0]) {
+			t.Fatalf("Caddyfile.example no longer has %q", r[0])
+		}
+		text = strings.ReplaceAll(text, r[0], r[1])
+	}
+	for _, line := range strings.Split(text, "\n") {
+		if line = strings.TrimSpace(line); line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		if line == "{" {
+			t.Fatal("Caddyfile.example now has global options: merge the test's into them")
+		}
+		break
+	}
 	text = fmt.Sprintf("{\n\tadmin 127.0.0.1:%d\n\tpersist_config off\n}\n", admin) + text
 	demo = runCaddy(t, text, fmt.Sprintf("http://localhost:%d", demoPort))
 	edge = &gateway{URL: fmt.Sprintf("http://localhost:%d", edgePort)}
-	return demo, edge
+	// One Caddy serves all three; wait for the other two as well.
+	for _, p := range []int{edgePort, appPort} {
+		addr := fmt.Sprintf("127.0.0.1:%d", p)
+		for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+			if c, err := net.Dial("tcp", addr); err == nil {
+				c.Close()
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("the example does not listen on %s", addr)
+			}
+		}
+	}
+	return demo, edge, appPort
 }
 
-// TestExampleCaddyfileRuns walks the demo of Caddyfile.example: log in, see
-// the session, log out.
+// TestExampleCaddyfileRuns walks the demo site of Caddyfile.example as a
+// visitor would: it listens on loopback alone, says who is logged in,
+// shows the X-Session header (escaped) beneath, and keeps its cookie apart
+// from the edge-auth site's.
 func TestExampleCaddyfileRuns(t *testing.T) {
-	gw, _ := runExample(t)
+	gw, edge, appPort := runExample(t)
+	const demo, edgeName = "demo_session", "edge_session"
 
-	resp, body := get(t, gw.URL+"/login?user=alice", "")
-	login := sessionCookie(t, resp)
-	if !strings.Contains(body, "Logged in as <b>alice</b>") {
-		t.Errorf("login page: %s", body)
+	port := func(g *gateway) int {
+		p, _ := strconv.Atoi(g.URL[strings.LastIndex(g.URL, ":")+1:])
+		return p
+	}
+	requireLoopbackOnly(t, "the demo site", port(gw), "127.0.0.1", "::1")
+	requireLoopbackOnly(t, "the edge-auth site", port(edge), "127.0.0.1", "::1")
+	requireLoopbackOnly(t, "the demo app", appPort, "127.0.0.1")
+
+	resp, body := get(t, gw.URL+"/", "")
+	if !strings.Contains(body, "Not logged in") || !strings.Contains(body, `<link rel="stylesheet" href="/static/demo.css">`) || !strings.Contains(body, "<pre>{}</pre>") {
+		t.Errorf("home page, anonymous: %s", body)
+	}
+	if ct := resp.Header.Get("Content-Type"); ct != "text/html; charset=utf-8" {
+		t.Errorf("home page Content-Type %q", ct)
+	}
+	if resp, css := get(t, gw.URL+"/static/demo.css", ""); resp.StatusCode != 200 || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/css") || !strings.Contains(css, "body {") {
+		t.Errorf("CSS: %d %q %q", resp.StatusCode, resp.Header.Get("Content-Type"), css)
+	}
+	if _, body := get(t, gw.URL+"/login", ""); !strings.Contains(body, `<form action="/login" method="get">`) || !strings.Contains(body, `name="next" value="/"`) {
+		t.Errorf("login form: %s", body)
+	}
+
+	// Log in with a role: a permanent session, a redirect home, and a page
+	// that names the user and the role.
+	resp, body = get(t, gw.URL+"/login?user=alice&role=admin", "")
+	login := namedCookie(t, resp, demo)
+	if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/" || !strings.Contains(body, "Logged in as alice.") {
+		t.Errorf("login: %d %q %s", resp.StatusCode, resp.Header.Get("Location"), body)
 	}
 	if login.MaxAge != 7*24*3600 {
 		t.Errorf("the demo's session is permanent for 7 days, got Max-Age %d", login.MaxAge)
 	}
-	_, body = get(t, gw.URL+"/", login.Value)
-	if !strings.Contains(body, `&#34;user&#34;:&#34;alice&#34;`) {
-		t.Errorf("home page does not show the session: %s", body)
+	alice := demo + "=" + login.Value
+	_, body = getCookies(t, gw.URL+"/", alice)
+	if !strings.Contains(body, `<p class="who">Logged in as alice (admin)</p>`) {
+		t.Errorf("home page does not say who is logged in: %s", body)
 	}
-	resp, _ = get(t, gw.URL+"/logout", login.Value)
-	if c := sessionCookie(t, resp); c.MaxAge != -1 {
+	if !strings.Contains(body, `<pre>{&#34;_permanent&#34;:true,&#34;role&#34;:&#34;admin&#34;,&#34;user&#34;:&#34;alice&#34;}</pre>`) {
+		t.Errorf("home page does not show the X-Session header it received: %s", body)
+	}
+
+	// Logging in again without a role drops the role.
+	resp, _ = getCookies(t, gw.URL+"/login?user=bob", alice)
+	_, body = getCookies(t, gw.URL+"/", demo+"="+namedCookie(t, resp, demo).Value)
+	if !strings.Contains(body, `<p class="who">Logged in as bob</p>`) {
+		t.Errorf("bob, without a role: %s", body)
+	}
+
+	// A hostile user name is text, in the "who" line and in X-Session.
+	resp, body = get(t, gw.URL+"/login?user="+url.QueryEscape(`<script>alert(1)</script>`)+"&role="+url.QueryEscape(`"><img src=x onerror=alert(2)>`), "")
+	hostile := demo + "=" + namedCookie(t, resp, demo).Value
+	if strings.Contains(body, "<script>") {
+		t.Errorf("the login page prints a user name as markup: %s", body)
+	}
+	_, body = getCookies(t, gw.URL+"/", hostile)
+	if !strings.Contains(body, `Logged in as &lt;script&gt;alert(1)&lt;/script&gt; (&#34;&gt;&lt;img src=x onerror=alert(2)&gt;)`) {
+		t.Errorf("the hostile name is not shown escaped: %s", body)
+	}
+	if strings.Contains(body, "<script>") || strings.Contains(body, "<img") {
+		t.Errorf("a user name became markup: %s", body)
+	}
+
+	// Cookies ignore ports: each site reads its own cookie only, so
+	// logging in on one does not change the other.
+	resp, _ = getCookies(t, edge.URL+"/login?user=mallory&role=admin", "")
+	edgeLogin := edgeName + "=" + namedCookie(t, resp, edgeName).Value
+	if _, body := getCookies(t, gw.URL+"/", edgeLogin); !strings.Contains(body, "Not logged in") {
+		t.Errorf("the demo site reads the edge site's cookie: %s", body)
+	}
+	if _, body := getCookies(t, gw.URL+"/", edgeLogin+"; "+alice); !strings.Contains(body, "Logged in as alice (admin)") {
+		t.Errorf("with both cookies, the demo site: %s", body)
+	}
+	if resp, _ := getCookies(t, edge.URL+"/app/", alice); resp.StatusCode != http.StatusFound {
+		t.Errorf("the edge site let the demo site's cookie in: %d", resp.StatusCode)
+	}
+
+	// A client cannot hand the app a session of its own.
+	if _, body := getCookies(t, gw.URL+"/", "", "X-Session", `{"user":"mallory"}`, "X_Session", `{"user":"mallory"}`); !strings.Contains(body, "Not logged in") || strings.Contains(body, "mallory") {
+		t.Errorf("a spoofed X-Session reached the app: %s", body)
+	}
+
+	// Log out: the cookie is deleted and the browser sent home.
+	resp, _ = getCookies(t, gw.URL+"/logout", alice)
+	if c := namedCookie(t, resp, demo); c.MaxAge != -1 {
 		t.Errorf("logout did not delete the cookie: %q", resp.Header.Get("Set-Cookie"))
+	}
+	if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/" {
+		t.Errorf("logout: %d %q", resp.StatusCode, resp.Header.Get("Location"))
 	}
 }

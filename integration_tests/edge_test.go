@@ -10,61 +10,117 @@ import (
 // TestEdgeAuthExample walks every recipe of the edge-auth site in
 // Caddyfile.example, as shipped.
 func TestEdgeAuthExample(t *testing.T) {
-	_, edge := runExample(t)
+	_, edge, _ := runExample(t)
+	const name = "edge_session"
+	login := func(query string) string {
+		t.Helper()
+		resp, _ := getCookies(t, edge.URL+"/login?"+query, "")
+		return name + "=" + namedCookie(t, resp, name).Value
+	}
 
-	// Anonymous: /app/* redirects to the login, /api/* answers 401,
-	// /admin/* 403; static files and the home page are public and do not
-	// vary by cookie.
-	resp, _ := get(t, edge.URL+"/app/reports?year=2026", "")
-	if resp.StatusCode != http.StatusFound || resp.Header.Get("Location") != "/login?next="+url.QueryEscape("/app/reports?year=2026") {
-		t.Errorf("anonymous /app/: %d %q", resp.StatusCode, resp.Header.Get("Location"))
-	}
-	if resp, _ := get(t, edge.URL+"/api/whoami", ""); resp.StatusCode != http.StatusUnauthorized {
-		t.Errorf("anonymous /api/: %d", resp.StatusCode)
-	}
-	if resp, _ := get(t, edge.URL+"/admin/", ""); resp.StatusCode != http.StatusForbidden {
-		t.Errorf("anonymous /admin/: %d", resp.StatusCode)
-	}
-	for _, path := range []string{"/static/site.css", "/"} {
+	// Anonymous: /app and /app/... redirect to the login, keeping where
+	// they were going; /admin too; /api/* answers 401. Static files are
+	// public and do not vary by cookie; the home page says nobody is
+	// logged in.
+	for path, next := range map[string]string{
+		"/app/reports?year=2026": "/app/reports?year=2026",
+		"/app":                   "/app",
+		"/app/":                  "/app/",
+		"/APP/x":                 "/APP/x",
+		"/admin/":                "/admin/",
+		"/admin":                 "/admin",
+	} {
 		resp, _ := get(t, edge.URL+path, "")
-		if resp.StatusCode != 200 || len(resp.Header.Values("Vary")) != 0 || len(resp.Header.Values("Set-Cookie")) != 0 {
-			t.Errorf("public %s: %d Vary %q", path, resp.StatusCode, resp.Header.Values("Vary"))
+		if resp.StatusCode != http.StatusFound || resp.Header.Get("Location") != "/login?next="+url.QueryEscape(next) {
+			t.Errorf("anonymous %s: %d %q", path, resp.StatusCode, resp.Header.Get("Location"))
 		}
 	}
-	if resp, _ := get(t, edge.URL+"/static/site.css", ""); resp.Header.Get("Cache-Control") != "public, max-age=3600" {
+	for _, path := range []string{"/api/whoami", "/api"} {
+		if resp, body := get(t, edge.URL+path, ""); resp.StatusCode != http.StatusUnauthorized || body != `{"error":"not logged in"}` {
+			t.Errorf("anonymous %s: %d %s", path, resp.StatusCode, body)
+		}
+	}
+	resp, body := get(t, edge.URL+"/static/demo.css", "")
+	if resp.StatusCode != 200 || len(resp.Header.Values("Vary")) != 0 || len(resp.Header.Values("Set-Cookie")) != 0 || !strings.Contains(body, "body {") {
+		t.Errorf("public CSS: %d Vary %q", resp.StatusCode, resp.Header.Values("Vary"))
+	}
+	if resp.Header.Get("Cache-Control") != "public, max-age=3600" {
 		t.Errorf("static Cache-Control %q", resp.Header.Get("Cache-Control"))
 	}
+	if resp, body := get(t, edge.URL+"/", ""); resp.StatusCode != 200 || !strings.Contains(body, `<p class="who">Not logged in</p>`) || !strings.Contains(body, `<a href="/app/">`) {
+		t.Errorf("home page: %d %s", resp.StatusCode, body)
+	}
 
-	// A user without a role reaches /app/ and /api/, not /admin/.
-	resp, body := get(t, edge.URL+"/login?user=bob&next=/app/x", "")
-	bob := sessionCookie(t, resp).Value
-	if !strings.Contains(body, `href="/app/x"`) {
-		t.Errorf("login page does not lead on to next: %s", body)
+	// The login form keeps next; logging in sends the browser on to it.
+	_, body = get(t, edge.URL+"/login?next="+url.QueryEscape("/app/reports?year=2026"), "")
+	if !strings.Contains(body, `<input type="hidden" name="next" value="/app/reports?year=2026">`) {
+		t.Errorf("the login form drops next: %s", body)
 	}
-	if _, body := get(t, edge.URL+"/app/x", bob); body != "app page for bob" {
-		t.Errorf("bob /app/: %q", body)
+	resp, body = get(t, edge.URL+"/login?user=bob&next="+url.QueryEscape("/app/reports?year=2026"), "")
+	bob := name + "=" + namedCookie(t, resp, name).Value
+	if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/app/reports?year=2026" || !strings.Contains(body, `href="/app/reports?year=2026"`) {
+		t.Errorf("login does not lead on to next: %d %q %s", resp.StatusCode, resp.Header.Get("Location"), body)
 	}
-	if _, body := get(t, edge.URL+"/api/whoami", bob); body != `{"user":"bob"}` {
+
+	// Only a path on this site: anything a browser could read as another
+	// site, or as a scheme, goes to /.
+	for _, next := range []string{
+		"//evil.example/", `/\evil.example/`, "https://evil.example/", "http:/evil.example",
+		"javascript:alert(1)", "evil.example", "/\t/evil.example", "/\n/evil.example",
+		"\t//evil.example", " /app/", "/app/\r\nSet-Cookie: x=1", "///evil.example", "",
+	} {
+		resp, body := get(t, edge.URL+"/login?user=bob&next="+url.QueryEscape(next), "")
+		if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/" || !strings.Contains(body, `<a href="/">`) {
+			t.Errorf("next=%q: %d Location %q %s", next, resp.StatusCode, resp.Header.Get("Location"), body)
+		}
+		if _, body := get(t, edge.URL+"/login?next="+url.QueryEscape(next), ""); !strings.Contains(body, `name="next" value="/"`) {
+			t.Errorf("next=%q: the login form carries it on: %s", next, body)
+		}
+	}
+	// A path that is only odd stays, escaped in the page.
+	resp, body = get(t, edge.URL+"/login?user=bob&next="+url.QueryEscape(`/app/"><b>`), "")
+	if resp.Header.Get("Location") != `/app/"><b>` || !strings.Contains(body, `href="/app/&#34;&gt;&lt;b&gt;"`) {
+		t.Errorf("an odd path: %q %s", resp.Header.Get("Location"), body)
+	}
+
+	// A user without a role reaches /app and /api/, not /admin/.
+	for _, path := range []string{"/app/reports", "/app", "/app/"} {
+		if resp, body := getCookies(t, edge.URL+path, bob); resp.StatusCode != 200 || !strings.Contains(body, `<p class="who">Logged in as bob</p>`) || !strings.Contains(body, "<h1>App</h1>") {
+			t.Errorf("bob %s: %d %s", path, resp.StatusCode, body)
+		}
+	}
+	if _, body := getCookies(t, edge.URL+"/api/whoami", bob); body != `{"user":"bob"}` {
 		t.Errorf("bob /api/: %q", body)
 	}
-	if resp, _ := get(t, edge.URL+"/admin/", bob); resp.StatusCode != http.StatusForbidden {
+	if resp, _ := getCookies(t, edge.URL+"/admin/", bob); resp.StatusCode != http.StatusForbidden {
 		t.Errorf("bob /admin/: %d", resp.StatusCode)
+	}
+	if _, body := getCookies(t, edge.URL+"/", bob); !strings.Contains(body, `<p class="who">Logged in as bob</p>`) {
+		t.Errorf("bob's home page: %s", body)
 	}
 
 	// An admin reaches /admin/; no client header can speak for the gateway.
-	resp, _ = get(t, edge.URL+"/login?user=alice&role=admin", "")
-	alice := sessionCookie(t, resp).Value
-	_, body = get(t, edge.URL+"/admin/", alice, "X-Remote-User", "mallory", "X_Remote_Role", "root")
-	if body != "admin area, alice (admin)" {
-		t.Errorf("alice /admin/: %q", body)
+	alice := login("user=alice&role=admin")
+	resp, body = getCookies(t, edge.URL+"/admin/", alice, "X-Remote-User", "mallory", "X_Remote_Role", "root")
+	if resp.StatusCode != 200 || !strings.Contains(body, `<p class="who">Logged in as alice (admin)</p>`) || !strings.Contains(body, "<h1>Admin</h1>") {
+		t.Errorf("alice /admin/: %d %s", resp.StatusCode, body)
 	}
-	if resp, _ := get(t, edge.URL+"/app/x", "", "X-Remote-User", "alice"); resp.StatusCode != http.StatusFound {
-		t.Errorf("a spoofed X-Remote-User logged someone in: %d", resp.StatusCode)
+	if _, body := getCookies(t, edge.URL+"/api/whoami", alice, "X-Remote-User", "mallory", "X_Remote_User", "root"); body != `{"user":"alice"}` {
+		t.Errorf("alice /api/ with spoofed identity headers: %q", body)
+	}
+	if resp, _ := get(t, edge.URL+"/app/x", "", "X-Remote-User", "alice", "X-Session", `{"user":"alice"}`); resp.StatusCode != http.StatusFound {
+		t.Errorf("spoofed headers logged someone in: %d", resp.StatusCode)
+	}
+
+	// A hostile user name is text.
+	_, body = getCookies(t, edge.URL+"/app/", login("user="+url.QueryEscape("<script>alert(1)</script>")))
+	if !strings.Contains(body, "Logged in as &lt;script&gt;alert(1)&lt;/script&gt;</p>") || strings.Contains(body, "<script>") {
+		t.Errorf("a hostile name on /app/: %s", body)
 	}
 
 	// Unsafe cross-site requests are refused; same-origin ones pass.
 	req, _ := http.NewRequest(http.MethodPost, edge.URL+"/api/things", nil)
-	req.Header.Set("Cookie", "session="+alice)
+	req.Header.Set("Cookie", alice)
 	req.Header.Set("Sec-Fetch-Site", "cross-site")
 	if resp, _ := do(t, req); resp.StatusCode != http.StatusForbidden {
 		t.Errorf("cross-site POST: %d", resp.StatusCode)
@@ -72,6 +128,12 @@ func TestEdgeAuthExample(t *testing.T) {
 	req.Header.Set("Sec-Fetch-Site", "same-origin")
 	if resp, _ := do(t, req); resp.StatusCode != http.StatusOK {
 		t.Errorf("same-origin POST: %d", resp.StatusCode)
+	}
+
+	// Logging out leaves the gated pages closed again.
+	resp, _ = getCookies(t, edge.URL+"/logout", alice)
+	if c := namedCookie(t, resp, name); c.MaxAge != -1 || resp.StatusCode != http.StatusSeeOther {
+		t.Errorf("logout: %d %q", resp.StatusCode, resp.Header.Values("Set-Cookie"))
 	}
 }
 
