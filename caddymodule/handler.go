@@ -256,7 +256,11 @@ func (h *Handler) codecInfo() (sessioncore.CodecInfo, error) {
 // configuration, which checks itself when the manager is made.
 func (h *Handler) managerConfig() (sessioncore.Config, error) {
 	cfg := sessioncore.DefaultConfig()
-	cfg.CookieName = cmp.Or(h.CookieName, cfg.CookieName)
+	info, err := h.codecInfo()
+	if err != nil {
+		return cfg, err
+	}
+	cfg.CookieName = cmp.Or(h.CookieName, info.DefaultCookieName, cfg.CookieName)
 	cfg.CookiePath = cmp.Or(h.CookiePath, cfg.CookiePath)
 	cfg.CookieDomain = h.CookieDomain
 	cfg.CookieSecure = h.CookieSecure
@@ -274,10 +278,9 @@ func (h *Handler) managerConfig() (sessioncore.Config, error) {
 	cfg.RefreshInterval = time.Duration(h.RefreshInterval)
 	cfg.MaxCookieParts = h.MaxCookieParts
 	cfg.MaxCookieBytes = h.MaxCookieBytes
-	if info, _ := h.codecInfo(); info.SharedWithApp {
+	if info.SharedWithApp {
 		cfg.MaxCookieParts = 1 // the app would not join the parts
 	}
-	var err error
 	if cfg.RevokeBefore, err = sessioncore.ParseRevokeBefore(h.RevokeBefore); err != nil {
 		return cfg, fmt.Errorf("revoke_before %w", err)
 	}

@@ -77,6 +77,10 @@ type CodecInfo struct {
 	// AnySecretLength says the format's own framework accepts any
 	// non-empty secret, so a short one is a warning, not an error.
 	AnySecretLength bool
+	// DefaultCookieName is the cookie's name when the configuration names
+	// none: the app's own default (Django's "sessionid"). Empty means
+	// DefaultCookieName ("session").
+	DefaultCookieName string
 }
 
 var codecs = map[string]CodecInfo{}
