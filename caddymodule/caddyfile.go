@@ -56,7 +56,9 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //		revoke_before <RFC 3339 time>
 //		refresh_each_request true|false
 //		header_prefix <header-name>
-//		codec securecookie|flask
+//		codec securecookie|flask|<name> [{
+//			<option> <value>
+//		}]
 //		forward_cookie true|false
 //		store cookie
 //		store memory {
@@ -160,7 +162,7 @@ var subdirectives = map[string]subdirective{
 	"header_prefix": checkedStringInto(func(h *Handler) *string { return &h.HeaderPrefix }, func(v string) error {
 		return sessioncore.CheckHeaderPrefix(v)
 	}),
-	"codec":           choiceInto(func(h *Handler) *string { return &h.Codec }, sessioncore.CodecNames()...),
+	"codec":           parseCodec,
 	"forward_cookie":  boolPtrInto(func(h *Handler) **bool { return &h.ForwardCookie }),
 	"store":           parseStoreSubdirective,
 	"on_store_error":  choiceInto(func(h *Handler) *string { return &h.OnStoreError }, "fail_open", "fail_closed"),
@@ -211,6 +213,29 @@ func sizeArg(d *caddyfile.Dispenser, min, max uint64) (uint64, error) {
 		return 0, d.Errf("%s must be a size from %d to %d bytes such as 4KiB or 6000, not %q", sub, min, max, v)
 	}
 	return size, nil
+}
+
+// parseCodec takes the codec's name and an optional block of its options,
+// one "<name> <value>" a line.
+func parseCodec(p *caddyfileParser, d *caddyfile.Dispenser) error {
+	if err := choiceInto(func(h *Handler) *string { return &h.Codec }, sessioncore.CodecNames()...)(p, d); err != nil {
+		return err
+	}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		name := d.Val()
+		value, err := singleArg(d)
+		if err != nil {
+			return err
+		}
+		if _, dup := p.h.CodecOptions[name]; dup {
+			return d.Errf("codec option %s specified more than once", name)
+		}
+		if p.h.CodecOptions == nil {
+			p.h.CodecOptions = map[string]string{}
+		}
+		p.h.CodecOptions[name] = value
+	}
+	return nil
 }
 
 func parseStoreSubdirective(p *caddyfileParser, d *caddyfile.Dispenser) error {

@@ -119,6 +119,12 @@ type Handler struct {
 	// session cookie, shared with a Flask app whose SECRET_KEY is Secret).
 	Codec string `json:"codec,omitempty"`
 
+	// Options of the codec's own, name to value, for the codecs that take
+	// any (in the Caddyfile, a block after the codec's name: codec rails {
+	// key_digest sha256 }). A codec refuses names it does not know, and
+	// one that takes no options refuses any.
+	CodecOptions map[string]string `json:"codec_options,omitempty"`
+
 	// Whether the session cookie is passed on to the upstream in the
 	// request's Cookie header. Default: true with the flask codec (the
 	// Flask app reads it), false otherwise.
@@ -235,9 +241,9 @@ func (h *Handler) provisionCodec() (sessioncore.Codec, error) {
 			}
 		}
 	}
-	codec, err := info.New(secret, fallbacks...)
+	codec, err := info.Make(h.CodecOptions, secret, fallbacks...)
 	if err != nil {
-		return nil, fmt.Errorf("session keys: %w", err)
+		return nil, fmt.Errorf("session codec %s: %w", info.Name, err)
 	}
 	return codec, nil
 }

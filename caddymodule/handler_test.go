@@ -410,6 +410,7 @@ func TestProvisionErrors(t *testing.T) {
 		{"a forward header twice in JSON", Handler{Secret: testSecretLiteral, Forward: []ForwardHeader{{"user", "X-User"}, {"role", "x_user"}}}, "given twice"},
 		{"forward into Cookie", Handler{Secret: testSecretLiteral, Forward: []ForwardHeader{{"user", "Cookie"}}}, "reserved"},
 		{"forward into a protocol header", Handler{Secret: testSecretLiteral, Forward: []ForwardHeader{{"user", "X-Session-User"}}}, "session's own headers"},
+		{"options for a codec without any", Handler{Secret: testSecretLiteral, Codec: "flask", CodecOptions: map[string]string{"b": "1", "a": "2"}}, "codec flask takes no options, got a, b"},
 	}
 	t.Setenv("SESSION_TEST_SHORT", "short")
 	for _, tt := range tests {

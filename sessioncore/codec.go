@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -66,6 +67,10 @@ type CodecInfo struct {
 	// New makes the codec with the current secret and older ones that are
 	// still read.
 	New func(secret []byte, fallbacks ...[]byte) (Codec, error)
+	// NewWithOptions, when set, makes the codec with options of its own
+	// (codec_options: name to value), refusing unknown names with an error
+	// that names them. Without it, the codec takes no options.
+	NewWithOptions func(options map[string]string, secret []byte, fallbacks ...[]byte) (Codec, error)
 	// SharedWithApp says the cookie is an application's own (Flask's):
 	// the gateway then forwards it to the upstream by default, never
 	// splits it over several cookies (the app would not join them), and
@@ -81,6 +86,34 @@ type CodecInfo struct {
 	// none: the app's own default (Django's "sessionid"). Empty means
 	// DefaultCookieName ("session").
 	DefaultCookieName string
+}
+
+// Make makes the codec with options, which only a codec with
+// NewWithOptions takes.
+func (info CodecInfo) Make(options map[string]string, secret []byte, fallbacks ...[]byte) (Codec, error) {
+	if info.NewWithOptions != nil {
+		return info.NewWithOptions(options, secret, fallbacks...)
+	}
+	if len(options) > 0 {
+		return nil, fmt.Errorf("codec %s takes no options, got %s", info.Name, strings.Join(slices.Sorted(maps.Keys(options)), ", "))
+	}
+	return info.New(secret, fallbacks...)
+}
+
+// UnknownCodecOptions returns an error naming the options not in known, or
+// nil: for a codec's NewWithOptions.
+func UnknownCodecOptions(codec string, options map[string]string, known ...string) error {
+	var unknown []string
+	for name := range options {
+		if !slices.Contains(known, name) {
+			unknown = append(unknown, name)
+		}
+	}
+	if len(unknown) == 0 {
+		return nil
+	}
+	slices.Sort(unknown)
+	return fmt.Errorf("codec %s has no option %s (its options: %s)", codec, strings.Join(unknown, ", "), strings.Join(known, ", "))
 }
 
 var codecs = map[string]CodecInfo{}
