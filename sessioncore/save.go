@@ -2,6 +2,7 @@ package sessioncore
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"time"
@@ -146,15 +147,40 @@ func (m *Manager) cookieLines(s *Session, p Payload, maxParts int) ([]string, er
 	return m.attrs.chunkLines(value, now, expires, maxParts, m.maxBytes())
 }
 
+// CookieExpiry is implemented by a codec whose app decides how long the
+// browser keeps the session cookie by a rule of its own, not Flask's
+// _permanent flag. Django, for one, keeps every session cookie for
+// SESSION_COOKIE_AGE unless the session's _session_expiry says otherwise
+// (seconds, a date, or 0 for the browser session); the gateway must write
+// the cookie as the app would, or a session the app made to end with the
+// browser would outlive it, and one it made to last would not.
+//
+// CookieExpires is given the session's values (plain JSON, by key), the
+// time the cookie is issued and the configured lifetime. It returns when
+// the cookie expires and true, or false for a cookie that lasts as long as
+// the browser session. An expiry in the past makes the browser drop it.
+type CookieExpiry interface {
+	CookieExpires(values func(key string) (json.RawMessage, bool), now time.Time, lifetime time.Duration) (expires time.Time, persistent bool)
+}
+
 // ExpirationTime returns when a permanent session's cookie expires if it
 // is issued now, and false for a non-permanent session, whose cookie lasts
-// as long as the browser session. It is never later than the end of the
-// absolute lifetime.
+// as long as the browser session. A codec that implements CookieExpiry
+// decides both instead. It is never later than the end of the absolute
+// lifetime.
 func (m *Manager) ExpirationTime(s *Session) (time.Time, bool) {
-	if !s.Permanent() {
-		return time.Time{}, false
+	var expires time.Time
+	if rule, ok := m.codec.(CookieExpiry); ok {
+		var persistent bool
+		if expires, persistent = rule.CookieExpires(s.Get, m.now(), m.config.Lifetime); !persistent {
+			return time.Time{}, false
+		}
+	} else {
+		if !s.Permanent() {
+			return time.Time{}, false
+		}
+		expires = m.now().Add(m.config.Lifetime)
 	}
-	expires := m.now().Add(m.config.Lifetime)
 	if m.config.AbsoluteLifetime > 0 && !s.created.IsZero() {
 		if end := s.created.Add(m.config.AbsoluteLifetime); end.Before(expires) {
 			expires = end
