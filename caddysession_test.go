@@ -4,6 +4,7 @@ import (
 	"testing"
 
 	"github.com/caddyserver/caddy/v2"
+	caddycmd "github.com/caddyserver/caddy/v2/cmd"
 
 	_ "github.com/sessiongate/caddy-session"
 )
@@ -14,5 +15,8 @@ func TestImportingTheRootRegistersTheModules(t *testing.T) {
 		if _, err := caddy.GetModule(id); err != nil {
 			t.Errorf("module %s: %v", id, err)
 		}
+	}
+	if _, ok := caddycmd.Commands()["session"]; !ok {
+		t.Error("no caddy session command")
 	}
 }
