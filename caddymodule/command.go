@@ -444,17 +444,14 @@ func (o inspectOptions) setupFromConfig() (*inspectSetup, error) {
 	}
 	h := chosen.handler
 	h.logger = zap.NewNop()
-	secret, fallbacks, _, err := h.secrets()
+	// The handler's own steps: its secrets, codec and options.
+	codec, err := h.provisionCodec()
 	if err != nil {
 		return nil, fmt.Errorf("%s, %s: %w", o.configFile, chosen.path, err)
 	}
 	info, err := h.codecInfo()
 	if err != nil {
 		return nil, fmt.Errorf("%s, %s: %w", o.configFile, chosen.path, err)
-	}
-	codec, err := info.New(secret, fallbacks...)
-	if err != nil {
-		return nil, fmt.Errorf("%s, %s: session keys: %w", o.configFile, chosen.path, err)
 	}
 	cfg, err := h.managerConfig()
 	if err != nil {
