@@ -37,6 +37,15 @@ type Payload struct {
 	// again. It is still checked for shape, so a forged payload can never
 	// reach a header as anything but printable ASCII.
 	Normalized bool
+	// Expires is for a format that carries an expiry of its own (Rails'
+	// exp). Encode is given when the Manager stops accepting the value
+	// (Issued plus the lifetime, or the end of the absolute lifetime if
+	// sooner); Decode returns the expiry the value carries, or the zero
+	// time, and Open refuses the value from that instant on. A codec whose
+	// format has no issue time returns a zero Issued: the value is then
+	// taken as issued a lifetime before it expires (but not after now),
+	// or, without an expiry, as issued now.
+	Expires time.Time
 	// Sealed, set by Decode when the codec can reissue the value without
 	// sealing its JSON again, is the codec's sealed form of JSON and, for
 	// a codec that keeps it, Created. Encode reuses it when it is set, so

@@ -99,6 +99,16 @@ func (m *Manager) decode(value string) (*Session, Outcome, error) {
 	// Compare instants, not durations: a hostile issue time far in the
 	// past or future would overflow a time.Duration.
 	now := m.now()
+	if !payload.Expires.IsZero() && !now.Before(payload.Expires) {
+		return nil, OutcomeExpired, errors.New("past the expiry it carries")
+	}
+	if payload.Issued.IsZero() {
+		// A format without an issue time (Rails').
+		payload.Issued = now
+		if start := payload.Expires.Add(-m.config.Lifetime); !payload.Expires.IsZero() && start.Before(now) {
+			payload.Issued = start
+		}
+	}
 	if now.After(payload.Issued.Add(m.config.Lifetime)) {
 		return nil, OutcomeExpired, fmt.Errorf("issued more than the lifetime (%s) ago", m.config.Lifetime)
 	}
@@ -118,7 +128,9 @@ func (m *Manager) decode(value string) (*Session, Outcome, error) {
 	if o.keyIndex > 0 {
 		outcome = OutcomeFallbackKey
 	}
-	return o.session(m.form), outcome, nil
+	s := o.session(m.form)
+	s.issued = payload.Issued
+	return s, outcome, nil
 }
 
 // checkLifetimes applies the lifetimes beyond Flask's: the idle timeout,

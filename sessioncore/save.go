@@ -131,6 +131,12 @@ func (m *Manager) cookieLines(s *Session, p Payload, maxParts int) ([]string, er
 		// that keeps no creation time seals none into it.)
 		p.Created = now
 	}
+	// When the Manager stops accepting the value, for a format that
+	// carries it (Rails').
+	p.Expires = now.Add(m.config.Lifetime)
+	if end := p.Created.Add(m.config.AbsoluteLifetime); m.config.AbsoluteLifetime > 0 && end.Before(p.Expires) {
+		p.Expires = end
+	}
 	value, err := m.codec.Encode(m.config.CookieName, p)
 	if err != nil {
 		return nil, err
