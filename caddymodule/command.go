@@ -655,9 +655,12 @@ type inspectReport struct {
 	// Parts is how many cookies the session was split over.
 	Parts int `json:"parts,omitempty"`
 	// Bytes is what its cookies take of the Cookie line.
-	Bytes   int        `json:"bytes,omitempty"`
-	Issued  *time.Time `json:"issued,omitempty"`
-	Created *time.Time `json:"created,omitempty"`
+	Bytes  int        `json:"bytes,omitempty"`
+	Issued *time.Time `json:"issued,omitempty"`
+	// IssuedAssumed says the cookie's format carries no issue time, and
+	// Issued is the one the gateway assumes.
+	IssuedAssumed bool       `json:"issued_assumed,omitempty"`
+	Created       *time.Time `json:"created,omitempty"`
 	// Expires is when the gateway stops accepting the cookie unless it
 	// is reissued (valid), or when it stopped (expired).
 	Expires *time.Time `json:"expires,omitempty"`
@@ -714,6 +717,15 @@ func (s *inspectSetup) inspect(h http.Header, now time.Time) inspectReport {
 	session, outcome := m.Open(req)
 	r.Outcome = outcome
 	payload, keyIndex, decodeErr := s.codec.Decode(name, value)
+	if decodeErr == nil && payload.Issued.IsZero() {
+		// A format without an issue time: taken as the manager takes it,
+		// as issued a lifetime before its expiry, but not after now.
+		r.IssuedAssumed = true
+		payload.Issued = now
+		if start := payload.Expires.Add(-s.config.Lifetime); !payload.Expires.IsZero() && start.Before(now) {
+			payload.Issued = start
+		}
+	}
 	if decodeErr == nil {
 		issued := payload.Issued.UTC()
 		r.Issued = &issued
@@ -806,6 +818,9 @@ func (r *inspectReport) createdOrIssued() time.Time {
 func (s *inspectSetup) expiry(p sessioncore.Payload) (time.Time, string) {
 	c := &s.config
 	end, limit := p.Issued.Add(c.Lifetime), "lifetime "+formatDuration(c.Lifetime)
+	if !p.Expires.IsZero() && !p.Expires.After(end) {
+		end, limit = p.Expires, "the expiry the cookie carries"
+	}
 	if c.IdleTimeout > 0 {
 		if t := p.Issued.Add(c.IdleTimeout); t.Before(end) {
 			end, limit = t, "idle_timeout "+formatDuration(c.IdleTimeout)
@@ -896,7 +911,11 @@ func (r *inspectReport) write(w io.Writer) error {
 		}
 	}
 	if r.Issued != nil && r.Status != statusBadSig && r.Status != statusUndecoded {
-		row("issued", r.when(*r.Issued))
+		if r.IssuedAssumed {
+			row("issued", r.when(*r.Issued)+", assumed: the cookie's format carries no issue time")
+		} else {
+			row("issued", r.when(*r.Issued))
+		}
 		if r.Created != nil {
 			row("created", r.when(*r.Created))
 		}

@@ -596,3 +596,46 @@ func TestRevokeCommand(t *testing.T) {
 		}
 	})
 }
+
+// expiringCodec stands for a format with an expiry of its own and no issue
+// time (Rails'): every value opens as session with the expiry expires.
+type expiringCodec struct {
+	session string
+	expires time.Time
+}
+
+func (c expiringCodec) Encode(string, sessioncore.Payload) (string, error) {
+	return "", errors.New("not for sealing")
+}
+
+func (c expiringCodec) Decode(_, value string) (sessioncore.Payload, int, error) {
+	return sessioncore.Payload{JSON: []byte(c.session), Expires: c.expires}, 0, nil
+}
+
+func TestInspectAFormatWithItsOwnExpiry(t *testing.T) {
+	now := time.Now().Truncate(time.Second)
+	for _, tt := range []struct {
+		expires time.Time
+		status  string
+	}{
+		{now.Add(time.Hour), statusValid},
+		{now.Add(-time.Minute), statusExpired},
+	} {
+		s := &inspectSetup{codec: expiringCodec{`{"user":"olivia"}`, tt.expires}, config: sessioncore.DefaultConfig(), source: "test"}
+		r := s.inspect(http.Header{"Cookie": {"session=anything"}}, now)
+		if r.Status != tt.status || !r.IssuedAssumed || r.Expires == nil || !r.Expires.Equal(tt.expires) || r.Limit != "the expiry the cookie carries" {
+			t.Errorf("expires %v: %+v", tt.expires, r)
+		}
+		if want := tt.expires.Add(-31 * 24 * time.Hour); !r.Issued.Equal(want) {
+			t.Errorf("issued %v, want %v (a lifetime before the expiry)", r.Issued, want)
+		}
+		if string(r.Session) != `{"user":"olivia"}` {
+			t.Errorf("session %s", r.Session)
+		}
+		var out bytes.Buffer
+		_ = r.write(&out)
+		if !strings.Contains(out.String(), "assumed: the cookie's format carries no issue time") {
+			t.Errorf("report:\n%s", out.String())
+		}
+	}
+}
