@@ -247,8 +247,11 @@ of a config with --config:
 
 --secret-file <path>     the secret, as the handler's secret_file reads it
 --fallbacks-file <path>  fallback secrets, one per line, as secret_fallbacks_file
---codec <name>           securecookie (default) or flask
---cookie-name <name>     the cookie's name (default session); the securecookie
+--codec <name>           securecookie (default), flask, or another codec the
+                         binary has (see the flag's list below)
+--codec-option <n>=<v>   an option of the codec, as codec_options (repeatable)
+--cookie-name <name>     the cookie's name (default session, or the codec's
+                         own, such as Django's sessionid); the securecookie
                          codec signs the name, so it must be the right one
 --lifetime <duration>    the handler's lifetime (default 31d)
 
@@ -274,7 +277,8 @@ hold secrets, never their contents.
 	f.String("secret-file", "", "File holding the secret (required unless --config)")
 	f.String("fallbacks-file", "", "File of fallback secrets, one per line")
 	f.String("codec", sessioncore.SecureCookieCodecName, "The cookie's codec: "+strings.Join(sessioncore.CodecNames(), " or "))
-	f.String("cookie-name", sessioncore.DefaultCookieName, "The session cookie's name")
+	f.StringArray("codec-option", nil, "An option of the codec, name=value (repeatable)")
+	f.String("cookie-name", sessioncore.DefaultCookieName, "The session cookie's name (default: session, or the codec's own)")
 	f.String("lifetime", "31d", "The sessions' lifetime (Caddy duration)")
 	f.StringP("config", "c", "", "Take the settings from the first session handler of this config")
 	f.StringP("adapter", "a", "", "The config adapter of --config")
@@ -321,6 +325,7 @@ hold secrets, never their contents.
 type inspectOptions struct {
 	secretFile, fallbacksFile string
 	codec, cookieName         string
+	codecOptions              map[string]string
 	lifetime                  string
 	configFile, adapter       string
 	// cookieNameSet says --cookie-name was given, to choose among the
@@ -332,6 +337,7 @@ type inspectOptions struct {
 
 func inspectOptionsFromFlags(fs interface {
 	GetString(string) (string, error)
+	GetStringArray(string) ([]string, error)
 	GetBool(string) (bool, error)
 	Changed(string) bool
 }) (inspectOptions, error) {
@@ -349,8 +355,19 @@ func inspectOptionsFromFlags(fs interface {
 		cookieHeader:  b("cookie-header"),
 		json:          b("json"),
 	}
+	options, _ := fs.GetStringArray("codec-option")
+	for _, option := range options {
+		name, value, ok := strings.Cut(option, "=")
+		if !ok || name == "" {
+			return o, fmt.Errorf("--codec-option takes name=value, not %q", option)
+		}
+		if o.codecOptions == nil {
+			o.codecOptions = map[string]string{}
+		}
+		o.codecOptions[name] = value
+	}
 	if o.configFile != "" {
-		for _, name := range []string{"secret-file", "fallbacks-file", "codec", "lifetime"} {
+		for _, name := range []string{"secret-file", "fallbacks-file", "codec", "codec-option", "lifetime"} {
 			if fs.Changed(name) {
 				return o, fmt.Errorf("--%s and --config: with --config, the secrets, codec and lifetime are the config's", name)
 			}
@@ -395,9 +412,9 @@ func (o inspectOptions) setup() (*inspectSetup, error) {
 	if !ok {
 		return nil, fmt.Errorf("unknown codec %q; want one of %s", o.codec, strings.Join(sessioncore.CodecNames(), ", "))
 	}
-	codec, err := info.New([]byte(current), fallbacks...)
+	codec, err := info.Make(o.codecOptions, []byte(current), fallbacks...)
 	if err != nil {
-		return nil, fmt.Errorf("session keys from %s: %w", o.secretFile, err)
+		return nil, fmt.Errorf("session codec %s with the secret from %s: %w", info.Name, o.secretFile, err)
 	}
 	lifetime, err := caddy.ParseDuration(o.lifetime)
 	if err != nil || lifetime <= 0 {
@@ -405,6 +422,9 @@ func (o inspectOptions) setup() (*inspectSetup, error) {
 	}
 	cfg := sessioncore.DefaultConfig()
 	cfg.CookieName = o.cookieName
+	if !o.cookieNameSet {
+		cfg.CookieName = cmp.Or(info.DefaultCookieName, cfg.CookieName)
+	}
 	cfg.Lifetime = lifetime
 	// Whatever limits the handler has, the cookie is read whole.
 	cfg.MaxCookieParts = sessioncore.MaxCookiePartsLimit
@@ -435,7 +455,8 @@ func (o inspectOptions) setupFromConfig() (*inspectSetup, error) {
 	chosen := found[0]
 	if o.cookieNameSet {
 		i := slices.IndexFunc(found, func(f foundHandler) bool {
-			return cmp.Or(f.handler.CookieName, sessioncore.DefaultCookieName) == o.cookieName
+			info, _ := f.handler.codecInfo()
+			return cmp.Or(f.handler.CookieName, info.DefaultCookieName, sessioncore.DefaultCookieName) == o.cookieName
 		})
 		if i < 0 {
 			return nil, fmt.Errorf("%s has no session handler with cookie_name %s", o.configFile, o.cookieName)

@@ -408,6 +408,7 @@ func TestInspectSetupErrorsNameFilesNotContents(t *testing.T) {
 		{"short secret", inspectOptions{secretFile: short, codec: "securecookie", cookieName: "session", lifetime: "31d"}, "15 bytes"},
 		{"unknown codec", inspectOptions{secretFile: short, codec: "jwt", cookieName: "session", lifetime: "31d"}, "flask, securecookie"},
 		{"bad lifetime", inspectOptions{secretFile: short, codec: "flask", cookieName: "session", lifetime: "soon"}, "--lifetime"},
+		{"codec options the codec does not take", inspectOptions{secretFile: short, codec: "flask", codecOptions: map[string]string{"salt": "x"}, cookieName: "session", lifetime: "31d"}, "codec flask takes no options, got salt"},
 		{"short secret in a config", inspectOptions{configFile: caddyfile}, "12 bytes"},
 		{"no handler", inspectOptions{configFile: none}, "has no session handler"},
 		{"no handler of that cookie name", inspectOptions{configFile: caddyfile, cookieName: "sid", cookieNameSet: true}, "no session handler with cookie_name sid"},
@@ -542,6 +543,10 @@ func TestInspectCommand(t *testing.T) {
 	_, _, err = runSession(t, valid, "inspect", "--config", filepath.Join(dir, "Caddyfile"), "--codec", "flask")
 	if err == nil || !strings.Contains(err.Error(), "--codec and --config") {
 		t.Errorf("--config with --codec: %v", err)
+	}
+	_, _, err = runSession(t, valid, "inspect", "--secret-file", secretFile, "--codec-option", "salt")
+	if err == nil || !strings.Contains(err.Error(), `--codec-option takes name=value, not "salt"`) {
+		t.Errorf("--codec-option without a value: %v", err)
 	}
 }
 
