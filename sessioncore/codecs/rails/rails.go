@@ -38,6 +38,7 @@ import (
 	"hash"
 	"strings"
 	"time"
+	"unsafe"
 
 	"github.com/sessiongate/caddy-session/sessioncore"
 )
@@ -125,7 +126,7 @@ var b64 = base64.StdEncoding.Strict()
 // Encode seals p.JSON, the session, for the cookie called name, with
 // p.Expires as exp (null when zero) and a new random IV.
 func (c *Codec) Encode(name string, p sessioncore.Payload) (string, error) {
-	env := make([]byte, 0, 64+b64.EncodedLen(len(p.JSON))+len(name))
+	env := make([]byte, 0, 80+b64.EncodedLen(len(p.JSON))+len(name)+tagLen)
 	env = append(env, `{"_rails":{"message":"`...)
 	env = b64.AppendEncode(env, p.JSON)
 	env = append(env, `","exp":`...)
@@ -144,22 +145,48 @@ func (c *Codec) Encode(name string, p sessioncore.Payload) (string, error) {
 	if _, err := rand.Read(iv[:]); err != nil {
 		return "", err
 	}
-	sealed := c.aeads[0].Seal(env[:0:0], iv[:], env, nil)
+	sealed := c.aeads[0].Seal(env[:0], iv[:], env, nil) // in place
 	ciphertext, tag := sealed[:len(sealed)-tagLen], sealed[len(sealed)-tagLen:]
-	var out strings.Builder
-	out.Grow((b64.EncodedLen(len(ciphertext))+b64.EncodedLen(ivLen)+b64.EncodedLen(tagLen))*3/2 + 4)
-	writeEscaped(&out, b64.AppendEncode(nil, ciphertext))
-	out.WriteString("--")
-	writeEscaped(&out, b64.AppendEncode(nil, iv[:]))
-	out.WriteString("--")
-	writeEscaped(&out, b64.AppendEncode(nil, tag))
-	return out.String(), nil
+	// base64 of the three parts, then escaped as Rack escapes: + / = take
+	// three bytes each, which at most doubles the text's length (padding
+	// aside, a fair bound).
+	n := b64.EncodedLen(len(ciphertext)) + b64.EncodedLen(ivLen) + b64.EncodedLen(tagLen) + 4
+	text := make([]byte, 0, n)
+	text = b64.AppendEncode(text, ciphertext)
+	text = append(text, "--"...)
+	text = b64.AppendEncode(text, iv[:])
+	text = append(text, "--"...)
+	text = b64.AppendEncode(text, tag)
+	escapes := 0
+	for _, ch := range text {
+		if ch == '+' || ch == '/' || ch == '=' {
+			escapes++
+		}
+	}
+	out := make([]byte, 0, len(text)+2*escapes)
+	for _, ch := range text {
+		switch ch {
+		case '+':
+			out = append(out, "%2B"...)
+		case '/':
+			out = append(out, "%2F"...)
+		case '=':
+			out = append(out, "%3D"...)
+		default:
+			out = append(out, ch)
+		}
+	}
+	// out is never written again, so it can back the string directly.
+	return unsafe.String(unsafe.SliceData(out), len(out)), nil
 }
 
 // appendJSONString appends s as the inside of a JSON string, as
 // ActiveSupport's JSON encoder writes it (it escapes <, > and & too). A
 // cookie name is a token: no quote, backslash or control character.
 func appendJSONString(b []byte, s string) []byte {
+	if !strings.ContainsAny(s, `<>&"\`) {
+		return append(b, s...)
+	}
 	for i := 0; i < len(s); i++ {
 		switch ch := s[i]; ch {
 		case '<', '>', '&':
@@ -171,22 +198,6 @@ func appendJSONString(b []byte, s string) []byte {
 		}
 	}
 	return b
-}
-
-// writeEscaped writes base64 text as Rack::Utils.escape does.
-func writeEscaped(out *strings.Builder, text []byte) {
-	for _, ch := range text {
-		switch ch {
-		case '+':
-			out.WriteString("%2B")
-		case '/':
-			out.WriteString("%2F")
-		case '=':
-			out.WriteString("%3D")
-		default:
-			out.WriteByte(ch)
-		}
-	}
 }
 
 // unescape undoes Rack's escaping as Rack's cookie parser does
