@@ -5,4 +5,5 @@ package caddymodule
 // importing it here once is all it takes for `codec <name>` to find it.
 import (
 	_ "github.com/sessiongate/caddy-session/sessioncore/codecs/django"
+	_ "github.com/sessiongate/caddy-session/sessioncore/codecs/rails"
 )

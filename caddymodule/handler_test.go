@@ -410,6 +410,8 @@ func TestProvisionErrors(t *testing.T) {
 		{"a forward header twice in JSON", Handler{Secret: testSecretLiteral, Forward: []ForwardHeader{{"user", "X-User"}, {"role", "x_user"}}}, "given twice"},
 		{"forward into Cookie", Handler{Secret: testSecretLiteral, Forward: []ForwardHeader{{"user", "Cookie"}}}, "reserved"},
 		{"forward into a protocol header", Handler{Secret: testSecretLiteral, Forward: []ForwardHeader{{"user", "X-Session-User"}}}, "session's own headers"},
+		{"an unknown rails option", Handler{Secret: testSecretLiteral, Codec: "rails", CodecOptions: map[string]string{"key_digest": "sha256", "cipher": "aes-256-cbc"}}, "codec rails has no option cipher"},
+		{"a bad rails key_digest", Handler{Secret: testSecretLiteral, Codec: "rails", CodecOptions: map[string]string{"key_digest": "md5"}}, "key_digest must be sha1"},
 		{"options for a codec without any", Handler{Secret: testSecretLiteral, Codec: "flask", CodecOptions: map[string]string{"b": "1", "a": "2"}}, "codec flask takes no options, got a, b"},
 	}
 	t.Setenv("SESSION_TEST_SHORT", "short")
