@@ -116,7 +116,7 @@ Revokes the server-side session with the given ID in every memory and Redis
 store of a running Caddy's config, through its admin API: it POSTs
 {"id": "<id>"} to /session/revoke and prints the answer, one entry per store:
 
-  caddy session revoke 3q2-7w... 
+  caddy session revoke 2YvsBS3ff1VrPPqWlAu-KFCUBW-vnG9mrrY-ehwt2tY
   {"revoked":1,"stores":[{"store":"memory (cookie session)","revoked":true}]}
 
 The ID is the one the upstream receives in X-Session-Id, or the one
@@ -276,9 +276,9 @@ hold secrets, never their contents.
 	f := cmd.Flags()
 	f.String("secret-file", "", "File holding the secret (required unless --config)")
 	f.String("fallbacks-file", "", "File of fallback secrets, one per line")
-	f.String("codec", sessioncore.SecureCookieCodecName, "The cookie's codec: "+strings.Join(sessioncore.CodecNames(), " or "))
+	f.String("codec", sessioncore.SecureCookieCodecName, "The cookie's codec: "+strings.Join(sessioncore.CodecNames(), ", "))
 	f.StringArray("codec-option", nil, "An option of the codec, name=value (repeatable)")
-	f.String("cookie-name", sessioncore.DefaultCookieName, "The session cookie's name (default: session, or the codec's own)")
+	f.String("cookie-name", "", "The session cookie's name (default: session, or the codec's own)")
 	f.String("lifetime", "31d", "The sessions' lifetime (Caddy duration)")
 	f.StringP("config", "c", "", "Take the settings from the first session handler of this config")
 	f.StringP("adapter", "a", "", "The config adapter of --config")
@@ -351,7 +351,7 @@ func inspectOptionsFromFlags(fs interface {
 		lifetime:      fl("lifetime"),
 		configFile:    fl("config"),
 		adapter:       fl("adapter"),
-		cookieNameSet: fs.Changed("cookie-name"),
+		cookieNameSet: fl("cookie-name") != "",
 		cookieHeader:  b("cookie-header"),
 		json:          b("json"),
 	}
@@ -421,10 +421,7 @@ func (o inspectOptions) setup() (*inspectSetup, error) {
 		return nil, fmt.Errorf("--lifetime must be a positive duration such as 31d or 12h, not %q", o.lifetime)
 	}
 	cfg := sessioncore.DefaultConfig()
-	cfg.CookieName = o.cookieName
-	if !o.cookieNameSet {
-		cfg.CookieName = cmp.Or(info.DefaultCookieName, cfg.CookieName)
-	}
+	cfg.CookieName = cmp.Or(o.cookieName, info.DefaultCookieName, cfg.CookieName)
 	cfg.Lifetime = lifetime
 	// Whatever limits the handler has, the cookie is read whole.
 	cfg.MaxCookieParts = sessioncore.MaxCookiePartsLimit
