@@ -153,11 +153,11 @@ type Handler struct {
 	// that refuses changes, and X-Session-Status: unavailable.
 	OnStoreError string `json:"on_store_error,omitempty"`
 
-	sessions *sessioncore.Manager
-	gateway  *sessioncore.Gateway
-	storeKey string    // in the stores pool, released on Cleanup
-	storeUse *storeUse // counts this handler's requests while they use the store
-	logger   *zap.Logger
+	sessions     *sessioncore.Manager
+	gateway      *sessioncore.Gateway
+	releaseStore func()    // releases the handler's share of its store, on Cleanup
+	storeUse     *storeUse // counts this handler's requests while they use the store
+	logger       *zap.Logger
 }
 
 // ForwardHeader sends one session value to the upstream in a header.
@@ -204,11 +204,11 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		return err
 	}
 	opts := []sessioncore.Option{sessioncore.WithLogger(h.logger)}
-	store, storeKey, err := openStore(h.Store, cfg.CookieName)
+	store, releaseStore, err := openStore(h.Store, cfg.CookieName)
 	if err != nil {
 		return fmt.Errorf("session store: %w", err)
 	}
-	h.storeKey, h.storeUse = storeKey, store.use
+	h.releaseStore, h.storeUse = releaseStore, store.use
 	if store.Store != nil {
 		opts = append(opts, sessioncore.WithStore(store.Store))
 		cfg.MaxSessionSize = h.Store.MaxSessionSize
@@ -406,12 +406,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 
 // Cleanup releases the handler's share of its session store.
 func (h *Handler) Cleanup() error {
-	if h.storeKey == "" {
-		return nil
+	if h.releaseStore != nil {
+		h.releaseStore()
 	}
-	_, err := stores.Delete(h.storeKey)
-	h.storeKey = ""
-	return err
+	return nil
 }
 
 // Interface guards

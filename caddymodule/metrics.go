@@ -139,10 +139,17 @@ func (s instrumentedStore) Commit(ctx context.Context, id string, c sessioncore.
 	return exists, err
 }
 
-// Evicted implements sessioncore.Evictions for a store that evicts.
-func (s instrumentedStore) Evicted(id string) bool {
+// Restore implements sessioncore.Evictions for a store that evicts; any
+// other restores nothing.
+func (s instrumentedStore) Restore(ctx context.Context, id string, values map[string]json.RawMessage, c sessioncore.Changes, ttl time.Duration) (bool, error) {
 	ev, ok := s.Store.(sessioncore.Evictions)
-	return ok && ev.Evicted(id)
+	if !ok {
+		return false, nil
+	}
+	start := time.Now()
+	exists, err := ev.Restore(ctx, id, values, c, ttl)
+	observe("commit", start, err)
+	return exists, err
 }
 
 func (s instrumentedStore) Delete(ctx context.Context, id string) (bool, error) {

@@ -32,20 +32,12 @@ func newRedisClient(c *StoreConfig) (redis.UniversalClient, error) {
 	return redis.NewUniversalClient(opts), nil
 }
 
-// redisOptions maps the store's configuration to go-redis's options. It
-// resolves the placeholders of the sentinel credentials and of the TLS file
-// names, and reads the TLS files, so that a missing or bad file fails when
-// the config loads (caddy validate included). No error quotes a secret or a
-// file's content.
+// redisOptions maps the store's configuration, its placeholders resolved
+// (resolveStoreConfig), to go-redis's options. It reads the TLS files, so
+// that a missing or bad file fails when the config loads (caddy validate
+// included). No error quotes a secret or a file's content.
 func redisOptions(c *StoreConfig) (*redis.UniversalOptions, error) {
-	repl := caddy.NewReplacer()
-	resolve := func(option, v string) (string, error) {
-		r, err := repl.ReplaceOrErr(v, false, true)
-		if err != nil {
-			return "", fmt.Errorf("store %s: it contains an unrecognized placeholder", option)
-		}
-		return r, nil
-	}
+	resolve := func(_, v string) (string, error) { return v, nil }
 	sentinelUsername, err := resolve("sentinel_username", c.SentinelUsername)
 	if err != nil {
 		return nil, err
@@ -53,9 +45,6 @@ func redisOptions(c *StoreConfig) (*redis.UniversalOptions, error) {
 	sentinelPassword, err := resolve("sentinel_password", c.SentinelPassword)
 	if err != nil {
 		return nil, err
-	}
-	if c.SentinelPassword != "" && sentinelPassword == c.SentinelPassword {
-		caddy.Log().Named("http.handlers.session").Warn("the store sentinel_password is written in the config itself, where the admin API and autosave.json show it; use {env.*} or {file.*}")
 	}
 	if c.Cluster && c.MasterName != "" {
 		return nil, errors.New("store: cluster and master_name exclude each other (a Redis Cluster fails over by itself, without sentinels)")

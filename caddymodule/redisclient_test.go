@@ -67,7 +67,7 @@ func TestRedisOptions(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			opts, err := redisOptions(&tt.c)
+			opts, err := resolvedRedisOptions(tt.c)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -139,7 +139,7 @@ func TestRedisOptionsRefusals(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := newRedisClient(&tt.c)
+			_, err := resolvedRedisOptions(tt.c)
 			if err == nil {
 				t.Fatal("accepted")
 			}
@@ -281,4 +281,14 @@ func TestParseRedisStoreOptions(t *testing.T) {
 			t.Errorf("%q: err = %v, want %q", input, err, wantErr)
 		}
 	}
+}
+
+// resolvedRedisOptions is redisOptions after resolveStoreConfig, as
+// openStore makes them.
+func resolvedRedisOptions(c StoreConfig) (*redis.UniversalOptions, error) {
+	resolved, err := resolveStoreConfig(&c)
+	if err != nil {
+		return nil, err
+	}
+	return redisOptions(&resolved)
 }

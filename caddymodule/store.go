@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -103,9 +104,56 @@ var stores = caddy.NewUsagePool()
 // that uses it is unloaded.
 type pooledStore struct {
 	sessioncore.Store
-	memory *memstore.Store // a memory store, resized in place by a reload
+	bounds *memoryBounds // a memory store's, resized in place by a reload
 	use    *storeUse
 	close  func() error // nil: nothing to close
+}
+
+// memoryBounds are the bounds that the handlers using one memory store
+// asked for. The store keeps the largest of each, so that no handler
+// shrinks the sessions of another (two sites with one cookie name, or the
+// old and the new config during a reload); a handler that is cleaned up (a
+// config unloaded, or refused) takes its bounds with it, and the store is
+// resized, evicting by what is left.
+type memoryBounds struct {
+	store *memstore.Store
+
+	mu    sync.Mutex
+	next  int
+	asked map[int]memoryLimits
+}
+
+type memoryLimits struct {
+	sessions int
+	bytes    int64
+}
+
+// ask records a handler's bounds and returns what releases them.
+func (b *memoryBounds) ask(l memoryLimits) (release func()) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	id := b.next
+	b.next++
+	b.asked[id] = l
+	b.apply()
+	return sync.OnceFunc(func() {
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		delete(b.asked, id)
+		b.apply()
+	})
+}
+
+// apply gives the store the largest bounds asked for; with none left, the
+// store is about to go, and keeps what it had.
+func (b *memoryBounds) apply() {
+	var most memoryLimits
+	for _, l := range b.asked {
+		most.sessions, most.bytes = max(most.sessions, l.sessions), max(most.bytes, l.bytes)
+	}
+	if len(b.asked) > 0 {
+		b.store.SetLimits(most.sessions, most.bytes)
+	}
 }
 
 // storeUse counts the requests using a store right now.
@@ -115,11 +163,15 @@ func (u *storeUse) acquire() { u.inflight.Add(1) }
 func (u *storeUse) release() { u.inflight.Add(-1) }
 
 // How a store unloaded by a reload is closed: once no request has used it
-// for two checks in a row, or after storeCloseWait whatever holds it (a
-// long poll, a WebSocket).
-const (
-	storeIdleCheck = 250 * time.Millisecond
-	storeCloseWait = 10 * time.Minute
+// for storeQuietPeriod, checked every storeIdleCheck, or after
+// storeCloseWait whatever holds it (a long poll, a WebSocket). The quiet
+// period outlasts the 5 seconds net/http's Shutdown still gives a new
+// connection to finish sending its request's header, which the old
+// config then serves.
+var (
+	storeIdleCheck   = 250 * time.Millisecond
+	storeQuietPeriod = 6 * time.Second
+	storeCloseWait   = 10 * time.Minute
 )
 
 // Destruct implements caddy.Destructor. Caddy unloads a config on reload
@@ -135,13 +187,11 @@ func (p pooledStore) Destruct() error {
 }
 
 func (p pooledStore) closeWhenIdle() {
-	deadline := time.Now().Add(storeCloseWait)
-	for quiet := 0; quiet < 2 && time.Now().Before(deadline); {
+	start := time.Now()
+	for lastBusy := start; time.Since(lastBusy) < storeQuietPeriod && time.Since(start) < storeCloseWait; {
 		time.Sleep(storeIdleCheck)
-		if p.use.inflight.Load() == 0 {
-			quiet++
-		} else {
-			quiet = 0
+		if p.use.inflight.Load() != 0 {
+			lastBusy = time.Now()
 		}
 	}
 	if err := p.close(); err != nil {
@@ -182,41 +232,69 @@ func tlsFilesDigest(c *StoreConfig) string {
 	return hex.EncodeToString(h.Sum(nil))
 }
 
-// openStore returns the store the config asks for (a zero pooledStore for
-// the cookie store) and its key in the pool, to release it on Cleanup.
-func openStore(c *StoreConfig, cookieName string) (pooledStore, string, error) {
-	if c == nil || c.Type == "" || c.Type == storeCookie {
-		return pooledStore{}, "", nil
-	}
+// resolveStoreConfig resolves the placeholders of every field that may
+// hold one, once, before the store's pool key is made (so that a changed
+// secret or a renewed file behind a placeholder makes a new client), and
+// warns about passwords written in the config itself. Errors name the
+// field, never its value.
+func resolveStoreConfig(c *StoreConfig) (StoreConfig, error) {
 	repl := caddy.NewReplacer()
 	resolved := *c
-	var err error
-	if resolved.Password, err = repl.ReplaceOrErr(c.Password, false, true); err != nil {
-		return pooledStore{}, "", errors.New("store password: it contains an unrecognized placeholder")
-	}
-	if resolved.Username, err = repl.ReplaceOrErr(c.Username, false, true); err != nil {
-		return pooledStore{}, "", errors.New("store username: it contains an unrecognized placeholder")
+	for _, f := range []struct {
+		name  string
+		field *string
+	}{
+		{"password", &resolved.Password}, {"username", &resolved.Username},
+		{"sentinel_password", &resolved.SentinelPassword}, {"sentinel_username", &resolved.SentinelUsername},
+		{"tls_ca", &resolved.TLSCA}, {"tls_cert", &resolved.TLSCert}, {"tls_key", &resolved.TLSKey},
+		{"tls_server_name", &resolved.TLSServerName},
+	} {
+		v, err := repl.ReplaceOrErr(*f.field, false, true)
+		if err != nil {
+			return resolved, fmt.Errorf("store %s: it contains an unrecognized placeholder", f.name)
+		}
+		*f.field = v
 	}
 	resolved.Addresses = nil
 	for _, a := range c.Addresses {
 		address, err := repl.ReplaceOrErr(a, false, true)
 		if err != nil {
-			return pooledStore{}, "", errors.New("store address: it contains an unrecognized placeholder")
+			return resolved, errors.New("store address: it contains an unrecognized placeholder")
 		}
 		resolved.Addresses = append(resolved.Addresses, address)
 	}
 	log := caddy.Log().Named("http.handlers.session")
-	if c.Password != "" && resolved.Password == c.Password {
-		log.Warn("the store password is written in the config itself, where the admin API and autosave.json show it; use {env.*} or {file.*}")
+	for _, p := range []struct{ name, raw, resolved string }{
+		{"password", c.Password, resolved.Password},
+		{"sentinel_password", c.SentinelPassword, resolved.SentinelPassword},
+	} {
+		if p.raw != "" && p.raw == p.resolved {
+			log.Warn("the store " + p.name + " is written in the config itself, where the admin API and autosave.json show it; use {env.*} or {file.*}")
+		}
 	}
 	warnLiteralAddressPasswords(log, c.Addresses)
+	return resolved, nil
+}
+
+// openStore returns the store the config asks for (a zero pooledStore for
+// the cookie store) and what releases the handler's share of it, for
+// Cleanup.
+func openStore(c *StoreConfig, cookieName string) (pooledStore, func(), error) {
+	if c == nil || c.Type == "" || c.Type == storeCookie {
+		return pooledStore{}, func() {}, nil
+	}
+	resolved, err := resolveStoreConfig(c)
+	if err != nil {
+		return pooledStore{}, nil, err
+	}
 	key := resolved.poolKey(cookieName)
 	value, _, err := stores.LoadOrNew(key, func() (caddy.Destructor, error) {
 		switch resolved.Type {
 		case storeMemory:
 			memory := memstore.New(defaultMaxSessions, nil)
 			memory.OnEvict(metrics.evictions.inc)
-			return pooledStore{Store: instrumentedStore{memory}, memory: memory, use: new(storeUse)}, nil
+			bounds := &memoryBounds{store: memory, asked: map[int]memoryLimits{}}
+			return pooledStore{Store: instrumentedStore{memory}, bounds: bounds, use: new(storeUse)}, nil
 		case storeRedis:
 			client, err := newRedisClient(&resolved)
 			if err != nil {
@@ -231,13 +309,15 @@ func openStore(c *StoreConfig, cookieName string) (pooledStore, string, error) {
 		return nil, fmt.Errorf("unknown store type %q; want cookie, memory or redis", resolved.Type)
 	})
 	if err != nil {
-		return pooledStore{}, "", err
+		return pooledStore{}, nil, err
 	}
 	store := value.(pooledStore)
-	if store.memory != nil {
-		// New, or kept from the config before: either way, this config's
-		// bounds apply from now on.
-		store.memory.SetLimits(cmp.Or(resolved.MaxSessions, defaultMaxSessions), cmp.Or(resolved.MaxMemory, defaultMaxMemory))
+	releaseBounds := func() {}
+	if store.bounds != nil {
+		releaseBounds = store.bounds.ask(memoryLimits{cmp.Or(resolved.MaxSessions, defaultMaxSessions), cmp.Or(resolved.MaxMemory, defaultMaxMemory)})
 	}
-	return store, key, nil
+	return store, sync.OnceFunc(func() {
+		releaseBounds()
+		_, _ = stores.Delete(key)
+	}), nil
 }

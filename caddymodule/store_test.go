@@ -1,59 +1,92 @@
 package caddymodule
 
 import (
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/sessiongate/caddy-session/sessioncore"
+	"github.com/sessiongate/caddy-session/sessioncore/storetest"
 )
 
 // A store unloaded by a reload stays open while a request of the old
-// config still uses it, and closes once none does.
+// config still uses it, and closes once none has for the quiet period.
 func TestUnloadedStoreClosesWhenIdle(t *testing.T) {
+	defer func(check, quiet time.Duration) { storeIdleCheck, storeQuietPeriod = check, quiet }(storeIdleCheck, storeQuietPeriod)
+	storeIdleCheck, storeQuietPeriod = 20*time.Millisecond, 200*time.Millisecond
 	var closed atomic.Bool
 	store := pooledStore{use: new(storeUse), close: func() error { closed.Store(true); return nil }}
 	store.use.acquire()
 	if err := store.Destruct(); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(3 * storeIdleCheck)
+	time.Sleep(2 * storeQuietPeriod)
 	if closed.Load() {
 		t.Fatal("the store closed under a request still using it")
 	}
 	store.use.release()
-	deadline := time.Now().Add(10 * storeIdleCheck)
+	time.Sleep(storeQuietPeriod / 2)
+	if closed.Load() {
+		t.Fatal("the store closed before it had been quiet for the quiet period")
+	}
+	deadline := time.Now().Add(10 * storeQuietPeriod)
 	for !closed.Load() {
 		if time.Now().After(deadline) {
 			t.Fatal("the store did not close once idle")
 		}
-		time.Sleep(storeIdleCheck / 5)
+		time.Sleep(storeIdleCheck)
 	}
 }
 
-// A reload that changes a memory store's bounds keeps the store, and its
-// sessions, and applies the new bounds.
-func TestMemoryStoreIsKeptAcrossBoundChanges(t *testing.T) {
-	first, key1, err := openStore(&StoreConfig{Type: storeMemory, MaxSessions: 100}, "sid-keep")
+// A memory store is the one of its cookie name. The handlers that use it
+// ask for bounds; it keeps the largest, and a handler that goes (a reload
+// done, or a config refused) takes its own with it.
+func TestMemoryStoreBoundsAreTheLargestAskedFor(t *testing.T) {
+	limits := func(p pooledStore) int {
+		sessions := 0
+		p.bounds.mu.Lock()
+		for _, l := range p.bounds.asked {
+			sessions = max(sessions, l.sessions)
+		}
+		p.bounds.mu.Unlock()
+		return sessions
+	}
+	siteA, releaseA, err := openStore(&StoreConfig{Type: storeMemory, MaxSessions: 1000}, "sid-bounds")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer stores.Delete(key1)
-	second, key2, err := openStore(&StoreConfig{Type: storeMemory, MaxSessions: 200, MaxMemory: 1 << 20}, "sid-keep")
+	defer releaseA()
+	siteB, releaseB, err := openStore(&StoreConfig{Type: storeMemory, MaxSessions: 1}, "sid-bounds")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer stores.Delete(key2)
-	if first.memory != second.memory {
-		t.Fatal("a change of bounds made a new memory store")
+	if siteA.bounds != siteB.bounds {
+		t.Fatal("one cookie name, two memory stores")
 	}
-	other, key3, err := openStore(&StoreConfig{Type: storeMemory}, "another-cookie")
+	if got := limits(siteA); got != 1000 {
+		t.Errorf("with both sites: %d sessions, want the larger bound, 1000", got)
+	}
+	// Site A's users are not evicted by site B's bound.
+	for _, id := range []string{"a1", "a2", "a3"} {
+		storetest.Commit(t, siteA.Store, storetest.NewID(t)[:40]+id, sessioncore.Changes{Create: true, Set: map[string]json.RawMessage{"u": json.RawMessage(`1`)}}, time.Hour)
+	}
+	if n := siteA.bounds.store.Len(); n != 3 {
+		t.Errorf("site A holds %d sessions, want 3: site B's bound evicted them", n)
+	}
+	releaseB() // site B's config refused, or unloaded
+	if got := limits(siteA); got != 1000 {
+		t.Errorf("after B went: %d sessions", got)
+	}
+	other, releaseOther, err := openStore(&StoreConfig{Type: storeMemory}, "another-cookie")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer stores.Delete(key3)
-	if other.memory == first.memory {
+	defer releaseOther()
+	if other.bounds == siteA.bounds {
 		t.Error("two cookie names share a memory store")
 	}
 }

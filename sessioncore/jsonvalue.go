@@ -401,6 +401,24 @@ func appendString(buf []byte, s string) []byte {
 	return append(buf, '"')
 }
 
+// quotedLen returns len(appendString(nil, s)) without making it.
+func quotedLen(s string) int {
+	n := len(`""`)
+	for _, r := range s {
+		switch {
+		case r == '"' || r == '\\' || r == '\n' || r == '\r' || r == '\t' || r == '\b' || r == '\f':
+			n += 2
+		case r >= 0x20 && r <= 0x7e:
+			n++
+		case r > 0xffff:
+			n += 12 // a surrogate pair, \uXXXX\uXXXX
+		default:
+			n += 6
+		}
+	}
+	return n
+}
+
 // mergePatch applies an RFC 7386 JSON Merge Patch to target and returns the
 // result. target may be nil (absent). Both are normalized JSON; so is the
 // result. Objects that take part in a merge are written with sorted keys.

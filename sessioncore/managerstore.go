@@ -62,13 +62,13 @@ func (m *Manager) saveToStore(ctx context.Context, s *Session) (CookieAction, st
 		changes = Changes{Create: true, Clear: true, Set: s.members()}
 	}
 	exists, err := m.store.Commit(ctx, id, changes, m.config.Lifetime)
-	if err == nil && !exists && m.evicted(id) {
-		// Memory pressure evicted the session while this request used it:
-		// the request holds all of it, so it goes back whole, with its
-		// changes, under the same ID. (A deleted or renewed ID is never
-		// counted as evicted.)
-		m.logger.Warn("session evicted from the store while its request ran (max_sessions or max_memory); written back whole")
-		exists, err = m.store.Commit(ctx, id, Changes{Create: true, Clear: true, Set: s.members()}, m.config.Lifetime)
+	if ev, ok := m.store.(Evictions); ok && err == nil && !exists {
+		// Memory pressure may have evicted the session while this request
+		// used it: the request holds all of it, so the store may put it
+		// back whole, with its changes, under the same ID.
+		if exists, err = ev.Restore(ctx, id, s.members(), changes, m.config.Lifetime); exists {
+			m.logger.Warn("session evicted from the store while its request ran (max_sessions or max_memory); written back whole")
+		}
 	}
 	switch {
 	case err != nil && !s.Modified():
@@ -99,13 +99,6 @@ func (m *Manager) saveToStore(ctx context.Context, s *Session) (CookieAction, st
 	return CookieSet, line, nil
 }
 
-// evicted reports whether the store evicted the session id to stay within
-// its bounds.
-func (m *Manager) evicted(id string) bool {
-	ev, ok := m.store.(Evictions)
-	return ok && ev.Evicted(id)
-}
-
 // emptyStored saves a session this request emptied. A cleared session is
 // deleted whole; one whose keys were removed one by one loses just those
 // keys, so keys that concurrent requests added survive, and the cookie is
@@ -123,6 +116,11 @@ func (m *Manager) emptyStored(ctx context.Context, s *Session) (CookieAction, st
 			}
 			if exists {
 				return CookieUntouched, "", nil
+			}
+			// Gone, and meant to be: a store that evicted it must not
+			// write it back for another request still using it.
+			if _, err := m.store.Delete(ctx, s.id); err != nil {
+				return CookieUntouched, "", err
 			}
 		}
 		s.id = ""

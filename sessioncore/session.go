@@ -231,12 +231,13 @@ func (s *Session) onlyRemoves() bool {
 	return true
 }
 
-// jsonSize returns the size of the session's JSON as stored, {"k":v,...},
-// counting each key as if it needed no escaping.
+// jsonSize returns the size of the session's JSON as it is stored and sent
+// upstream, {"k":v,...}, keys escaped as appendString writes them.
 func (s *Session) jsonSize() int {
-	size := len("{}")
-	for k, v := range s.members() {
-		size += len(`"":,`) + len(k) + len(v)
+	members := s.members()
+	size := len("{}") + max(len(members)-1, 0) // the commas
+	for k, v := range members {
+		size += quotedLen(k) + len(":") + len(v)
 	}
 	return size
 }

@@ -39,11 +39,15 @@ type Store interface {
 // its bounds (the memory store). A session evicted while a request was
 // using it is written back whole by that request's save, under the same
 // ID, rather than losing the request's changes; a session that was
-// deleted, renewed or has expired is never written back.
+// deleted, renewed, emptied or has expired is never written back.
 type Evictions interface {
-	// Evicted reports whether the session id was evicted to keep the
-	// store within its bounds, recently, and not deleted since.
-	Evicted(id string) bool
+	// Restore is called when Commit found the session id gone. As one
+	// step, it creates the session again with values (the session as the
+	// request holds it) if the store evicted it to stay within its
+	// bounds, recently, not deleted since and not past the expiry it had;
+	// if another request restored it meanwhile, it applies changes only.
+	// It reports whether the session exists afterwards.
+	Restore(ctx context.Context, id string, values map[string]json.RawMessage, changes Changes, ttl time.Duration) (bool, error)
 }
 
 // Changes is what one request did to a session, key by key, so that a

@@ -92,14 +92,23 @@ func (m *Store) OnEvict(f func(cause string)) {
 	m.onEvict = f
 }
 
-// Evicted reports whether the session id was evicted recently to keep the
-// store within its bounds, and has not been deleted since: a request that
-// was using it may write it back whole (see sessioncore.Manager.Save). Deleted,
-// renewed and expired sessions never count.
-func (m *Store) Evicted(id string) bool {
+// Restore implements sessioncore.Evictions: under the store's lock, a
+// session evicted recently to keep the store within its bounds, not
+// deleted since and not past the expiry it had, is created again with
+// values; one that another request restored meanwhile gets only changes.
+// Deleted, renewed, emptied and expired sessions are never restored.
+func (m *Store) Restore(_ context.Context, id string, values map[string]json.RawMessage, changes sessioncore.Changes, ttl time.Duration) (bool, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return m.evicted.has(id)
+	if m.live(id) != nil {
+		changes.Create = false
+		return m.commit(id, changes, ttl), nil
+	}
+	expires, ok := m.evicted.get(id)
+	if !ok || !m.now().Before(expires) {
+		return false, nil
+	}
+	return m.commit(id, sessioncore.Changes{Create: true, Clear: true, Set: values}, ttl), nil
 }
 
 // Load implements Store.
@@ -118,11 +127,16 @@ func (m *Store) Load(_ context.Context, id string) (map[string]json.RawMessage, 
 func (m *Store) Commit(_ context.Context, id string, c sessioncore.Changes, ttl time.Duration) (bool, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	return m.commit(id, c, ttl), nil
+}
+
+// commit is Commit, under the lock.
+func (m *Store) commit(id string, c sessioncore.Changes, ttl time.Duration) bool {
 	m.sweep()
 	e := m.live(id)
 	switch {
 	case e == nil && !c.Create:
-		return false, nil
+		return false
 	case e == nil:
 		e = &memoryEntry{id: id, values: map[string]json.RawMessage{}}
 		m.entries[id] = m.lru.PushFront(e)
@@ -141,14 +155,14 @@ func (m *Store) Commit(_ context.Context, id string, c sessioncore.Changes, ttl 
 	}
 	if len(e.values) == 0 {
 		m.remove(id)
-		return false, nil
+		return false
 	}
 	m.bytes -= e.size
 	e.size = entrySize(e.values)
 	m.bytes += e.size
 	e.expires = m.now().Add(ttl)
 	m.evictOver(id)
-	return true, nil
+	return true
 }
 
 // Delete implements Store.
@@ -230,9 +244,9 @@ func (m *Store) evictOver(keep string) {
 		if back == nil || back.Value.(*memoryEntry).id == keep {
 			return // only the session being written is left
 		}
-		id := back.Value.(*memoryEntry).id
-		m.remove(id)
-		m.evicted.add(id)
+		evicted := back.Value.(*memoryEntry)
+		m.remove(evicted.id)
+		m.evicted.add(evicted.id, evicted.expires)
 		if m.onEvict != nil {
 			m.onEvict(cause)
 		}
@@ -252,31 +266,38 @@ func (m *Store) remove(id string) {
 // most.
 const evictionRecordSize = 4096
 
-// evictionRecord remembers the last IDs evicted, oldest forgotten first.
+// evictionRecord remembers the last IDs evicted, with the expiry each had,
+// oldest forgotten first.
 type evictionRecord struct {
-	slot map[string]int // ID -> its slot in ring
+	byID map[string]evictedEntry
 	ring []string
 	next int
 }
 
-func newEvictionRecord(size int) evictionRecord {
-	return evictionRecord{slot: map[string]int{}, ring: make([]string, size)}
+type evictedEntry struct {
+	slot    int // in ring
+	expires time.Time
 }
 
-func (r *evictionRecord) add(id string) {
-	if old := r.ring[r.next]; old != "" && r.slot[old] == r.next {
-		delete(r.slot, old) // unless old was evicted again since, into a later slot
+func newEvictionRecord(size int) evictionRecord {
+	return evictionRecord{byID: map[string]evictedEntry{}, ring: make([]string, size)}
+}
+
+func (r *evictionRecord) add(id string, expires time.Time) {
+	if old := r.ring[r.next]; old != "" && r.byID[old].slot == r.next {
+		delete(r.byID, old) // unless old was evicted again since, into a later slot
 	}
 	r.ring[r.next] = id
-	r.slot[id] = r.next
+	r.byID[id] = evictedEntry{slot: r.next, expires: expires}
 	r.next = (r.next + 1) % len(r.ring)
 }
 
-func (r *evictionRecord) forget(id string) { delete(r.slot, id) }
+func (r *evictionRecord) forget(id string) { delete(r.byID, id) }
 
-func (r *evictionRecord) has(id string) bool {
-	_, ok := r.slot[id]
-	return ok
+// get returns the expiry id had when it was evicted, if it is recorded.
+func (r *evictionRecord) get(id string) (time.Time, bool) {
+	e, ok := r.byID[id]
+	return e.expires, ok
 }
 
 var (

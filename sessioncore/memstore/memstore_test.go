@@ -14,6 +14,22 @@ import (
 	"github.com/sessiongate/caddy-session/sessioncore/storetest"
 )
 
+// isEvicted reports whether the store records id as evicted.
+func isEvicted(store *Store, id string) bool {
+	store.mu.Lock()
+	defer store.mu.Unlock()
+	_, ok := store.evicted.get(id)
+	return ok
+}
+
+// never is an expiry far enough away not to matter.
+var never = time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC)
+
+func has(r evictionRecord, id string) bool {
+	_, ok := r.get(id)
+	return ok
+}
+
 func TestContract(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) sessioncore.Store { return New(1000, nil) })
 }
@@ -93,12 +109,12 @@ func TestMemoryStoreBoundInBytes(t *testing.T) {
 	if _, found, _ := store.Load(ctx, "a"); found || store.Len() != 3 || store.Bytes() > 10_000 {
 		t.Errorf("len %d, %d bytes; a found %v", store.Len(), store.Bytes(), found)
 	}
-	if !store.Evicted("a") || store.Evicted("b") {
+	if !isEvicted(store, "a") || isEvicted(store, "b") {
 		t.Error("the eviction record is wrong")
 	}
 	// Resized in place: the survivors stay while they fit.
 	store.SetLimits(2, 1<<20)
-	if store.Len() != 2 || !store.Evicted("b") {
+	if store.Len() != 2 || !isEvicted(store, "b") {
 		t.Errorf("after lowering max_sessions: len %d", store.Len())
 	}
 	if want := []string{EvictedForMemory, EvictedForSessions}; !slices.Equal(causes, want) {
@@ -113,7 +129,7 @@ func TestMemoryStoreBoundInBytes(t *testing.T) {
 	// A deleted session is no longer counted as evicted; emptying frees
 	// its bytes.
 	must(t, func() error { _, err := store.Delete(ctx, "a"); return err }())
-	if store.Evicted("a") {
+	if isEvicted(store, "a") {
 		t.Error("a revoked session still counts as evicted")
 	}
 	if _, err := store.Commit(ctx, "d", sessioncore.Changes{Clear: true}, time.Hour); err != nil || store.Bytes() != 0 {
@@ -123,18 +139,18 @@ func TestMemoryStoreBoundInBytes(t *testing.T) {
 
 func TestEvictionRecordForgetsTheOldestAndKeepsReEvictions(t *testing.T) {
 	r := newEvictionRecord(2)
-	r.add("a")
-	r.add("a") // evicted again (written back meanwhile), into the second slot
-	r.add("b") // takes a's first slot: a stays, from its second
-	if !r.has("a") || !r.has("b") {
-		t.Errorf("a %v, b %v; want both", r.has("a"), r.has("b"))
+	r.add("a", never)
+	r.add("a", never) // evicted again (written back meanwhile), into the second slot
+	r.add("b", never) // takes a's first slot: a stays, from its second
+	if !has(r, "a") || !has(r, "b") {
+		t.Errorf("a %v, b %v; want both", has(r, "a"), has(r, "b"))
 	}
-	r.add("c") // takes a's second slot: the oldest goes
-	if r.has("a") || !r.has("b") || !r.has("c") {
-		t.Errorf("a %v, b %v, c %v; want b and c", r.has("a"), r.has("b"), r.has("c"))
+	r.add("c", never) // takes a's second slot: the oldest goes
+	if has(r, "a") || !has(r, "b") || !has(r, "c") {
+		t.Errorf("a %v, b %v, c %v; want b and c", has(r, "a"), has(r, "b"), has(r, "c"))
 	}
 	r.forget("b")
-	if r.has("b") {
+	if has(r, "b") {
 		t.Error("b is still recorded after forget")
 	}
 }
@@ -177,5 +193,93 @@ func TestEvictedSessionIsWrittenBackByItsRequest(t *testing.T) {
 	}
 	if _, outcome := manager.Open(requestWithCookie(aliceCookie)); outcome != sessioncore.OutcomeUnknownID {
 		t.Errorf("a revoked session opens: %s", outcome)
+	}
+}
+
+// The ways a write-back must not bring a session back, and the one where
+// two requests restore the same session.
+func TestRestoreNeverResurrects(t *testing.T) {
+	ctx := context.Background()
+	clock := &testClock{t: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}
+	set := func(k, v string) sessioncore.Changes {
+		return sessioncore.Changes{Set: map[string]json.RawMessage{k: json.RawMessage(v)}}
+	}
+	login := func(store *Store, id string) {
+		storetest.Commit(t, store, id, sessioncore.Changes{Create: true, Set: map[string]json.RawMessage{"user": json.RawMessage(`"alice"`)}}, time.Hour)
+	}
+	evict := func(store *Store, id string) {
+		store.SetLimits(1, NoMemoryLimit)
+		login(store, "other-"+id)
+		if !isEvicted(store, id) {
+			t.Fatalf("%s was not evicted", id)
+		}
+	}
+	values := map[string]json.RawMessage{"user": json.RawMessage(`"alice"`), "cart": json.RawMessage(`[1]`)}
+
+	t.Run("evicted: restored whole", func(t *testing.T) {
+		store := New(10, clock.Now)
+		login(store, "x")
+		evict(store, "x")
+		if ok, err := store.Restore(ctx, "x", values, set("cart", `[1]`), time.Hour); !ok || err != nil {
+			t.Fatalf("Restore = %v, %v", ok, err)
+		}
+		storetest.ExpectValues(t, store, "x", `{"cart":[1],"user":"alice"}`)
+		// A second request restoring it too applies only its own change.
+		if ok, _ := store.Restore(ctx, "x", map[string]json.RawMessage{"user": json.RawMessage(`"alice"`)}, set("seen", `true`), time.Hour); !ok {
+			t.Fatal("the second restore failed")
+		}
+		storetest.ExpectValues(t, store, "x", `{"cart":[1],"seen":true,"user":"alice"}`)
+	})
+	t.Run("revoked after the eviction", func(t *testing.T) {
+		store := New(10, clock.Now)
+		login(store, "x")
+		evict(store, "x")
+		_, _ = store.Delete(ctx, "x")
+		if ok, _ := store.Restore(ctx, "x", values, set("cart", `[1]`), time.Hour); ok {
+			t.Error("a revoked session was restored")
+		}
+	})
+	t.Run("expired after the eviction", func(t *testing.T) {
+		store := New(10, clock.Now)
+		login(store, "x")
+		evict(store, "x")
+		clock.Advance(2 * time.Hour)
+		if ok, _ := store.Restore(ctx, "x", values, set("cart", `[1]`), time.Hour); ok {
+			t.Error("an expired session was restored")
+		}
+	})
+}
+
+// A logout that removes the last key of a session the store had evicted
+// keeps it gone: a slow request of the same session cannot write it back.
+func TestLogoutOfAnEvictedSessionSticks(t *testing.T) {
+	ctx := context.Background()
+	store := New(1, nil)
+	codec, _ := sessioncore.NewSecureCookieCodec(testSecret)
+	manager, _ := sessioncore.NewManager(sessioncore.DefaultConfig(), codec, sessioncore.WithStore(store))
+	s, _ := manager.Open(requestWithCookie(""))
+	must(t, s.Set("user", json.RawMessage(`"alice"`)))
+	h := http.Header{}
+	_, err := manager.Save(ctx, s, h)
+	must(t, err)
+	cookie := cookieValue(t, h)
+
+	slow, _ := manager.Open(requestWithCookie(cookie))
+	logout, _ := manager.Open(requestWithCookie(cookie))
+	bob, _ := manager.Open(requestWithCookie(""))
+	must(t, bob.Set("user", json.RawMessage(`"bob"`)))
+	_, err = manager.Save(ctx, bob, http.Header{}) // evicts alice
+	must(t, err)
+	must(t, logout.Delete("user"))
+	if action, err := manager.Save(ctx, logout, http.Header{}); err != nil || action != sessioncore.CookieDeleted {
+		t.Fatalf("logout: %s %v", action, err)
+	}
+	must(t, slow.Set("last_seen", json.RawMessage(`1`)))
+	h = http.Header{}
+	if _, err := manager.Save(ctx, slow, h); err != nil || h.Get("Set-Cookie") != "" {
+		t.Errorf("the slow request wrote the logged-out session back: %v %q", err, h.Get("Set-Cookie"))
+	}
+	if _, outcome := manager.Open(requestWithCookie(cookie)); outcome != sessioncore.OutcomeUnknownID {
+		t.Errorf("the logged-out session opens: %s", outcome)
 	}
 }
