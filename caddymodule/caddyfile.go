@@ -79,9 +79,19 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //		csrf_protection [{
 //			trusted_origin <origin> [<origin>...]
 //		}]
+//		migrate_from <codec> {
+//			cookie_name <name>
+//			secret <value>
+//			secret_file <path>
+//			secret_fallbacks <value> [<value>...]
+//			lifetime <duration>
+//			keep_legacy
+//			<codec option> <value>
+//		}
 //	}
 //
-// forward may be repeated, once per header.
+// forward may be repeated, once per header, and migrate_from once per
+// legacy format.
 //
 // secret is required; write it as a placeholder such as
 // {env.SESSION_SECRET} to keep it out of the config. With the default
@@ -100,7 +110,7 @@ func (s *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		if !ok {
 			return d.Errf("unrecognized session subdirective %q", sub)
 		}
-		if seen[sub] && sub != "forward" {
+		if seen[sub] && sub != "forward" && sub != "migrate_from" {
 			return d.Errf("%s specified more than once", sub)
 		}
 		seen[sub] = true
@@ -169,6 +179,7 @@ var subdirectives = map[string]subdirective{
 	"forward":         parseForward,
 	"user_key":        stringInto(func(h *Handler) *string { return &h.UserKey }),
 	"csrf_protection": parseCSRFProtection,
+	"migrate_from":    parseMigrateFrom,
 }
 
 func parseSecret(p *caddyfileParser, d *caddyfile.Dispenser) error {

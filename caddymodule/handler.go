@@ -130,6 +130,11 @@ type Handler struct {
 	// Flask app reads it), false otherwise.
 	ForwardCookie *bool `json:"forward_cookie,omitempty"`
 
+	// Legacy cookie formats whose sessions are carried over to this
+	// handler's format, so that moving an app to another format logs
+	// nobody out (see MigrateFrom). At most 8.
+	MigrateFrom []MigrateFrom `json:"migrate_from,omitempty"`
+
 	// Where sessions live. Default: in the cookie.
 	Store *StoreConfig `json:"store,omitempty"`
 
@@ -155,7 +160,8 @@ type Handler struct {
 
 	sessions     *sessioncore.Manager
 	gateway      *sessioncore.Gateway
-	releaseStore func()    // releases the handler's share of its store, on Cleanup
+	releaseStore func() // releases the handler's share of its store, on Cleanup
+	migrations   []sessioncore.Migration
 	storeUse     *storeUse // counts this handler's requests while they use the store
 	logger       *zap.Logger
 }
@@ -215,6 +221,9 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	}
 	if h.sessions, err = sessioncore.NewManager(cfg, codec, opts...); err != nil {
 		return fmt.Errorf("session cookie: %w", err)
+	}
+	if h.migrations, err = h.legacyFormats(cfg); err != nil {
+		return err
 	}
 	h.gateway, err = h.newGateway()
 	return err
@@ -310,6 +319,7 @@ func (h *Handler) newGateway() (*sessioncore.Gateway, error) {
 		ForwardCookie: info.SharedWithApp,
 		FailOpen:      h.OnStoreError == onStoreErrorFailOpen,
 		OnWithheld:    metrics.withheld.inc,
+		Migrations:    h.migrations,
 		Logger:        h.logger,
 	}
 	if h.ForwardCookie != nil {

@@ -28,8 +28,8 @@ var metrics = struct {
 }{
 	opened: newCounters(prometheus.CounterOpts{
 		Namespace: "caddy", Subsystem: "session", Name: "opened_total",
-		Help: "Sessions opened, by outcome: new, valid, fallback_key, bad_signature, expired, revoked, undecodable, unknown_id, unavailable, too_large.",
-	}, "outcome", "new", "valid", "fallback_key", "bad_signature", "expired", "revoked", "undecodable", "unknown_id", "unavailable", "too_large"),
+		Help: "Sessions opened, by outcome: new, valid, fallback_key, bad_signature, expired, revoked, undecodable, unknown_id, unavailable, too_large, migrated.",
+	}, "outcome", "new", "valid", "fallback_key", "bad_signature", "expired", "revoked", "undecodable", "unknown_id", "unavailable", "too_large", "migrated"),
 	cookies: newCounters(prometheus.CounterOpts{
 		Namespace: "caddy", Subsystem: "session", Name: "cookies_total",
 		Help: "Session cookies written, by action: set (changed), refreshed (expiry moved), deleted, suppressed (refused: the response was rejected).",

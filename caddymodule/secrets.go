@@ -54,17 +54,30 @@ func readFallbacksFile(path string) ([][]byte, error) {
 // secrets resolves the configured secret and fallbacks, from the config
 // and their files. literal reports a secret written in the config itself.
 func (h *Handler) secrets() (secret []byte, fallbacks [][]byte, literal bool, err error) {
+	return secretSources{h.Secret, h.SecretFile, h.SecretFallbacks, h.SecretFallbacksFile}.read()
+}
+
+// secretSources are where a secret and its fallbacks come from.
+type secretSources struct {
+	secret, secretFile string
+	fallbacks          []string
+	fallbacksFile      string
+}
+
+// read resolves the secret and the fallbacks. literal reports a secret
+// written in the config itself. Errors name files, never secrets.
+func (src secretSources) read() (secret []byte, fallbacks [][]byte, literal bool, err error) {
 	repl := caddy.NewReplacer()
-	current, fromPlaceholder, err := resolveSecret(repl, h.Secret)
+	current, fromPlaceholder, err := resolveSecret(repl, src.secret)
 	if err != nil {
 		return nil, nil, false, fmt.Errorf("session secret: %w", err)
 	}
-	literal = !fromPlaceholder && h.Secret != ""
-	if h.SecretFile != "" {
-		if h.Secret != "" {
+	literal = !fromPlaceholder && src.secret != ""
+	if src.secretFile != "" {
+		if src.secret != "" {
 			return nil, nil, false, errors.New("session: set secret or secret_file, not both")
 		}
-		path, _, err := resolveSecret(repl, h.SecretFile)
+		path, _, err := resolveSecret(repl, src.secretFile)
 		if err != nil {
 			return nil, nil, false, fmt.Errorf("session secret_file: %w", err)
 		}
@@ -75,7 +88,7 @@ func (h *Handler) secrets() (secret []byte, fallbacks [][]byte, literal bool, er
 	if current == "" {
 		return nil, nil, false, errors.New("session secret is required")
 	}
-	for i, raw := range h.SecretFallbacks {
+	for i, raw := range src.fallbacks {
 		fb, fromPlaceholder, err := resolveSecret(repl, raw)
 		if err != nil {
 			return nil, nil, false, fmt.Errorf("session fallback secret %d: %w", i+1, err)
@@ -83,8 +96,8 @@ func (h *Handler) secrets() (secret []byte, fallbacks [][]byte, literal bool, er
 		literal = literal || !fromPlaceholder
 		fallbacks = append(fallbacks, []byte(fb))
 	}
-	if h.SecretFallbacksFile != "" {
-		path, _, err := resolveSecret(repl, h.SecretFallbacksFile)
+	if src.fallbacksFile != "" {
+		path, _, err := resolveSecret(repl, src.fallbacksFile)
 		if err != nil {
 			return nil, nil, false, fmt.Errorf("session secret_fallbacks_file: %w", err)
 		}

@@ -28,6 +28,7 @@ type Gateway struct {
 	crossOrigin   *http.CrossOriginProtection
 	onWithheld    func(reason string)
 	logger        *zap.Logger
+	migrations    []Migration
 }
 
 // GatewayConfig configures a Gateway.
@@ -51,6 +52,9 @@ type GatewayConfig struct {
 	OnWithheld func(reason string)
 	// Logger receives the gateway's debug lines and warnings; nil: none.
 	Logger *zap.Logger
+	// Migrations are legacy cookie formats whose sessions are carried over
+	// when the request has no valid session of the gateway's own format.
+	Migrations []Migration
 }
 
 // ForwardHeader sends the session value under Key to the upstream in the
@@ -84,6 +88,10 @@ func NewGateway(manager *Manager, c GatewayConfig) (*Gateway, error) {
 		}
 	}
 	g.forward = slices.Clone(c.Forward)
+	if err := checkMigrations(manager, c.Migrations); err != nil {
+		return nil, err
+	}
+	g.migrations = slices.Clone(c.Migrations)
 	return g, nil
 }
 
@@ -117,6 +125,9 @@ func (g *Gateway) Arrive(r *http.Request, response http.Header) Arrival {
 		}
 	}
 	s, outcome, cookie := g.manager.open(r)
+	if len(g.migrations) > 0 {
+		s, outcome = g.migrate(r, s, outcome)
+	}
 	if c := g.logger.Check(zapcore.DebugLevel, "session opened"); c != nil {
 		c.Write(zap.String("outcome", string(outcome)), zap.Int("keys", s.Len()))
 	}
@@ -195,6 +206,14 @@ func (g *Gateway) Depart(ctx context.Context, s *Session, header http.Header) De
 			return Departure{Rejected: true, Refused: err, Status: http.StatusServiceUnavailable, Reason: "session change refused"}
 		}
 	}
+	if len(g.migrations) > 0 {
+		// A legacy app still running sets its own cookie: the same rule.
+		adopted, err := g.adoptLegacy(s, header)
+		if err != nil {
+			return Departure{Rejected: true, Refused: err, Status: http.StatusBadGateway, Reason: "upstream legacy session cookie rejected"}
+		}
+		upstreamSet = upstreamSet || adopted
+	}
 	if err := s.Apply(mutation); err != nil {
 		return Departure{Rejected: true, Refused: err, Status: http.StatusServiceUnavailable, Reason: "session change refused"}
 	}
@@ -207,6 +226,11 @@ func (g *Gateway) Depart(ctx context.Context, s *Session, header http.Header) De
 		return Departure{Refused: err, Status: http.StatusServiceUnavailable, Reason: "session cannot be saved"}
 	case err != nil:
 		return Departure{Rejected: changed, Refused: err, Status: http.StatusBadGateway, Reason: "session cannot be saved"}
+	}
+	if len(g.migrations) > 0 && !s.IsNull() {
+		if err := g.saveLegacy(ctx, s, action, header); err != nil {
+			return Departure{Refused: err, Status: http.StatusBadGateway, Reason: "legacy session cookie cannot be saved"}
+		}
 	}
 	d := Departure{Action: action, Applied: changed, Lines: header["Set-Cookie"][before:]}
 	if cc := header["Cache-Control"]; len(d.Lines) > 0 && (len(cc) == 0 || cc[0] == "") {

@@ -167,3 +167,113 @@ func TestNewGatewayRefusesForwardHeaders(t *testing.T) {
 		})
 	}
 }
+
+// flaskCookie returns a Flask session cookie value for values, sealed now.
+func flaskCookie(t *testing.T, values string) string {
+	t.Helper()
+	codec, _ := NewFlaskCodec(testSecret)
+	legacy, err := NewManager(DefaultConfig(), codec)
+	must(t, err)
+	return issue(t, legacy, values)
+}
+
+// newMigratingGateway returns a securecookie gateway (cookie "sid") that
+// carries sessions over from Flask's cookie ("session").
+func newMigratingGateway(t *testing.T, keepLegacy bool) *Gateway {
+	t.Helper()
+	codec, _ := NewSecureCookieCodec(testSecret)
+	cfg := DefaultConfig()
+	cfg.CookieName = "sid"
+	manager, err := NewManager(cfg, codec)
+	must(t, err)
+	flask, _ := NewFlaskCodec(testSecret)
+	legacy, err := NewManager(DefaultConfig(), flask)
+	must(t, err)
+	g, err := NewGateway(manager, GatewayConfig{Migrations: []Migration{{Legacy: legacy, KeepLegacy: keepLegacy}}})
+	must(t, err)
+	return g
+}
+
+// setCookies returns the cookies header sets, name to value ("" for a
+// deletion).
+func setCookies(t *testing.T, header http.Header) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	for _, line := range header.Values("Set-Cookie") {
+		c, err := http.ParseSetCookie(line)
+		must(t, err)
+		out[c.Name] = c.Value
+	}
+	return out
+}
+
+// A user logged in under the legacy format stays logged in: the session is
+// carried over, written in the gateway's format, and the legacy cookie goes.
+func TestMigrationCarriesTheSessionOver(t *testing.T) {
+	g := newMigratingGateway(t, false)
+	legacy := flaskCookie(t, `{"user":"alice","_flashes":[{" t":["message","hi"]}]}`)
+
+	r := httptest.NewRequest("GET", "/", nil)
+	r.Header.Set("Cookie", "session="+legacy+"; lang=en")
+	header := http.Header{}
+	a := g.Arrive(r, header)
+	if a.Outcome != OutcomeMigrated || r.Header.Get("X-Session") != `{"_flashes":[["message","hi"]],"user":"alice"}` {
+		t.Fatalf("Arrive: %s, X-Session %s", a.Outcome, r.Header.Get("X-Session"))
+	}
+	if got := r.Header.Get("Cookie"); got != "lang=en" {
+		t.Errorf("the upstream got Cookie %q: the legacy cookie must not reach it", got)
+	}
+	d := g.Depart(context.Background(), a.Session, header)
+	cookies := setCookies(t, header)
+	if d.Refused != nil || cookies["sid"] == "" || cookies["session"] != "" || len(cookies) != 2 {
+		t.Fatalf("Depart %+v: Set-Cookie %q; want sid set and session deleted", d, header.Values("Set-Cookie"))
+	}
+
+	// The next request, with the new cookie only, is the same user.
+	header2, _ := roundTrip(t, g, "sid="+cookies["sid"])
+	if len(header2.Values("Set-Cookie")) != 0 {
+		t.Errorf("the migrated session was written again: %q", header2.Values("Set-Cookie"))
+	}
+	r = httptest.NewRequest("GET", "/", nil)
+	r.Header.Set("Cookie", "sid="+cookies["sid"])
+	if a := g.Arrive(r, http.Header{}); a.Outcome != OutcomeValid || r.Header.Get("X-Session") != `{"_flashes":[["message","hi"]],"user":"alice"}` {
+		t.Errorf("after the move: %s %s", a.Outcome, r.Header.Get("X-Session"))
+	}
+
+	// A forged legacy cookie carries nothing over, and is deleted.
+	r = httptest.NewRequest("GET", "/", nil)
+	r.Header.Set("Cookie", "session=forged")
+	header = http.Header{}
+	if a := g.Arrive(r, header); a.Outcome == OutcomeMigrated || r.Header.Get("X-Session") != "{}" {
+		t.Errorf("a forged legacy cookie: %s %s", a.Outcome, r.Header.Get("X-Session"))
+	}
+}
+
+// With keep_legacy, the legacy app still runs: it gets its cookie, what it
+// sets is adopted, and its cookie is written alongside in step.
+func TestMigrationKeepsTheLegacyCookieInStep(t *testing.T) {
+	g := newMigratingGateway(t, true)
+	legacy := flaskCookie(t, `{"user":"alice"}`)
+	r := httptest.NewRequest("GET", "/", nil)
+	r.Header.Set("Cookie", "session="+legacy)
+	header := http.Header{}
+	a := g.Arrive(r, header)
+	if !strings.HasPrefix(r.Header.Get("Cookie"), "session="+legacy) {
+		t.Errorf("the legacy app did not get its cookie: %q", r.Header.Get("Cookie"))
+	}
+	// The legacy app changes its own cookie; another upstream's mutation
+	// applies on top.
+	changed := flaskCookie(t, `{"user":"alice","cart":[1]}`)
+	header.Add("Set-Cookie", "session="+changed+"; HttpOnly; Path=/")
+	header.Set("X-Session-Update", `{"seen":true}`)
+	d := g.Depart(context.Background(), a.Session, header)
+	cookies := setCookies(t, header)
+	if d.Refused != nil || cookies["sid"] == "" || cookies["session"] == "" {
+		t.Fatalf("Depart %+v: Set-Cookie %q", d, header.Values("Set-Cookie"))
+	}
+	codec, _ := NewFlaskCodec(testSecret)
+	flask, _ := NewManager(DefaultConfig(), codec)
+	if s, outcome := flask.Open(requestWithCookie("session", cookies["session"])); outcome != OutcomeValid || s.String() != `{"cart":[1],"seen":true,"user":"alice"}` {
+		t.Errorf("the legacy cookie written alongside: %s %s", outcome, s)
+	}
+}

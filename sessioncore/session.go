@@ -32,6 +32,9 @@ type Session struct {
 	// purge says the request's session cookies were over the budget: the
 	// response deletes them unless it sets new ones.
 	purge bool
+	// legacySeen has bit i set when the request carried the legacy cookie
+	// of the gateway's i-th Migration.
+	legacySeen uint8
 
 	// created is when the session was first issued; it travels in the
 	// cookie unchanged across reissues. Zero for a session never saved.
