@@ -29,7 +29,7 @@ func (m *Manager) open(r *http.Request) (*Session, Outcome, string) {
 	if m.codec == nil {
 		return NewNullSession(errors.New("no secret key is configured")), OutcomeUnavailable, ""
 	}
-	cookies := readCookies(r.Header, m.config.CookieName)
+	cookies := m.readCookies(r.Header)
 	if cookies.main == "" {
 		s := m.newSession()
 		s.partsSeen = cookies.partsSeen
