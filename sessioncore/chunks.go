@@ -80,9 +80,14 @@ func (rc requestCookies) value(maxParts int) (string, error) {
 
 // chunkLines renders the Set-Cookie lines of value, split over as few
 // cookies as fit in MaxCookieSize each, at most maxParts, together at most
-// budget bytes of the Cookie line a browser sends back. It returns
-// ErrCookieTooLarge when they would not do.
-func (a *cookieAttributes) chunkLines(value string, now, expires time.Time, maxParts, budget int) ([]string, error) {
+// budget bytes of the Cookie line a browser sends back. With a signature
+// cookie's name (a SignedPair codec's), value is the pair and renders as
+// its two cookies, never split. It returns ErrCookieTooLarge when they
+// would not do.
+func (a *cookieAttributes) chunkLines(value, signature string, now, expires time.Time, maxParts, budget int) ([]string, error) {
+	if signature != "" {
+		return a.pairLines(value, signature, now, expires, budget)
+	}
 	if line := a.setLine(value, now, expires); len(line) <= MaxCookieSize {
 		if sent := cookieBytes(a.name, value) - len("; "); sent > budget {
 			return nil, overBudget(sent, budget)
@@ -118,6 +123,27 @@ func (a *cookieAttributes) chunkLines(value string, now, expires time.Time, maxP
 		lines = append(lines, part.setLine(chunk, now, expires))
 	}
 	if sent > budget {
+		return nil, overBudget(sent, budget)
+	}
+	return lines, nil
+}
+
+// pairLines renders the two Set-Cookie lines of a SignedPair codec's
+// value, the value's then the signature's, with the same attributes.
+func (a *cookieAttributes) pairLines(pair, signature string, now, expires time.Time, budget int) ([]string, error) {
+	value, sig, ok := SplitPair(pair)
+	if !ok {
+		return nil, fmt.Errorf("the codec's value is not a pair (no %q)", PairSeparator)
+	}
+	sigAttrs := *a
+	sigAttrs.name = signature
+	lines := []string{a.setLine(value, now, expires), sigAttrs.setLine(sig, now, expires)}
+	for _, line := range lines {
+		if len(line) > MaxCookieSize {
+			return nil, fmt.Errorf("%w: %d bytes, the limit is %d", ErrCookieTooLarge, len(line), MaxCookieSize)
+		}
+	}
+	if sent := cookieBytes(a.name, value) - len("; ") + cookieBytes(signature, sig); sent > budget {
 		return nil, overBudget(sent, budget)
 	}
 	return lines, nil

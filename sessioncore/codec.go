@@ -67,6 +67,39 @@ type Codec interface {
 	Decode(name, value string) (p Payload, keyIndex int, err error)
 }
 
+// SignedPair is implemented by a codec whose sealed value is a pair that
+// the app keeps in two cookies: the value, and its signature in a cookie of
+// its own (Express's cookie-session: <name> and <name>.sig). Encode returns
+// the two joined by PairSeparator, and Decode is given them so, with an
+// empty signature when the request has none. The Manager writes, forwards,
+// strips and deletes the two cookies together, with the same attributes;
+// it never splits such a session over numbered parts, and the budget
+// (max_cookie_bytes) counts both cookies.
+type SignedPair interface {
+	// SignatureCookie returns the name of the cookie that carries the
+	// signature of the cookie called name.
+	SignatureCookie(name string) string
+}
+
+// PairSeparator joins a SignedPair codec's value and signature. No cookie
+// value can hold it: it ends a cookie in a Cookie line.
+const PairSeparator = ";"
+
+// SignatureCookie returns the name of the signature cookie that codec keeps
+// beside the cookie called name, or "" for a codec that keeps none.
+func SignatureCookie(codec Codec, name string) string {
+	if pair, ok := codec.(SignedPair); ok {
+		return pair.SignatureCookie(name)
+	}
+	return ""
+}
+
+// SplitPair splits a SignedPair codec's sealed value into the value and
+// its signature; ok is false when it holds no PairSeparator.
+func SplitPair(sealed string) (value, signature string, ok bool) {
+	return strings.Cut(sealed, PairSeparator)
+}
+
 // CodecInfo describes a cookie format: how to make its codec, and what
 // the format allows. A codec registers itself once with RegisterCodec, and
 // is chosen by name; nothing else needs to know it.

@@ -193,6 +193,24 @@ func (a *cookieAttributes) deleteLine() string {
 	return a.name + "=" + a.domain + "; Expires=" + deletionExpires + "; Max-Age=0" + a.tail
 }
 
+// deleteLines renders the Set-Cookie values that delete the cookie and,
+// unless signature is "", the signature cookie of a SignedPair codec's
+// pair (SignatureCookie(codec, name)), both with the attributes they were
+// set with: the value's first.
+func (a *cookieAttributes) deleteLines(signature string) []string {
+	if signature == "" {
+		return []string{a.deleteLine()}
+	}
+	sigAttrs := *a
+	sigAttrs.name = signature
+	return []string{a.deleteLine(), sigAttrs.deleteLine()}
+}
+
+// deleteLines renders the Set-Cookie values that delete m's session cookie,
+// with its codec's signature cookie when it keeps one. Only the cookie
+// itself: not the numbered parts of a split session (deletePartLines).
+func (m *Manager) deleteLines() []string { return m.attrs.deleteLines(m.signatureCookie()) }
+
 // AddVaryCookie makes h vary by Cookie, merging into an existing Vary
 // header instead of adding a second one. It leaves h alone when it already
 // varies by Cookie or by everything (*).

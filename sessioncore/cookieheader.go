@@ -54,7 +54,7 @@ func TrimCookieName(name string) string {
 // requestCookies are the session's cookies in a request: the first value
 // of each name, as Werkzeug reads them.
 type requestCookies struct {
-	main      string
+	main      string         // for a SignedPair codec, the value and its signature, joined
 	parts     map[int]string // part number -> value
 	partsSeen int            // the highest part number present
 	bytes     int            // what the session's cookies take of the Cookie line
@@ -66,9 +66,22 @@ func cookieBytes(name, value string) int { return len("; ") + len(name) + len("=
 
 // readCookies collects the session cookie called name and its parts from a
 // request's Cookie headers.
-func readCookies(h http.Header, name string) requestCookies {
+func readCookies(h http.Header, name string) requestCookies { return readPair(h, name, "") }
+
+// readCookies collects the session's cookies from a request's Cookie
+// headers: for a SignedPair codec, the value and its signature cookie,
+// joined by PairSeparator when the value is there (with an empty signature
+// when the signature cookie is not), and counted together in the budget.
+func (m *Manager) readCookies(h http.Header) requestCookies {
+	return readPair(h, m.config.CookieName, m.signatureCookie())
+}
+
+// readPair reads the cookie called name, its parts and, unless signature
+// is "", the signature cookie called signature.
+func readPair(h http.Header, name, signature string) requestCookies {
 	var rc requestCookies
-	mainSeen := false
+	var sig string
+	mainSeen, sigSeen := false, false
 	for _, line := range h["Cookie"] {
 		for f := range cookieFields(line) {
 			switch {
@@ -76,6 +89,11 @@ func readCookies(h http.Header, name string) requestCookies {
 			case f.name == name:
 				if !mainSeen {
 					rc.main, mainSeen = f.value, true
+					rc.bytes += cookieBytes(f.name, f.value)
+				}
+			case signature != "" && f.name == signature:
+				if !sigSeen {
+					sig, sigSeen = f.value, true
 					rc.bytes += cookieBytes(f.name, f.value)
 				}
 			case IsCookiePart(f.name, name):
@@ -94,8 +112,15 @@ func readCookies(h http.Header, name string) requestCookies {
 	if rc.bytes > 0 {
 		rc.bytes -= len("; ") // the first cookie of a line has no separator
 	}
+	if signature != "" && rc.main != "" {
+		rc.main += PairSeparator + sig
+	}
 	return rc
 }
+
+// signatureCookie returns the name of the signature cookie of the codec's
+// pair, or "" when the codec keeps none (see SignedPair).
+func (m *Manager) signatureCookie() string { return SignatureCookie(m.codec, m.config.CookieName) }
 
 // removeCookies drops from a request's Cookie lines the cookies drop
 // selects, and lines left empty. Lines that keep all their cookies are
@@ -158,8 +183,10 @@ func (m *Manager) removeSessionCookies(h http.Header) {
 	if len(h["Cookie"]) == 0 {
 		return
 	}
-	name := m.config.CookieName
-	removeCookies(h, func(cookieName string) bool { return cookieName == name || IsCookiePart(cookieName, name) })
+	name, signature := m.config.CookieName, m.signatureCookie()
+	removeCookies(h, func(cookieName string) bool {
+		return cookieName == name || IsCookiePart(cookieName, name) || signature != "" && cookieName == signature
+	})
 }
 
 // forwardSessionCookie leaves for an upstream that reads the session
@@ -168,13 +195,23 @@ func (m *Manager) removeSessionCookies(h http.Header) {
 // disagree on what else a client can send (Werkzeug lets a quoted value
 // hide a ';', parsers trim different blanks from a name, Werkzeug's server
 // joins several Cookie lines with ','), but each reads the first cookie of
-// such a line as the gateway wrote it.
+// such a line as the gateway wrote it. A SignedPair codec's value is
+// forwarded as its two cookies, the value then the signature.
 func (m *Manager) forwardSessionCookie(h http.Header, value string) {
 	m.removeSessionCookies(h)
 	var b strings.Builder
 	b.WriteString(m.config.CookieName)
 	b.WriteByte('=')
-	b.WriteString(value)
+	if signature := m.signatureCookie(); signature != "" {
+		value, sig, _ := SplitPair(value)
+		b.WriteString(value)
+		b.WriteString("; ")
+		b.WriteString(signature)
+		b.WriteByte('=')
+		b.WriteString(sig)
+	} else {
+		b.WriteString(value)
+	}
 	for _, line := range h["Cookie"] {
 		b.WriteString("; ")
 		b.WriteString(line)

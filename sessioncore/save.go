@@ -3,6 +3,7 @@ package sessioncore
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"time"
@@ -56,11 +57,16 @@ func (m *Manager) Save(ctx context.Context, s *Session, h http.Header) (CookieAc
 	}
 	switch {
 	case action != CookieUntouched:
-		// Parts the request had that the new cookie does not use.
-		lines = append(lines, m.attrs.deletePartLines(max(len(lines), 1), s.partsSeen)...)
+		// Parts the request had that the new cookie does not use (a
+		// pair's two lines are one cookie that is never split).
+		used := len(lines)
+		if m.signatureCookie() != "" {
+			used = 1
+		}
+		lines = append(lines, m.attrs.deletePartLines(max(used, 1), s.partsSeen)...)
 	case s.purge:
 		// Cookies over the budget opened nothing; they go, all of them.
-		action, lines = CookieDeleted, append([]string{m.attrs.deleteLine()}, m.attrs.deletePartLines(1, s.partsSeen)...)
+		action, lines = CookieDeleted, append(m.deleteLines(), m.attrs.deletePartLines(1, s.partsSeen)...)
 	case s.partsSeen >= m.writableParts():
 		// Parts no session of this config is written in (an older
 		// config's, with more parts): they only add to every request.
@@ -99,7 +105,7 @@ func (m *Manager) checkSessionSize(s *Session) error {
 func (m *Manager) saveToCookie(s *Session) (CookieAction, []string, error) {
 	switch {
 	case s.isEmpty() && s.Modified():
-		return CookieDeleted, []string{m.attrs.deleteLine()}, nil
+		return CookieDeleted, m.deleteLines(), nil
 	case !s.isEmpty() && m.ShouldSetCookie(s):
 		lines, err := m.cookieLines(s, Payload{JSON: s.storedJSON(), Sealed: s.sealed}, m.maxParts())
 		if err != nil {
@@ -116,6 +122,10 @@ func (m *Manager) cookieLine(s *Session, id []byte) (string, error) {
 	lines, err := m.cookieLines(s, Payload{JSON: id}, 1)
 	if err != nil {
 		return "", err
+	}
+	if len(lines) != 1 {
+		// A SignedPair codec's app keeps its session in its cookies.
+		return "", errors.New("a codec that writes two cookies cannot carry a store's session ID")
 	}
 	return lines[0], nil
 }
@@ -150,7 +160,7 @@ func (m *Manager) cookieLines(s *Session, p Payload, maxParts int) ([]string, er
 		m.cache.add(value, s.opened.reissued(now))
 	}
 	expires, _ := m.ExpirationTime(s)
-	return m.attrs.chunkLines(value, now, expires, maxParts, m.maxBytes())
+	return m.attrs.chunkLines(value, m.signatureCookie(), now, expires, maxParts, m.maxBytes())
 }
 
 // CookieExpiry is implemented by a codec whose app decides how long the
