@@ -406,7 +406,7 @@ func TestInspectSetupErrorsNameFilesNotContents(t *testing.T) {
 		{"missing file", inspectOptions{secretFile: filepath.Join(dir, "nope"), codec: "securecookie", cookieName: "session", lifetime: "31d"}, filepath.Join(dir, "nope")},
 		{"empty file", inspectOptions{secretFile: empty, codec: "securecookie", cookieName: "session", lifetime: "31d"}, empty + " is empty"},
 		{"short secret", inspectOptions{secretFile: short, codec: "securecookie", cookieName: "session", lifetime: "31d"}, "15 bytes"},
-		{"unknown codec", inspectOptions{secretFile: short, codec: "jwt", cookieName: "session", lifetime: "31d"}, "want one of django, flask, "},
+		{"unknown codec", inspectOptions{secretFile: short, codec: "jwt", cookieName: "session", lifetime: "31d"}, "want one of cookie-session, django, flask, "},
 		{"bad lifetime", inspectOptions{secretFile: short, codec: "flask", cookieName: "session", lifetime: "soon"}, "--lifetime"},
 		{"codec options the codec does not take", inspectOptions{secretFile: short, codec: "flask", codecOptions: map[string]string{"salt": "x"}, cookieName: "session", lifetime: "31d"}, "codec flask takes no options, got salt"},
 		{"short secret in a config", inspectOptions{configFile: caddyfile}, "12 bytes"},
