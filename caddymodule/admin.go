@@ -1,11 +1,14 @@
 package caddymodule
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"sort"
 	"sync"
+	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"go.uber.org/zap"
@@ -56,10 +59,15 @@ func (a *Admin) revoke(w http.ResponseWriter, r *http.Request) error {
 		return caddy.APIError{HTTPStatus: http.StatusMethodNotAllowed, Err: errors.New("method not allowed")}
 	}
 	var body struct {
-		ID string `json:"id"`
+		ID   string `json:"id"`
+		User string `json:"user"`
 	}
-	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 4096)).Decode(&body); err != nil || !sessioncore.ValidSessionID(body.ID) {
-		return caddy.APIError{HTTPStatus: http.StatusBadRequest, Err: errors.New(`want a JSON body {"id": "<session ID>"} with an ID as X-Session-Id gives it`)}
+	err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 4096)).Decode(&body)
+	if err == nil && body.User != "" && body.ID == "" {
+		return a.revokeUser(w, r.Context(), body.User)
+	}
+	if err != nil || !sessioncore.ValidSessionID(body.ID) {
+		return caddy.APIError{HTTPStatus: http.StatusBadRequest, Err: errors.New(`want a JSON body {"id": "<session ID>"} with an ID as X-Session-Id gives it, or {"user": "<user>"}`)}
 	}
 	// Collect first: the pool stays locked while Range runs, and a store
 	// call may take a while.
@@ -136,6 +144,34 @@ type storeRevocation struct {
 	Store   string `json:"store"`
 	Revoked bool   `json:"revoked"`
 	Error   string `json:"error,omitempty"`
+}
+
+// userRevocationTTL is how long an admin's revocation of a user lasts in
+// the maps: longer than any session's lifetime is of no use, and the maps
+// do not know the handlers' lifetimes; 400 days outlasts what browsers
+// keep a cookie.
+const userRevocationTTL = 400 * 24 * time.Hour
+
+// revokeUser voids every session of user created before now, in every
+// revocation map of the loaded configs, and answers
+// {"user_revoked": <maps reached>}.
+func (a *Admin) revokeUser(w http.ResponseWriter, ctx context.Context, user string) error {
+	reached, err := revokeUserEverywhere(ctx, user, userRevocationTTL)
+	if reached > 0 {
+		metrics.revocations.inc("user/admin")
+	}
+	switch {
+	case reached == 0 && err != nil:
+		return caddy.APIError{HTTPStatus: http.StatusServiceUnavailable, Err: fmt.Errorf("revoking a user: %w", err)}
+	case reached == 0:
+		return caddy.APIError{HTTPStatus: http.StatusNotFound, Err: errors.New("no session handler has a revocation_store")}
+	}
+	answer := map[string]any{"user_revoked": reached}
+	if err != nil {
+		answer["error"] = err.Error()
+	}
+	w.Header().Set("Content-Type", "application/json")
+	return json.NewEncoder(w).Encode(answer)
 }
 
 // Interface guards

@@ -172,14 +172,15 @@ var subdirectives = map[string]subdirective{
 	"header_prefix": checkedStringInto(func(h *Handler) *string { return &h.HeaderPrefix }, func(v string) error {
 		return sessioncore.CheckHeaderPrefix(v)
 	}),
-	"codec":           parseCodec,
-	"forward_cookie":  boolPtrInto(func(h *Handler) **bool { return &h.ForwardCookie }),
-	"store":           parseStoreSubdirective,
-	"on_store_error":  choiceInto(func(h *Handler) *string { return &h.OnStoreError }, "fail_open", "fail_closed"),
-	"forward":         parseForward,
-	"user_key":        stringInto(func(h *Handler) *string { return &h.UserKey }),
-	"csrf_protection": parseCSRFProtection,
-	"migrate_from":    parseMigrateFrom,
+	"codec":            parseCodec,
+	"forward_cookie":   boolPtrInto(func(h *Handler) **bool { return &h.ForwardCookie }),
+	"store":            parseStoreSubdirective,
+	"on_store_error":   choiceInto(func(h *Handler) *string { return &h.OnStoreError }, "fail_open", "fail_closed"),
+	"forward":          parseForward,
+	"user_key":         stringInto(func(h *Handler) *string { return &h.UserKey }),
+	"csrf_protection":  parseCSRFProtection,
+	"migrate_from":     parseMigrateFrom,
+	"revocation_store": parseRevocationStore,
 }
 
 func parseSecret(p *caddyfileParser, d *caddyfile.Dispenser) error {
@@ -367,6 +368,13 @@ func intInto(field func(*Handler) *int, min int) subdirective {
 
 // parseStore parses the store subdirective and its block.
 func parseStore(d *caddyfile.Dispenser) (*StoreConfig, error) {
+	return parseStoreOf(d, nil, storeCookie, storeMemory, storeRedis)
+}
+
+// parseStoreOf parses a store block of one of types, with extra options
+// of its own beside the store's.
+func parseStoreOf(d *caddyfile.Dispenser, extra map[string]func() error, types ...string) (*StoreConfig, error) {
+	sub := d.Val()
 	if !d.NextArg() {
 		return nil, d.ArgErr()
 	}
@@ -374,10 +382,9 @@ func parseStore(d *caddyfile.Dispenser) (*StoreConfig, error) {
 	if d.NextArg() {
 		return nil, d.ArgErr()
 	}
-	switch c.Type {
-	case storeCookie, storeMemory, storeRedis:
-	default:
-		return nil, d.Errf("store must be cookie, memory or redis, not %q", c.Type)
+	if !slices.Contains(types, c.Type) {
+		last := len(types) - 1
+		return nil, d.Errf("%s must be %s or %s, not %q", sub, strings.Join(types[:last], ", "), types[last], c.Type)
 	}
 	seen := map[string]bool{}
 	for nesting := d.Nesting(); d.NextBlock(nesting); {
@@ -386,6 +393,12 @@ func parseStore(d *caddyfile.Dispenser) (*StoreConfig, error) {
 			return nil, d.Errf("%s specified more than once", sub)
 		}
 		seen[sub] = true
+		if parse, ok := extra[sub]; ok {
+			if err := parse(); err != nil {
+				return nil, err
+			}
+			continue
+		}
 		if !validStoreOption(c.Type, sub) {
 			return nil, d.Errf("unrecognized option %q for store %s", sub, c.Type)
 		}

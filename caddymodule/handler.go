@@ -135,6 +135,12 @@ type Handler struct {
 	// nobody out (see MigrateFrom). At most 8.
 	MigrateFrom []MigrateFrom `json:"migrate_from,omitempty"`
 
+	// The per-user revocation map: with user_key, an upstream's
+	// X-Session-Revoke (others, all) and the admin API void every session
+	// of a user created before the revocation, cookie sessions included.
+	// Default: none (X-Session-Revoke is refused).
+	RevocationStore *RevocationStoreConfig `json:"revocation_store,omitempty"`
+
 	// Where sessions live. Default: in the cookie.
 	Store *StoreConfig `json:"store,omitempty"`
 
@@ -158,12 +164,13 @@ type Handler struct {
 	// that refuses changes, and X-Session-Status: unavailable.
 	OnStoreError string `json:"on_store_error,omitempty"`
 
-	sessions     *sessioncore.Manager
-	gateway      *sessioncore.Gateway
-	releaseStore func() // releases the handler's share of its store, on Cleanup
-	migrations   []sessioncore.Migration
-	storeUse     *storeUse // counts this handler's requests while they use the store
-	logger       *zap.Logger
+	sessions           *sessioncore.Manager
+	gateway            *sessioncore.Gateway
+	releaseStore       func() // releases the handler's share of its store, on Cleanup
+	releaseRevocations func() // and of its revocation map
+	migrations         []sessioncore.Migration
+	storeUse           *storeUse // counts this handler's requests while they use the store
+	logger             *zap.Logger
 }
 
 // ForwardHeader sends one session value to the upstream in a header.
@@ -218,6 +225,17 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if store.Store != nil {
 		opts = append(opts, sessioncore.WithStore(store.Store))
 		cfg.MaxSessionSize = h.Store.MaxSessionSize
+	}
+	revocations, releaseRevocations, err := openRevocations(h.RevocationStore, cfg.CookieName)
+	if err != nil {
+		return err
+	}
+	h.releaseRevocations = releaseRevocations
+	if revocations != nil {
+		if h.UserKey == "" {
+			return errors.New("revocation_store needs user_key: the session key that names the user")
+		}
+		opts = append(opts, sessioncore.WithRevocations(revocations, h.UserKey, cmp.Or(time.Duration(h.RevocationStore.Staleness), defaultRevocationStaleness)))
 	}
 	if h.sessions, err = sessioncore.NewManager(cfg, codec, opts...); err != nil {
 		return fmt.Errorf("session cookie: %w", err)
@@ -320,6 +338,7 @@ func (h *Handler) newGateway() (*sessioncore.Gateway, error) {
 		FailOpen:      h.OnStoreError == onStoreErrorFailOpen,
 		OnWithheld:    metrics.withheld.inc,
 		Migrations:    h.migrations,
+		OnRevoke:      func(kind string) { metrics.revocations.inc(kind + "/app") },
 		Logger:        h.logger,
 	}
 	if h.ForwardCookie != nil {
@@ -418,6 +437,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 func (h *Handler) Cleanup() error {
 	if h.releaseStore != nil {
 		h.releaseStore()
+	}
+	if h.releaseRevocations != nil {
+		h.releaseRevocations()
 	}
 	return nil
 }

@@ -22,6 +22,7 @@ var metrics = struct {
 	mutations     counters
 	withheld      counters
 	evictions     counters
+	revocations   counters
 	cookieSize    prometheus.Histogram
 	storeDuration *prometheus.HistogramVec
 	storeErrors   *prometheus.CounterVec
@@ -46,6 +47,10 @@ var metrics = struct {
 		Namespace: "caddy", Subsystem: "session", Name: "store_evictions_total",
 		Help: "Sessions a memory store evicted to stay within its bounds, by cause: max_sessions, max_memory.",
 	}, "cause", memstore.EvictionCauses...),
+	revocations: newCounters(prometheus.CounterOpts{
+		Namespace: "caddy", Subsystem: "session", Name: "user_revocations_total",
+		Help: "Per-user revocations, by kind and origin: others/app and all/app (X-Session-Revoke), user/admin (the admin API).",
+	}, "kind_origin", "others/app", "all/app", "user/admin"),
 	cookieSize: prometheus.NewHistogram(prometheus.HistogramOpts{
 		Namespace: "caddy", Subsystem: "session", Name: "cookie_size_bytes",
 		Help:    "Size of the Set-Cookie lines that carry a session.",
@@ -94,7 +99,7 @@ func registerMetrics(registry *prometheus.Registry) error {
 	if registry == nil {
 		return nil
 	}
-	for _, c := range []prometheus.Collector{metrics.opened.vec, metrics.cookies.vec, metrics.mutations.vec, metrics.withheld.vec, metrics.evictions.vec,
+	for _, c := range []prometheus.Collector{metrics.opened.vec, metrics.cookies.vec, metrics.mutations.vec, metrics.withheld.vec, metrics.evictions.vec, metrics.revocations.vec,
 		metrics.cookieSize, metrics.storeDuration, metrics.storeErrors} {
 		if err := registry.Register(c); err != nil && !errors.As(err, new(prometheus.AlreadyRegisteredError)) {
 			return err

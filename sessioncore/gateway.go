@@ -29,6 +29,7 @@ type Gateway struct {
 	onWithheld    func(reason string)
 	logger        *zap.Logger
 	migrations    []Migration
+	onRevoke      func(kind string)
 }
 
 // GatewayConfig configures a Gateway.
@@ -55,6 +56,9 @@ type GatewayConfig struct {
 	// Migrations are legacy cookie formats whose sessions are carried over
 	// when the request has no valid session of the gateway's own format.
 	Migrations []Migration
+	// OnRevoke is told the kind (others, all) of every revocation an
+	// upstream asked for, for metrics.
+	OnRevoke func(kind string)
 }
 
 // ForwardHeader sends the session value under Key to the upstream in the
@@ -67,7 +71,7 @@ type ForwardHeader struct {
 func NewGateway(manager *Manager, c GatewayConfig) (*Gateway, error) {
 	g := &Gateway{
 		manager: manager, forwardCookie: c.ForwardCookie, failOpen: c.FailOpen,
-		crossOrigin: c.CrossOrigin, onWithheld: c.OnWithheld, logger: c.Logger,
+		crossOrigin: c.CrossOrigin, onWithheld: c.OnWithheld, logger: c.Logger, onRevoke: c.OnRevoke,
 	}
 	var err error
 	if g.protocol, err = newHeaderProtocol(cmp.Or(c.HeaderPrefix, DefaultHeaderPrefix)); err != nil {
@@ -216,6 +220,19 @@ func (g *Gateway) Depart(ctx context.Context, s *Session, header http.Header) De
 	}
 	if err := s.Apply(mutation); err != nil {
 		return Departure{Rejected: true, Refused: err, Status: http.StatusServiceUnavailable, Reason: "session change refused"}
+	}
+	if r := mutation.Revoke(); r != RevokeNone {
+		// After the rest of the mutation: a login that asks to log the
+		// user's other devices out revokes the user it just set.
+		if err := g.manager.revoke(ctx, s, r); err != nil {
+			if errors.Is(err, ErrStore) {
+				return Departure{Refused: err, Status: http.StatusServiceUnavailable, Reason: "session revocation cannot be saved"}
+			}
+			return Departure{Rejected: true, Refused: err, Status: http.StatusBadGateway, Reason: "malformed session mutation from upstream"}
+		}
+		if g.onRevoke != nil {
+			g.onRevoke(string(r))
+		}
 	}
 	changed := upstreamSet || !mutation.IsEmpty()
 	before := len(header["Set-Cookie"])

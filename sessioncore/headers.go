@@ -1,6 +1,7 @@
 package sessioncore
 
 import (
+	"errors"
 	"fmt"
 	"net/http"
 	"strings"
@@ -20,6 +21,7 @@ const (
 	replaceSuffix = "-Replace"
 	updateSuffix  = "-Update"
 	renewSuffix   = "-Renew"
+	revokeSuffix  = "-Revoke"
 	statusSuffix  = "-Status"
 	idSuffix      = "-Id"
 )
@@ -57,6 +59,7 @@ type headerProtocol struct {
 	replace    string // normalized name of the replace header
 	update     string // normalized name of the update header
 	renew      string // normalized name of the renew header
+	revoke     string // normalized name of the revoke header
 }
 
 // CheckHeaderPrefix refuses a prefix the protocol cannot own: not a valid
@@ -85,6 +88,7 @@ func newHeaderProtocol(prefix string) (*headerProtocol, error) {
 		replace:    norm + strings.ToLower(replaceSuffix),
 		update:     norm + strings.ToLower(updateSuffix),
 		renew:      norm + strings.ToLower(renewSuffix),
+		revoke:     norm + strings.ToLower(revokeSuffix),
 	}, nil
 }
 
@@ -184,8 +188,8 @@ func removeFromHeaderList(h http.Header, name string, drop func(token string) bo
 // mutation is returned. A response without mutation headers gives a nil
 // *Mutation, which is empty.
 func (p *headerProtocol) TakeMutation(h http.Header) (*Mutation, error) {
-	var replaceName, updateName, renewName string
-	var replaceValues, updateValues, renewValues []string
+	var replaceName, updateName, renewName, revokeName string
+	var replaceValues, updateValues, renewValues, revokeValues []string
 	total := 0
 	var firstErr error
 	for name, values := range h {
@@ -207,6 +211,9 @@ func (p *headerProtocol) TakeMutation(h http.Header) (*Mutation, error) {
 		case p.renew:
 			kind = &renewName
 			renewValues = append(renewValues, values...)
+		case p.revoke:
+			kind = &revokeName
+			revokeValues = append(revokeValues, values...)
 		default:
 			continue
 		}
@@ -227,7 +234,7 @@ func (p *headerProtocol) TakeMutation(h http.Header) (*Mutation, error) {
 	if firstErr != nil {
 		return nil, firstErr
 	}
-	if replaceName == "" && updateName == "" && renewName == "" {
+	if replaceName == "" && updateName == "" && renewName == "" && revokeName == "" {
 		return nil, nil // as on most responses
 	}
 	m := new(Mutation)
@@ -248,6 +255,17 @@ func (p *headerProtocol) TakeMutation(h http.Header) (*Mutation, error) {
 		case "false":
 		default:
 			return nil, &MutationError{Header: renewName, Err: fmt.Errorf("must be true or false, not %q", v)}
+		}
+	}
+	for _, v := range revokeValues {
+		switch r := Revoke(strings.ToLower(strings.TrimSpace(v))); r {
+		case RevokeOthers, RevokeAll:
+			if m.revoke != RevokeNone && m.revoke != r {
+				return nil, &MutationError{Header: revokeName, Err: errors.New("asks for both others and all")}
+			}
+			m.SetRevoke(r)
+		default:
+			return nil, &MutationError{Header: revokeName, Err: fmt.Errorf("must be others or all, not %q", v)}
 		}
 	}
 	return m, nil

@@ -62,6 +62,10 @@ type Manager struct {
 	now    func() time.Time
 	logger *zap.Logger
 	cache  openCache
+	// revocations and userKey void the sessions of users revoked since
+	// their sessions were created (see WithRevocations).
+	revocations *revocationCache
+	userKey     string
 }
 
 // Option configures a Manager.

@@ -18,6 +18,31 @@ type Mutation struct {
 	hasReplace bool
 	updates    []map[string]json.RawMessage
 	renew      bool
+	revoke     Revoke
+}
+
+// Revoke is what an upstream asks to revoke of the session's user: every
+// other session (RevokeOthers, "log out my other devices") or every one,
+// this one too (RevokeAll).
+type Revoke string
+
+// The values of the revoke header.
+const (
+	RevokeNone   Revoke = ""
+	RevokeOthers Revoke = "others"
+	RevokeAll    Revoke = "all"
+)
+
+// SetRevoke asks for the user's other sessions, or all of them, to be
+// revoked once the rest of the mutation is applied.
+func (m *Mutation) SetRevoke(r Revoke) { m.revoke = r }
+
+// Revoke returns what the mutation asks to revoke.
+func (m *Mutation) Revoke() Revoke {
+	if m == nil {
+		return RevokeNone
+	}
+	return m.revoke
 }
 
 // SetRenew asks for the session to get a new ID (see Session.Renew).
@@ -50,7 +75,7 @@ func (m *Mutation) AddUpdate(raw []byte) error {
 // IsEmpty reports whether the mutation asks for no change at all. A nil
 // *Mutation is empty.
 func (m *Mutation) IsEmpty() bool {
-	return m == nil || !m.hasReplace && len(m.updates) == 0 && !m.renew
+	return m == nil || !m.hasReplace && len(m.updates) == 0 && !m.renew && m.revoke == RevokeNone
 }
 
 // Apply makes the change to s. A non-empty mutation marks the session

@@ -60,6 +60,15 @@ func (m *Manager) open(r *http.Request) (*Session, Outcome, string) {
 			return NewNullSession(err), OutcomeUnavailable, cookies.main
 		}
 	}
+	if err == nil && m.revocations != nil {
+		if revoked, rerr := m.checkUserCutoff(r.Context(), s); rerr != nil {
+			if errors.Is(rerr, ErrStore) {
+				m.logger.Error("session revocation map failed", zap.Error(rerr))
+				return NewNullSession(rerr), OutcomeUnavailable, cookies.main
+			}
+			outcome, err = revoked, rerr
+		}
+	}
 	if err != nil {
 		// Forged, stale and foreign cookies are routine; a signed cookie
 		// that cannot be read means a key holder wrote something broken.
