@@ -134,7 +134,7 @@ func (g *Gateway) saveLegacy(ctx context.Context, s *Session, action CookieActio
 				return err
 			}
 		case action == CookieDeleted && mig.KeepLegacy, seen && !mig.KeepLegacy:
-			header["Set-Cookie"] = append(header["Set-Cookie"], legacy.attrs.deleteLine())
+			header["Set-Cookie"] = append(header["Set-Cookie"], legacy.deleteLines()...)
 			if cc := header["Cache-Control"]; len(cc) == 0 || cc[0] == "" {
 				header["Cache-Control"] = []string{"private"}
 			}
