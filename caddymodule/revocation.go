@@ -123,9 +123,9 @@ func revokeUserEverywhere(ctx context.Context, user string, ttl time.Duration) (
 	})
 	reached := 0
 	var errs []error
-	now := time.Now()
+	cutoff := sessioncore.EndOfSecond(time.Now()) // every session up to now, this second's included
 	for _, r := range all {
-		if err := r.Revoke(ctx, user, now, ttl); err != nil {
+		if err := r.Revoke(ctx, user, cutoff, ttl); err != nil {
 			errs = append(errs, err)
 			continue
 		}

@@ -117,30 +117,41 @@ func (m *Manager) checkUserCutoff(ctx context.Context, s *Session) (Outcome, err
 	return "", nil
 }
 
-// RevokeUser voids every session of user created before now, in the
-// Manager's revocation map, and reports whether it had one to write to.
-func (m *Manager) RevokeUser(ctx context.Context, user string) error {
+// EndOfSecond returns the cutoff that voids every session created up to
+// t's second, the creation time's precision: what "log out everywhere"
+// needs, where a cutoff of t itself would spare a session created in the
+// same second.
+func EndOfSecond(t time.Time) time.Time { return t.Truncate(time.Second).Add(time.Second) }
+
+// RevokeUser voids every session of user created before cutoff, in the
+// Manager's revocation map.
+func (m *Manager) RevokeUser(ctx context.Context, user string, cutoff time.Time) error {
 	if m.revocations == nil {
 		return ErrNoRevocations
 	}
-	now := m.now()
-	if err := m.revocations.source.Revoke(ctx, user, now, m.config.Lifetime+MaxClockSkew); err != nil {
+	if err := m.revocations.source.Revoke(ctx, user, cutoff, m.config.Lifetime+MaxClockSkew); err != nil {
 		return fmt.Errorf("%w: revoking a user's sessions: %w", ErrStore, err)
 	}
-	m.revocations.remember(user, now, now) // this instance knows at once
+	m.revocations.remember(user, cutoff, m.now()) // this instance knows at once
 	return nil
 }
 
 // revoke applies an upstream's X-Session-Revoke to s, after the rest of
-// its mutation: every session of s's user created before now is void; s
-// itself is renewed (others), so that it outlives the cutoff, or emptied
-// (all). A session without a user has nothing to revoke but itself.
+// its mutation. others: every session of s's user created before this
+// second is void, and s is renewed, so that it outlives the cutoff (a
+// session created in the same second survives too). all: every session
+// created up to the end of this second is void, and s is emptied. A
+// session without a user has nothing to revoke but itself.
 func (m *Manager) revoke(ctx context.Context, s *Session, r Revoke) error {
 	if m.revocations == nil || m.userKey == "" {
 		return ErrNoRevocations
 	}
 	if user := m.userOf(s); user != "" {
-		if err := m.RevokeUser(ctx, user); err != nil {
+		cutoff := m.now()
+		if r == RevokeAll {
+			cutoff = EndOfSecond(cutoff)
+		}
+		if err := m.RevokeUser(ctx, user, cutoff); err != nil {
 			return err
 		}
 	}
