@@ -3,6 +3,7 @@ package integration_tests
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -44,6 +45,10 @@ var djangoApp struct {
 	err  error
 	mu   sync.Mutex
 	log  strings.Builder
+	// stdin is Django's standard input, held open for the life of the
+	// test binary: serve.py exits when it closes, and an unreferenced
+	// pipe is closed by its finalizer at the next garbage collection.
+	stdin io.WriteCloser
 }
 
 type djangoLog struct{}
@@ -65,10 +70,12 @@ func startDjango(t *testing.T) string {
 		cmd.Env = append(os.Environ(), "DJANGO_SECRET_KEY="+djangoSecret,
 			"DJANGO_SECRET_KEY_FALLBACKS="+djangoOldSecret, "PYTHONDONTWRITEBYTECODE=1")
 		cmd.Stdout, cmd.Stderr = djangoLog{}, djangoLog{}
-		if _, err := cmd.StdinPipe(); err != nil { // never closed: see serve.py
+		stdin, err := cmd.StdinPipe() // never closed: see serve.py
+		if err != nil {
 			djangoApp.err = err
 			return
 		}
+		djangoApp.stdin = stdin
 		if err := cmd.Start(); err != nil {
 			djangoApp.err = err
 			return
