@@ -30,6 +30,8 @@ type Gateway struct {
 	logger        *zap.Logger
 	migrations    []Migration
 	onRevoke      func(kind string)
+	assertion     *Asserter
+	assertionName string // the assertion's request header
 }
 
 // GatewayConfig configures a Gateway.
@@ -59,6 +61,10 @@ type GatewayConfig struct {
 	// OnRevoke is told the kind (others, all) of every revocation an
 	// upstream asked for, for metrics.
 	OnRevoke func(kind string)
+	// Assertion, when set, signs the session for the upstream, sent in
+	// the request header AssertionHeader (see Asserter).
+	Assertion       *Asserter
+	AssertionHeader string
 }
 
 // ForwardHeader sends the session value under Key to the upstream in the
@@ -96,6 +102,12 @@ func NewGateway(manager *Manager, c GatewayConfig) (*Gateway, error) {
 		return nil, err
 	}
 	g.migrations = slices.Clone(c.Migrations)
+	if c.Assertion != nil {
+		if err := g.checkAssertionHeader(c.AssertionHeader); err != nil {
+			return nil, err
+		}
+		g.assertion, g.assertionName = c.Assertion, http.CanonicalHeaderKey(c.AssertionHeader)
+	}
 	return g, nil
 }
 
@@ -158,6 +170,9 @@ func (g *Gateway) Arrive(r *http.Request, response http.Header) Arrival {
 		h.Set(g.protocol.IDHeader(), id)
 	}
 	g.forwardIdentity(h, s)
+	if g.assertion != nil && !s.IsNull() {
+		g.assert(r, s)
+	}
 	// A cookie the gateway did not accept (forged, expired, revoked) never
 	// reaches an upstream that reads it itself, as a Flask app does.
 	if accepted := outcome == OutcomeValid || outcome == OutcomeFallbackKey; g.forwardCookie && accepted {
@@ -289,17 +304,26 @@ func (g *Gateway) stripOwned(header http.Header) {
 }
 
 // stripForwarded removes every spelling of the forwarded identity headers,
-// from the header map and from the Connection and Trailer lists.
+// and of an assertion header outside the protocol, from the header map and
+// from the Connection and Trailer lists.
 func (g *Gateway) stripForwarded(header http.Header) {
 	for _, f := range g.forward {
-		for name := range header {
-			if SameHeaderName(name, f.Header) {
-				delete(header, name)
-			}
+		stripHeader(header, f.Header)
+	}
+	if g.assertionName != "" && !g.protocol.Owns(g.assertionName) {
+		stripHeader(header, g.assertionName)
+	}
+}
+
+// stripHeader removes every spelling of one header.
+func stripHeader(header http.Header, h string) {
+	for name := range header {
+		if SameHeaderName(name, h) {
+			delete(header, name)
 		}
-		for _, list := range []string{"Connection", "Trailer"} {
-			removeFromHeaderList(header, list, func(token string) bool { return SameHeaderName(token, f.Header) })
-		}
+	}
+	for _, list := range []string{"Connection", "Trailer"} {
+		removeFromHeaderList(header, list, func(token string) bool { return SameHeaderName(token, h) })
 	}
 }
 
