@@ -30,12 +30,15 @@ func BenchmarkHandler(b *testing.B) {
 		return err
 	})
 	forwardUser := func(h *Handler) { h.Forward = []ForwardHeader{{Key: "user_id", Header: "X-Remote-User"}} }
+	keyFile := newAssertionKeyFile(b)
+	signed := func(h *Handler) { h.SignUpstream = &SignUpstream{KeyFile: keyFile, Audience: "api"} }
 	for _, tc := range []struct {
 		name, session string
 		configure     func(*Handler)
 	}{
 		{"no session", "", nil},
 		{"read", `{"role":"editor","user_id":"u-12345","pad":"` + pad + `"}`, nil},
+		{"read, signed", `{"role":"editor","user_id":"u-12345","pad":"` + pad + `"}`, signed},
 		{"read, forward user", `{"role":"editor","user_id":"u-12345","pad":"` + pad + `"}`, forwardUser},
 		{"refresh", `{"_permanent":true,"role":"editor","user_id":"u-12345","pad":"` + pad + `"}`, nil},
 	} {

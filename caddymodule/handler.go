@@ -164,6 +164,9 @@ type Handler struct {
 	// that refuses changes, and X-Session-Status: unavailable.
 	OnStoreError string `json:"on_store_error,omitempty"`
 
+	// Signs the session for the upstream (see SignUpstream). Default: off.
+	SignUpstream *SignUpstream `json:"sign_upstream,omitempty"`
+
 	sessions           *sessioncore.Manager
 	gateway            *sessioncore.Gateway
 	releaseStore       func() // releases the handler's share of its store, on Cleanup
@@ -171,6 +174,8 @@ type Handler struct {
 	migrations         []sessioncore.Migration
 	storeUse           *storeUse // counts this handler's requests while they use the store
 	logger             *zap.Logger
+	asserter           *sessioncore.Asserter // with sign_upstream
+	jwksPath           string                // where the site serves its keys
 }
 
 // ForwardHeader sends one session value to the upstream in a header.
@@ -344,6 +349,11 @@ func (h *Handler) newGateway() (*sessioncore.Gateway, error) {
 	if h.ForwardCookie != nil {
 		c.ForwardCookie = *h.ForwardCookie
 	}
+	if h.SignUpstream != nil {
+		if c.Assertion, c.AssertionHeader, err = h.provisionAssertion(); err != nil {
+			return nil, err
+		}
+	}
 	for _, f := range h.Forward {
 		c.Forward = append(c.Forward, sessioncore.ForwardHeader{Key: f.Key, Header: f.Header})
 	}
@@ -391,6 +401,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		h.storeUse.acquire()
 		defer h.storeUse.release()
 	}
+	if h.jwksPath != "" && r.URL.Path == h.jwksPath {
+		return h.serveJWKS(w, r)
+	}
 	arrival := h.gateway.Arrive(r, w.Header())
 	if arrival.Outcome != "" {
 		metrics.opened.inc(string(arrival.Outcome))
@@ -435,6 +448,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 
 // Cleanup releases the handler's share of its session store.
 func (h *Handler) Cleanup() error {
+	publishedKeys.remove(h)
 	if h.releaseStore != nil {
 		h.releaseStore()
 	}
