@@ -29,9 +29,11 @@ type Gateway struct {
 	onWithheld    func(reason string)
 	logger        *zap.Logger
 	migrations    []Migration
-	onRevoke      func(kind string)
-	assertion     *Asserter
-	assertionName string // the assertion's request header
+	// exposeSessionList and recordClientIP: see GatewayConfig.
+	exposeSessionList, recordClientIP bool
+	onRevoke                          func(kind string)
+	assertion                         *Asserter
+	assertionName                     string // the assertion's request header
 }
 
 // GatewayConfig configures a Gateway.
@@ -61,6 +63,12 @@ type GatewayConfig struct {
 	// OnRevoke is told the kind (others, all) of every revocation an
 	// upstream asked for, for metrics.
 	OnRevoke func(kind string)
+	// ExposeSessions hands the upstream the list of the user's sessions
+	// in X-Session-List (with a store that keeps a user index).
+	ExposeSessions bool
+	// RecordClientIP keeps each session's client address in the store's
+	// user index; off, none is kept.
+	RecordClientIP bool
 	// Assertion, when set, signs the session for the upstream, sent in
 	// the request header AssertionHeader (see Asserter).
 	Assertion       *Asserter
@@ -78,6 +86,7 @@ func NewGateway(manager *Manager, c GatewayConfig) (*Gateway, error) {
 	g := &Gateway{
 		manager: manager, forwardCookie: c.ForwardCookie, failOpen: c.FailOpen,
 		crossOrigin: c.CrossOrigin, onWithheld: c.OnWithheld, logger: c.Logger, onRevoke: c.OnRevoke,
+		exposeSessionList: c.ExposeSessions, recordClientIP: c.RecordClientIP,
 	}
 	var err error
 	if g.protocol, err = newHeaderProtocol(cmp.Or(c.HeaderPrefix, DefaultHeaderPrefix)); err != nil {
@@ -170,6 +179,12 @@ func (g *Gateway) Arrive(r *http.Request, response http.Header) Arrival {
 		h.Set(g.protocol.IDHeader(), id)
 	}
 	g.forwardIdentity(h, s)
+	if !s.IsNull() && g.manager.store != nil && g.manager.userKey != "" {
+		g.noteDevice(r, s)
+		if g.exposeSessionList {
+			g.exposeSessions(r.Context(), h, s)
+		}
+	}
 	if g.assertion != nil && !s.IsNull() {
 		g.assert(r, s)
 	}

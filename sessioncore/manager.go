@@ -79,6 +79,11 @@ func WithClock(now func() time.Time) Option { return func(m *Manager) { m.now = 
 // session ID.
 func WithStore(store Store) Option { return func(m *Manager) { m.store = store } }
 
+// WithUserKey names the session key whose value (a string or a number) is
+// the session's user: a store that keeps a user index (UserIndex) files
+// each session under it.
+func WithUserKey(key string) Option { return func(m *Manager) { m.userKey = key } }
+
 // WithLogger sets the logger for the reasons a cookie was rejected, at
 // debug level. Cookie values are never logged.
 func WithLogger(l *zap.Logger) Option { return func(m *Manager) { m.logger = l } }

@@ -61,6 +61,7 @@ func (m *Manager) saveToStore(ctx context.Context, s *Session) (CookieAction, st
 		}
 		changes = Changes{Create: true, Clear: true, Set: s.members()}
 	}
+	changes.Owner = m.owner(s)
 	exists, err := m.store.Commit(ctx, id, changes, m.config.Lifetime)
 	if ev, ok := m.store.(Evictions); ok && err == nil && !exists {
 		// Memory pressure may have evicted the session while this request
@@ -97,6 +98,23 @@ func (m *Manager) saveToStore(ctx context.Context, s *Session) (CookieAction, st
 		return CookieUntouched, "", err
 	}
 	return CookieSet, line, nil
+}
+
+// owner returns whose session s is, for a store's user index: nil without
+// a user key, or for a session that names no user.
+func (m *Manager) owner(s *Session) *Owner {
+	if m.userKey == "" {
+		return nil
+	}
+	user := m.userOf(s)
+	if user == "" {
+		return nil
+	}
+	created := s.created
+	if created.IsZero() || s.renew {
+		created = m.now()
+	}
+	return &Owner{User: user, Device: s.device, ClientIP: s.clientIP, Created: created}
 }
 
 // emptyStored saves a session this request emptied. A cleared session is

@@ -66,6 +66,10 @@ type Session struct {
 	// unchanged, so that its reissued value can be remembered too.
 	opened *opened
 
+	// device and clientIP describe where the request came from, for a
+	// store's user index.
+	device, clientIP string
+
 	// With a server-side store: the session's ID ("" until it is first
 	// saved), and what changed since it was opened, key by key.
 	id      string

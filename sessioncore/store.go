@@ -3,6 +3,7 @@ package sessioncore
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -63,6 +64,44 @@ type Changes struct {
 	Set map[string]json.RawMessage
 	// Deleted lists the keys that were removed.
 	Deleted []string
+	// Owner says whose session it is, for a store that indexes sessions
+	// by user (UserIndex); nil when the session names no user.
+	Owner *Owner
+}
+
+// Owner is a session's user, and where the session is used.
+type Owner struct {
+	User     string
+	Device   string // a short label from the User-Agent
+	ClientIP string // only when the gateway records client addresses
+	Created  time.Time
+}
+
+// UserIndex is implemented by a store that keeps, per user, the set of
+// that user's live sessions, from the Owner of each commit. Sessions leave
+// it when they expire, are renewed, revoked or emptied.
+type UserIndex interface {
+	// Sessions returns the user's live sessions, oldest first.
+	Sessions(ctx context.Context, user string) ([]SessionInfo, error)
+}
+
+// SessionInfo describes one of a user's sessions, for the user and for
+// operators. The ID itself is for the gateway only: IDHash stands for it
+// anywhere else.
+type SessionInfo struct {
+	ID       string    `json:"-"`
+	IDHash   string    `json:"id_hash"`
+	Created  time.Time `json:"created"`
+	LastSeen time.Time `json:"last_seen"`
+	Device   string    `json:"device,omitempty"`
+	ClientIP string    `json:"client_ip,omitempty"`
+}
+
+// HashID returns what stands for a session ID outside the gateway: the
+// first 16 bytes of its SHA-256, base64url.
+func HashID(id string) string {
+	sum := sha256.Sum256([]byte(id))
+	return base64.RawURLEncoding.EncodeToString(sum[:16])
 }
 
 // sessionIDBytes is the entropy of a session ID: 256 bits, as scs and

@@ -8,6 +8,7 @@ import (
 	"context"
 	"encoding/json"
 	"maps"
+	"slices"
 	"sync"
 	"time"
 
@@ -30,6 +31,7 @@ type Store struct {
 	lru         *list.List               // front: most recently used
 	evicted     evictionRecord
 	onEvict     func(cause string)
+	byUser      map[string]map[string]struct{} // user -> the IDs of their sessions
 }
 
 type memoryEntry struct {
@@ -37,6 +39,9 @@ type memoryEntry struct {
 	values  map[string]json.RawMessage
 	expires time.Time
 	size    int64
+	// owner and lastSeen index the session by its user (UserIndex).
+	owner    *sessioncore.Owner
+	lastSeen time.Time
 }
 
 // The causes of an eviction, as OnEvict reports them.
@@ -68,6 +73,7 @@ func New(maxSessions int, now func() time.Time) *Store {
 	return &Store{
 		now: now, maxSessions: max(maxSessions, 1), maxBytes: NoMemoryLimit,
 		entries: map[string]*list.Element{}, lru: list.New(), evicted: newEvictionRecord(evictionRecordSize),
+		byUser: map[string]map[string]struct{}{},
 	}
 }
 
@@ -108,7 +114,7 @@ func (m *Store) Restore(_ context.Context, id string, values map[string]json.Raw
 	if !ok || !m.now().Before(expires) {
 		return false, nil
 	}
-	return m.commit(id, sessioncore.Changes{Create: true, Clear: true, Set: values}, ttl), nil
+	return m.commit(id, sessioncore.Changes{Create: true, Clear: true, Set: values, Owner: changes.Owner}, ttl), nil
 }
 
 // Load implements Store.
@@ -157,8 +163,11 @@ func (m *Store) commit(id string, c sessioncore.Changes, ttl time.Duration) bool
 		m.remove(id)
 		return false
 	}
+	if c.Owner != nil {
+		m.index(e, c.Owner)
+	}
 	m.bytes -= e.size
-	e.size = entrySize(e.values)
+	e.size = entrySize(e.values) + ownerSize(e.owner)
 	m.bytes += e.size
 	e.expires = m.now().Add(ttl)
 	m.evictOver(id)
@@ -255,10 +264,80 @@ func (m *Store) evictOver(keep string) {
 
 func (m *Store) remove(id string) {
 	if el, ok := m.entries[id]; ok {
-		m.bytes -= el.Value.(*memoryEntry).size
+		e := el.Value.(*memoryEntry)
+		m.bytes -= e.size
 		m.lru.Remove(el)
 		delete(m.entries, id)
+		m.unindex(e)
 	}
+}
+
+// index files e under its owner's user, taking over the latest device and
+// address and the time it was last seen.
+func (m *Store) index(e *memoryEntry, o *sessioncore.Owner) {
+	if e.owner != nil && e.owner.User != o.User {
+		m.unindex(e)
+	}
+	created := o.Created
+	if e.owner != nil && !e.owner.Created.IsZero() {
+		created = e.owner.Created
+	}
+	owner := *o
+	owner.Created = created
+	e.owner, e.lastSeen = &owner, m.now()
+	ids := m.byUser[o.User]
+	if ids == nil {
+		ids = map[string]struct{}{}
+		m.byUser[o.User] = ids
+	}
+	ids[e.id] = struct{}{}
+}
+
+func (m *Store) unindex(e *memoryEntry) {
+	if e.owner == nil {
+		return
+	}
+	if ids := m.byUser[e.owner.User]; ids != nil {
+		delete(ids, e.id)
+		if len(ids) == 0 {
+			delete(m.byUser, e.owner.User)
+		}
+	}
+}
+
+// ownerSize is what indexing a session costs the store: the owner's text
+// and an entry in the user's set.
+func ownerSize(o *sessioncore.Owner) int64 {
+	if o == nil {
+		return 0
+	}
+	return int64(len(o.User)+len(o.Device)+len(o.ClientIP)) + valueOverhead*2
+}
+
+// Sessions implements sessioncore.UserIndex.
+func (m *Store) Sessions(_ context.Context, user string) ([]sessioncore.SessionInfo, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var infos []sessioncore.SessionInfo
+	for id := range m.byUser[user] {
+		e := m.live(id) // an expired one leaves the index here
+		if e == nil || e.owner == nil {
+			continue
+		}
+		infos = append(infos, sessioncore.SessionInfo{
+			ID: id, IDHash: sessioncore.HashID(id), Created: e.owner.Created, LastSeen: e.lastSeen,
+			Device: e.owner.Device, ClientIP: e.owner.ClientIP,
+		})
+	}
+	slices.SortFunc(infos, func(a, b sessioncore.SessionInfo) int { return a.Created.Compare(b.Created) })
+	return infos, nil
+}
+
+// Users returns how many users the index holds.
+func (m *Store) Users() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return len(m.byUser)
 }
 
 // evictionRecordSize is how many evicted IDs the store remembers: enough
@@ -303,4 +382,5 @@ func (r *evictionRecord) get(id string) (time.Time, bool) {
 var (
 	_ sessioncore.Store     = (*Store)(nil)
 	_ sessioncore.Evictions = (*Store)(nil)
+	_ sessioncore.UserIndex = (*Store)(nil)
 )

@@ -85,6 +85,11 @@ func (s *Store) Commit(ctx context.Context, id string, c sessioncore.Changes, tt
 	if err != nil {
 		return false, fmt.Errorf("%w: saving a session: %w", sessioncore.ErrStore, err)
 	}
+	if exists == 1 && c.Owner != nil {
+		if err := s.index(ctx, id, c.Owner, ttl); err != nil {
+			return true, err
+		}
+	}
 	return exists == 1, nil
 }
 
