@@ -34,6 +34,8 @@ type Gateway struct {
 	onRevoke                          func(kind string)
 	assertion                         *Asserter
 	assertionName                     string // the assertion's request header
+	view                              *View
+	rules                             *WriteRules
 }
 
 // GatewayConfig configures a Gateway.
@@ -73,6 +75,10 @@ type GatewayConfig struct {
 	// the request header AssertionHeader (see Asserter).
 	Assertion       *Asserter
 	AssertionHeader string
+	// View limits what of the session the upstream is sent (see View);
+	// WriteRules what it may change (see WriteRules).
+	View       *View
+	WriteRules *WriteRules
 }
 
 // ForwardHeader sends the session value under Key to the upstream in the
@@ -111,6 +117,13 @@ func NewGateway(manager *Manager, c GatewayConfig) (*Gateway, error) {
 		return nil, err
 	}
 	g.migrations = slices.Clone(c.Migrations)
+	if err := c.View.check(); err != nil {
+		return nil, fmt.Errorf("send/hide: %w", err)
+	}
+	if err := c.WriteRules.check(); err != nil {
+		return nil, fmt.Errorf("writable/readonly: %w", err)
+	}
+	g.view, g.rules = c.View, c.WriteRules
 	if c.Assertion != nil {
 		if err := g.checkAssertionHeader(c.AssertionHeader); err != nil {
 			return nil, err
@@ -171,7 +184,7 @@ func (g *Gateway) Arrive(r *http.Request, response http.Header) Arrival {
 	// every response through here varies by Cookie.
 	s.MarkAccessed()
 	h := r.Header
-	g.protocol.SetSessionHeader(h, s)
+	g.setSessionHeader(h, s)
 	if s.IsNull() {
 		h.Set(g.protocol.StatusHeader(), StatusUnavailable)
 	}
@@ -231,12 +244,15 @@ func (g *Gateway) Depart(ctx context.Context, s *Session, header http.Header) De
 	if err != nil {
 		return Departure{Rejected: true, Refused: err, Status: http.StatusBadGateway, Reason: "malformed session mutation from upstream"}
 	}
+	if err := g.enforceWriteRules(s, mutation); err != nil {
+		return Departure{Rejected: true, Refused: err, Status: http.StatusBadGateway, Reason: "session mutation from upstream breaks the route's write rules"}
+	}
 	upstreamValues, upstreamSet, err := g.manager.takeResponseCookie(header)
 	if err != nil {
 		return Departure{Rejected: true, Refused: err, Status: http.StatusBadGateway, Reason: "upstream session cookie rejected"}
 	}
 	if upstreamSet {
-		if err := s.Adopt(upstreamValues); err != nil {
+		if err := s.Adopt(g.enforceAdoptRules(s, upstreamValues)); err != nil {
 			return Departure{Rejected: true, Refused: err, Status: http.StatusServiceUnavailable, Reason: "session change refused"}
 		}
 	}
