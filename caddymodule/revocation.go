@@ -29,7 +29,7 @@ type RevocationStoreConfig struct {
 
 const (
 	defaultRevocationStaleness = time.Second
-	defaultRevocationPrefix    = "session-revoked:"
+	defaultRevocationPrefix    = "session-revoked:" // then the cookie's name, so sites on one Redis keep apart
 )
 
 // parseRevocationStore reads
@@ -101,7 +101,7 @@ func openRevocations(c *RevocationStoreConfig, cookieName string) (sessioncore.R
 			}
 			prefix := resolved.KeyPrefix
 			if prefix == "" {
-				prefix = defaultRevocationPrefix
+				prefix = defaultRevocationPrefix + cookieName + ":"
 			}
 			return pooledRevocations{Revocations: redisstore.NewRevocations(client, prefix), close: client.Close}, nil
 		}

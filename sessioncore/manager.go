@@ -64,8 +64,9 @@ type Manager struct {
 	cache  openCache
 	// revocations and userKey void the sessions of users revoked since
 	// their sessions were created (see WithRevocations).
-	revocations *revocationCache
-	userKey     string
+	revocations         *revocationCache
+	revocationStaleness time.Duration
+	userKey             string
 }
 
 // Option configures a Manager.
@@ -101,6 +102,9 @@ func NewManager(cfg Config, codec Codec, opts ...Option) (*Manager, error) {
 		opt(m)
 	}
 	m.attrs = newCookieAttributes(&m.config)
+	if t, ok := codec.(Timeless); ok && t.Timeless() && m.revocations != nil {
+		return nil, errors.New("revocation_store cannot apply to a cookie that carries no time (cookie-session): every such cookie looks issued now")
+	}
 	return m, nil
 }
 

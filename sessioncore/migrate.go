@@ -40,8 +40,12 @@ func checkMigrations(main *Manager, migrations []Migration) error {
 		if mig.Legacy == nil {
 			return errors.New("migrate_from: no legacy format")
 		}
-		if mig.KeepLegacy && mig.Legacy.config.CookieName == main.config.CookieName {
+		sameName := mig.Legacy.config.CookieName == main.config.CookieName
+		if mig.KeepLegacy && sameName {
 			return errors.New("migrate_from: keep_legacy needs a legacy cookie name other than the session's own")
+		}
+		if sameName && mig.Legacy.signatureCookie() != "" {
+			return errors.New("migrate_from: a format kept in two cookies needs a cookie name other than the session's own")
 		}
 	}
 	return nil
@@ -54,9 +58,14 @@ func checkMigrations(main *Manager, migrations []Migration) error {
 // r's header only what the upstream may see of them.
 func (g *Gateway) migrate(r *http.Request, s *Session, outcome Outcome) (*Session, Outcome) {
 	own := outcome == OutcomeValid || outcome == OutcomeFallbackKey || s.IsNull()
+	// A session of the gateway's own format that was refused for its age
+	// or revoked must not come back through an older cookie: the legacy
+	// cookies are then dropped, kept or not.
+	refused := outcome == OutcomeExpired || outcome == OutcomeRevoked
+	s.legacyPurge = refused
 	for i, mig := range g.migrations {
 		legacy, legacyOutcome, cookie := mig.Legacy.open(r)
-		accepted := legacyOutcome == OutcomeValid || legacyOutcome == OutcomeFallbackKey
+		accepted := !refused && (legacyOutcome == OutcomeValid || legacyOutcome == OutcomeFallbackKey)
 		if cookie != "" {
 			s.legacySeen |= 1 << i
 		}
@@ -65,7 +74,20 @@ func (g *Gateway) migrate(r *http.Request, s *Session, outcome Outcome) (*Sessio
 			for k, v := range legacy.members() {
 				_ = carried.Set(k, legacy.plain(v))
 			}
+			// The session's life goes on from when the legacy app began
+			// it (or last issued it, for a format that keeps no more).
+			carried.created = legacy.created
+			if carried.created.IsZero() {
+				carried.created = legacy.issued
+			}
 			carried.legacySeen = s.legacySeen
+			if g.manager.revocations != nil {
+				// The user's revocations apply to their legacy cookies too.
+				if _, err := g.manager.checkUserCutoff(r.Context(), carried); err != nil {
+					s.legacyPurge, refused = true, true
+					continue
+				}
+			}
 			s, outcome, own = carried, OutcomeMigrated, true
 		}
 		sameName := mig.Legacy.config.CookieName == g.manager.config.CookieName
@@ -125,7 +147,7 @@ func (g *Gateway) saveLegacy(ctx context.Context, s *Session, action CookieActio
 		}
 		seen := s.legacySeen&(1<<i) != 0
 		switch {
-		case mig.KeepLegacy && action == CookieSet:
+		case mig.KeepLegacy && action == CookieSet && !s.legacyPurge:
 			copied := legacy.newSession()
 			for k, v := range s.members() {
 				_ = copied.Set(k, s.plain(v))
@@ -133,7 +155,7 @@ func (g *Gateway) saveLegacy(ctx context.Context, s *Session, action CookieActio
 			if _, err := legacy.Save(ctx, copied, header); err != nil {
 				return err
 			}
-		case action == CookieDeleted && mig.KeepLegacy, seen && !mig.KeepLegacy:
+		case action == CookieDeleted && mig.KeepLegacy, seen && (!mig.KeepLegacy || s.legacyPurge):
 			header["Set-Cookie"] = append(header["Set-Cookie"], legacy.deleteLines()...)
 			if cc := header["Cache-Control"]; len(cc) == 0 || cc[0] == "" {
 				header["Cache-Control"] = []string{"private"}

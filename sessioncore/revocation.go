@@ -24,6 +24,11 @@ type Revocations interface {
 	Revoke(ctx context.Context, user string, cutoff time.Time, ttl time.Duration) error
 }
 
+// Timeless is implemented by a codec whose cookie carries no time at all
+// (Express's cookie-session): per-user revocation cannot apply to it, since
+// every such cookie looks issued now.
+type Timeless interface{ Timeless() bool }
+
 // WithRevocations makes the Manager void every session whose user (the
 // string or number under userKey) has a cutoff in r later than the
 // session's creation, looking cutoffs up through a local cache that is at
@@ -32,6 +37,7 @@ type Revocations interface {
 func WithRevocations(r Revocations, userKey string, staleness time.Duration) Option {
 	return func(m *Manager) {
 		m.revocations = &revocationCache{source: r, staleness: staleness, entries: map[string]cachedCutoff{}}
+		m.revocationStaleness = staleness
 		m.userKey = userKey
 	}
 }
@@ -129,11 +135,34 @@ func (m *Manager) RevokeUser(ctx context.Context, user string, cutoff time.Time)
 	if m.revocations == nil {
 		return ErrNoRevocations
 	}
-	if err := m.revocations.source.Revoke(ctx, user, cutoff, m.config.Lifetime+MaxClockSkew); err != nil {
+	// Kept as long as a session it voids could be refreshed through a
+	// stale cache and then live out its lifetime.
+	ttl := m.config.Lifetime + m.revocationStaleness + MaxClockSkew
+	if err := m.revocations.source.Revoke(ctx, user, cutoff, ttl); err != nil {
 		return fmt.Errorf("%w: revoking a user's sessions: %w", ErrStore, err)
 	}
 	m.revocations.remember(user, cutoff, m.now()) // this instance knows at once
 	return nil
+}
+
+// revokedSinceOpen reports whether s, of a codec that keeps no creation
+// time (its issue time stands in), was revoked after it was opened, asking
+// the map itself rather than the cache: reissuing it would give it a new
+// issue time, and so a creation time after the cutoff, for good.
+func (m *Manager) revokedSinceOpen(ctx context.Context, s *Session) bool {
+	if m.revocations == nil || !s.created.IsZero() || s.issued.IsZero() || s.renew {
+		return false
+	}
+	user := m.userOf(s)
+	if user == "" {
+		return false
+	}
+	cutoff, err := m.revocations.source.Cutoff(ctx, user)
+	if err != nil || cutoff.IsZero() {
+		return false // a refresh is not worth failing the request; the next open checks again
+	}
+	m.revocations.remember(user, cutoff, m.now())
+	return s.issued.Unix() < cutoff.Unix()
 }
 
 // revoke applies an upstream's X-Session-Revoke to s, after the rest of

@@ -84,3 +84,37 @@ func TestUserRevocation(t *testing.T) {
 		t.Errorf("without a revocation map: %+v", d)
 	}
 }
+
+// A codec that keeps no creation time (Flask's: the issue time stands in)
+// is not reissued once its user was revoked, whatever the cache says: the
+// reissue would give it an issue time after the cutoff, for good.
+func TestARevokedFlaskSessionIsNotReissued(t *testing.T) {
+	clock := &testClock{t: testEpoch}
+	revocations := &mapRevocations{cutoffs: map[string]time.Time{}}
+	codec, _ := NewFlaskCodec(testSecret)
+	cfg := DefaultConfig()
+	manager, err := NewManager(cfg, codec, WithClock(clock.Now), WithRevocations(revocations, "user", time.Hour))
+	must(t, err)
+	cookie := issue(t, manager, `{"user":"alice","_permanent":true}`)
+	s, outcome := manager.Open(requestWithCookie("session", cookie)) // cached: no cutoff
+	if outcome != OutcomeValid {
+		t.Fatal(outcome)
+	}
+	clock.Advance(2 * time.Second)
+	revocations.cutoffs["alice"] = clock.Now() // another instance revoked her
+	h := http.Header{}
+	if action, err := manager.Save(context.Background(), s, h); err != nil || action != CookieUntouched || h.Get("Set-Cookie") != "" {
+		t.Errorf("a revoked Flask session was reissued: %s %v %q", action, err, h.Get("Set-Cookie"))
+	}
+}
+
+// Per-user revocation cannot apply to a cookie that carries no time.
+func TestRevocationsAreRefusedForATimelessCodec(t *testing.T) {
+	if _, err := NewManager(DefaultConfig(), timelessCodec{}, WithRevocations(&mapRevocations{}, "user", 0)); err == nil {
+		t.Error("accepted")
+	}
+}
+
+type timelessCodec struct{ fixedCodec }
+
+func (timelessCodec) Timeless() bool { return true }

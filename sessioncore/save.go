@@ -41,6 +41,10 @@ func (m *Manager) Save(ctx context.Context, s *Session, h http.Header) (CookieAc
 	if err := m.checkSessionSize(s); err != nil {
 		return CookieUntouched, err
 	}
+	if m.revokedSinceOpen(ctx, s) {
+		m.logger.Debug("session not reissued: its user was revoked since it was opened")
+		return CookieUntouched, nil
+	}
 	var action CookieAction
 	var lines []string
 	var err error

@@ -33,8 +33,10 @@ type Session struct {
 	// response deletes them unless it sets new ones.
 	purge bool
 	// legacySeen has bit i set when the request carried the legacy cookie
-	// of the gateway's i-th Migration.
-	legacySeen uint8
+	// of the gateway's i-th Migration; legacyPurge says they all go, since
+	// the session's own cookie was refused for its age or revoked.
+	legacySeen  uint8
+	legacyPurge bool
 
 	// created is when the session was first issued; it travels in the
 	// cookie unchanged across reissues. Zero for a session never saved.

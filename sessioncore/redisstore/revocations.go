@@ -42,13 +42,14 @@ func (r *Revocations) Cutoff(ctx context.Context, user string) (time.Time, error
 	return time.UnixMilli(millis), nil
 }
 
-// revokeScript keeps the later of the stored cutoff and ARGV[1], and makes
-// the key expire after ARGV[2] milliseconds.
+// revokeScript keeps the later of the stored cutoff and ARGV[1], and the
+// later of the key's expiry and ARGV[2] milliseconds from now: a handler
+// with a short lifetime never shortens what a longer one set.
 var revokeScript = redis.NewScript(`
 local old = tonumber(redis.call('GET', KEYS[1]) or '0')
 local new = tonumber(ARGV[1])
 if new > old then redis.call('SET', KEYS[1], ARGV[1]) end
-redis.call('PEXPIRE', KEYS[1], ARGV[2])
+if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[2]) then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
 return 1
 `)
 

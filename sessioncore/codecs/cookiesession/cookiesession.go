@@ -162,3 +162,7 @@ func decodeValue(value string) ([]byte, error) {
 	}
 	return text, nil
 }
+
+// Timeless implements sessioncore.Timeless: the cookie carries no time, so
+// per-user revocation cannot apply to it.
+func (c *Codec) Timeless() bool { return true }
