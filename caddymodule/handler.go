@@ -167,6 +167,18 @@ type Handler struct {
 	// Signs the session for the upstream (see SignUpstream). Default: off.
 	SignUpstream *SignUpstream `json:"sign_upstream,omitempty"`
 
+	// The top-level session keys this route's upstream is sent in
+	// X-Session and the assertion (Send), or all but these (Hide). The
+	// matcher, placeholders and forward still see the whole session.
+	Send []string `json:"send,omitempty"`
+	Hide []string `json:"hide,omitempty"`
+
+	// The top-level keys this route's upstream may set, change or remove
+	// (Writable), or all but these (Readonly). A mutation that breaks the
+	// rules is refused with 502; X-Session-Replace keeps the protected keys.
+	Writable []string `json:"writable,omitempty"`
+	Readonly []string `json:"readonly,omitempty"`
+
 	sessions           *sessioncore.Manager
 	gateway            *sessioncore.Gateway
 	releaseStore       func() // releases the handler's share of its store, on Cleanup
@@ -349,6 +361,7 @@ func (h *Handler) newGateway() (*sessioncore.Gateway, error) {
 	if h.ForwardCookie != nil {
 		c.ForwardCookie = *h.ForwardCookie
 	}
+	c.View, c.WriteRules = h.viewAndRules()
 	if h.SignUpstream != nil {
 		if c.Assertion, c.AssertionHeader, err = h.provisionAssertion(); err != nil {
 			return nil, err
