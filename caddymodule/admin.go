@@ -51,7 +51,58 @@ func (Admin) CaddyModule() caddy.ModuleInfo {
 
 // Routes returns the admin routes.
 func (a *Admin) Routes() []caddy.AdminRoute {
-	return []caddy.AdminRoute{{Pattern: "/session/revoke", Handler: caddy.AdminHandlerFunc(a.revoke)}}
+	return []caddy.AdminRoute{
+		{Pattern: "/session/revoke", Handler: caddy.AdminHandlerFunc(a.revoke)},
+		{Pattern: "/session/sessions", Handler: caddy.AdminHandlerFunc(a.sessions)},
+	}
+}
+
+// sessions answers GET /session/sessions?user=<user> with the user's
+// sessions in every store that keeps a user index: the store, each
+// session's ID (an operator may revoke it with POST /session/revoke),
+// its ID hash, times, device and, when recorded, address.
+func (a *Admin) sessions(w http.ResponseWriter, r *http.Request) error {
+	if r.Method != http.MethodGet {
+		return caddy.APIError{HTTPStatus: http.StatusMethodNotAllowed, Err: errors.New("method not allowed")}
+	}
+	user := r.URL.Query().Get("user")
+	if user == "" {
+		return caddy.APIError{HTTPStatus: http.StatusBadRequest, Err: errors.New("want ?user=<user>")}
+	}
+	type listed struct {
+		Store string `json:"store"`
+		ID    string `json:"id"`
+		sessioncore.SessionInfo
+	}
+	type indexed struct {
+		describe string
+		index    sessioncore.UserIndex
+	}
+	var all []indexed
+	stores.Range(func(key, value any) bool {
+		p := value.(pooledStore)
+		if index, ok := p.Store.(sessioncore.UserIndex); ok {
+			all = append(all, indexed{describeStore(key.(string)), index})
+		}
+		return true
+	})
+	sort.Slice(all, func(i, j int) bool { return all[i].describe < all[j].describe })
+	answer := struct {
+		Sessions []listed `json:"sessions"`
+		Errors   []string `json:"errors,omitempty"`
+	}{Sessions: []listed{}}
+	for _, store := range all {
+		infos, err := store.index.Sessions(r.Context(), user)
+		if err != nil {
+			answer.Errors = append(answer.Errors, store.describe+": "+err.Error())
+			continue
+		}
+		for _, info := range infos {
+			answer.Sessions = append(answer.Sessions, listed{store.describe, info.ID, info})
+		}
+	}
+	w.Header().Set("Content-Type", "application/json")
+	return json.NewEncoder(w).Encode(answer)
 }
 
 func (a *Admin) revoke(w http.ResponseWriter, r *http.Request) error {

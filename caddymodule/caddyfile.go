@@ -178,6 +178,8 @@ var subdirectives = map[string]subdirective{
 	"on_store_error":   choiceInto(func(h *Handler) *string { return &h.OnStoreError }, "fail_open", "fail_closed"),
 	"forward":          parseForward,
 	"user_key":         stringInto(func(h *Handler) *string { return &h.UserKey }),
+	"expose_sessions":  flagInto(func(h *Handler) *bool { return &h.ExposeSessions }),
+	"record_client_ip": boolInto(func(h *Handler) *bool { return &h.RecordClientIP }),
 	"csrf_protection":  parseCSRFProtection,
 	"migrate_from":     parseMigrateFrom,
 	"revocation_store": parseRevocationStore,
@@ -532,3 +534,12 @@ func (ls literalSecret) check() error {
 
 // Interface guard
 var _ caddyfile.Unmarshaler = (*Handler)(nil)
+
+// flagInto is boolInto for a switch that may stand alone (expose_sessions)
+// or take true|false.
+func flagInto(field func(*Handler) *bool) subdirective {
+	return func(p *caddyfileParser, d *caddyfile.Dispenser) (err error) {
+		*field(p.h), err = flagArg(d)
+		return err
+	}
+}

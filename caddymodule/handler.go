@@ -154,6 +154,16 @@ type Handler struct {
 	// {http.auth.user.id}, so access logs carry the user.
 	UserKey string `json:"user_key,omitempty"`
 
+	// With user_key and a memory or Redis store: hand the upstream the list
+	// of the user's sessions (each one's ID hash, times, device, and whether
+	// it is the current one) in X-Session-List, for a "where am I logged
+	// in" page. It costs a store read per request of the routes it covers.
+	ExposeSessions bool `json:"expose_sessions,omitempty"`
+
+	// Keep each session's client address in the store's user index.
+	// Default: false; only a device label is kept.
+	RecordClientIP bool `json:"record_client_ip,omitempty"`
+
 	// Rejects unsafe cross-origin requests (POST, PUT, PATCH, DELETE) with
 	// 403, judged by Sec-Fetch-Site and Origin (Go's
 	// net/http.CrossOriginProtection).
@@ -234,6 +244,9 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		return err
 	}
 	opts := []sessioncore.Option{sessioncore.WithLogger(h.logger)}
+	if h.UserKey != "" {
+		opts = append(opts, sessioncore.WithUserKey(h.UserKey)) // files store sessions under their user
+	}
 	store, releaseStore, err := openStore(h.Store, cfg.CookieName)
 	if err != nil {
 		return fmt.Errorf("session store: %w", err)
@@ -350,13 +363,15 @@ func (h *Handler) newGateway() (*sessioncore.Gateway, error) {
 		return nil, err
 	}
 	c := sessioncore.GatewayConfig{
-		HeaderPrefix:  h.HeaderPrefix,
-		ForwardCookie: info.SharedWithApp,
-		FailOpen:      h.OnStoreError == onStoreErrorFailOpen,
-		OnWithheld:    metrics.withheld.inc,
-		Migrations:    h.migrations,
-		OnRevoke:      func(kind string) { metrics.revocations.inc(kind + "/app") },
-		Logger:        h.logger,
+		HeaderPrefix:   h.HeaderPrefix,
+		ForwardCookie:  info.SharedWithApp,
+		FailOpen:       h.OnStoreError == onStoreErrorFailOpen,
+		OnWithheld:     metrics.withheld.inc,
+		Migrations:     h.migrations,
+		OnRevoke:       func(kind string) { metrics.revocations.inc(kind + "/app") },
+		Logger:         h.logger,
+		ExposeSessions: h.ExposeSessions,
+		RecordClientIP: h.RecordClientIP,
 	}
 	if h.ForwardCookie != nil {
 		c.ForwardCookie = *h.ForwardCookie

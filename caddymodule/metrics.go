@@ -144,6 +144,19 @@ func (s instrumentedStore) Commit(ctx context.Context, id string, c sessioncore.
 	return exists, err
 }
 
+// Sessions implements sessioncore.UserIndex for a store that keeps one;
+// any other lists nothing.
+func (s instrumentedStore) Sessions(ctx context.Context, user string) ([]sessioncore.SessionInfo, error) {
+	index, ok := s.Store.(sessioncore.UserIndex)
+	if !ok {
+		return nil, nil
+	}
+	start := time.Now()
+	infos, err := index.Sessions(ctx, user)
+	observe("load", start, err)
+	return infos, err
+}
+
 // Restore implements sessioncore.Evictions for a store that evicts; any
 // other restores nothing.
 func (s instrumentedStore) Restore(ctx context.Context, id string, values map[string]json.RawMessage, c sessioncore.Changes, ttl time.Duration) (bool, error) {
