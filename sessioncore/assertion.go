@@ -13,6 +13,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"net/http"
 	"slices"
 	"strconv"
@@ -43,8 +44,14 @@ const DefaultAssertionTTL = time.Minute
 // MinRSAKeyBits is the smallest RSA key an assertion is signed with.
 const MinRSAKeyBits = 2048
 
-// assertionCacheSize bounds the number of assertions kept for reuse.
-const assertionCacheSize = 4096
+// The bounds of the assertions kept for reuse: how many, and their bytes
+// (inputs and JWSs) together. Inputs over maxCachedInput are kept by their
+// SHA-256.
+const (
+	assertionCacheSize  = 4096
+	assertionCacheBytes = 8 << 20
+	maxCachedInput      = 4 << 10
+)
 
 // AssertionConfig configures an Asserter.
 type AssertionConfig struct {
@@ -81,17 +88,22 @@ type Asserter struct {
 	jwks     []byte
 	kid      string
 
-	mu    sync.Mutex
-	cache map[[sha256.Size]byte]cachedAssertion
+	seed       maphash.Seed
+	mu         sync.Mutex
+	cache      map[uint64]cachedAssertion
+	cacheBytes int
 }
 
 // keyBuffers hold the inputs of a cache key while it is hashed.
 var keyBuffers = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
 
 type cachedAssertion struct {
+	input     string // what the key was hashed from
 	jws       string
 	renewFrom time.Time // past the half of its validity
 }
+
+func (e cachedAssertion) size() int { return len(e.input) + len(e.jws) }
 
 // NewAsserter returns the asserter of c.
 func NewAsserter(c AssertionConfig) (*Asserter, error) {
@@ -135,7 +147,7 @@ func NewAsserter(c AssertionConfig) (*Asserter, error) {
 	}
 	a := &Asserter{
 		signer: signer, audience: c.Audience, issuer: c.Issuer, ttl: c.TTL, top: c.Claim == ClaimTop,
-		now: c.Now, jwks: jwks, kid: current.KeyID, cache: map[[sha256.Size]byte]cachedAssertion{},
+		now: c.Now, jwks: jwks, kid: current.KeyID, cache: map[uint64]cachedAssertion{}, seed: maphash.MakeSeed(),
 	}
 	if a.ttl == 0 {
 		a.ttl = DefaultAssertionTTL
@@ -185,35 +197,54 @@ func (a *Asserter) sign(session, sid, host string) (string, error) {
 		buf = append(buf, part...)
 	}
 	buf = append(buf, session...)
-	key := sha256.Sum256(buf)
-	if cap(buf) <= 64<<10 {
-		*bp = buf
-		keyBuffers.Put(bp)
+	if len(buf) > maxCachedInput {
+		// A large session is kept by its SHA-256; '#' never starts an
+		// input, which starts with a length.
+		sum := sha256.Sum256(buf)
+		buf = append(append(buf[:0], '#'), sum[:]...)
 	}
+	defer func() {
+		if cap(buf) <= 64<<10 {
+			*bp = buf
+			keyBuffers.Put(bp)
+		}
+	}()
+	// The map is keyed by a fast seeded hash; an entry counts only when
+	// its whole input is the same, so a collision is a miss, never
+	// another session's assertion.
+	key := maphash.Bytes(a.seed, buf)
 
 	now := a.now()
 	a.mu.Lock()
 	e, ok := a.cache[key]
 	a.mu.Unlock()
-	if ok && now.Before(e.renewFrom) {
+	if ok && e.input == string(buf) && now.Before(e.renewFrom) {
 		return e.jws, nil
 	}
 	jws, err := a.make([]byte(session), sid, issuer, now)
 	if err != nil {
 		return "", err
 	}
+	entry := cachedAssertion{input: string(buf), jws: jws, renewFrom: now.Add(a.ttl / 2)}
 	a.mu.Lock()
-	if len(a.cache) >= assertionCacheSize {
+	if old, ok := a.cache[key]; ok {
+		a.cacheBytes -= old.size()
+		delete(a.cache, key)
+	}
+	if len(a.cache) >= assertionCacheSize || a.cacheBytes+entry.size() > assertionCacheBytes {
 		for k, old := range a.cache {
 			if !now.Before(old.renewFrom) {
+				a.cacheBytes -= old.size()
 				delete(a.cache, k)
 			}
 		}
-		if len(a.cache) >= assertionCacheSize {
+		if len(a.cache) >= assertionCacheSize || a.cacheBytes+entry.size() > assertionCacheBytes {
 			clear(a.cache)
+			a.cacheBytes = 0
 		}
 	}
-	a.cache[key] = cachedAssertion{jws: jws, renewFrom: now.Add(a.ttl / 2)}
+	a.cache[key] = entry
+	a.cacheBytes += entry.size()
 	a.mu.Unlock()
 	return jws, nil
 }
