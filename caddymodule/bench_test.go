@@ -30,6 +30,10 @@ func BenchmarkHandler(b *testing.B) {
 		return err
 	})
 	forwardUser := func(h *Handler) { h.Forward = []ForwardHeader{{Key: "user_id", Header: "X-Remote-User"}} }
+	revocationMap := func(h *Handler) {
+		h.UserKey = "user_id"
+		h.RevocationStore = &RevocationStoreConfig{StoreConfig: StoreConfig{Type: storeMemory}}
+	}
 	keyFile := newAssertionKeyFile(b)
 	signed := func(h *Handler) { h.SignUpstream = &SignUpstream{KeyFile: keyFile, Audience: "api"} }
 	for _, tc := range []struct {
@@ -40,6 +44,7 @@ func BenchmarkHandler(b *testing.B) {
 		{"read", `{"role":"editor","user_id":"u-12345","pad":"` + pad + `"}`, nil},
 		{"read, signed", `{"role":"editor","user_id":"u-12345","pad":"` + pad + `"}`, signed},
 		{"read, forward user", `{"role":"editor","user_id":"u-12345","pad":"` + pad + `"}`, forwardUser},
+		{"read, revocation map", `{"role":"editor","user_id":"u-12345","pad":"` + pad + `"}`, revocationMap},
 		{"refresh", `{"_permanent":true,"role":"editor","user_id":"u-12345","pad":"` + pad + `"}`, nil},
 	} {
 		b.Run(tc.name, func(b *testing.B) {

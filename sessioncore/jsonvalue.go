@@ -242,6 +242,17 @@ func splitObject(b []byte) (map[string]json.RawMessage, error) {
 	return members, nil
 }
 
+// lookupMember returns the value of key in a compact JSON object, without
+// splitting it.
+func lookupMember(b []byte, key string) (value json.RawMessage, found bool) {
+	_ = walkObject(b, func(k string, v json.RawMessage) {
+		if !found && k == key {
+			value, found = v, true
+		}
+	})
+	return value, found
+}
+
 // walkObject calls member for each member of a compact JSON object, in
 // order; keys and values point into b. It checks the punctuation between
 // members, so that malformed input is an error, never a panic.

@@ -132,7 +132,15 @@ func (s *Session) isEmpty() bool {
 // Get returns the value stored under key as plain JSON, the form the
 // upstream sees. The returned bytes must not be modified.
 func (s *Session) Get(key string) (json.RawMessage, bool) {
-	v, ok := s.members()[key]
+	var v json.RawMessage
+	var ok bool
+	if s.values == nil && s.raw != nil {
+		// One key of a session not split yet (the user, for a forward
+		// header or a revocation check): found without splitting it.
+		v, ok = lookupMember(s.raw, key)
+	} else {
+		v, ok = s.members()[key]
+	}
 	if ok && s.form != nil {
 		v = s.form.ToPlain(v)
 	}
