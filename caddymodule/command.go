@@ -109,7 +109,7 @@ func newSecret() (string, error) {
 
 func newRevokeCommand() *cobra.Command {
 	cmd := &cobra.Command{
-		Use:   "revoke <id> [--address <admin address>] [--config <file> [--adapter <name>]]",
+		Use:   "revoke (<id> | --user <user>) [--address <admin address>] [--config <file> [--adapter <name>]]",
 		Short: "Revokes a server-side session through the admin API",
 		Long: `
 Revokes the server-side session with the given ID in every memory and Redis
@@ -132,9 +132,20 @@ The exit status is 0 when a store had the session and every store answered;
 without server-side stores: cookie sessions are revoked all at once with
 revoke_before), or when a store failed: its error is in the answer, and the
 session may still live there, so revoke again once it is back.
+
+With --user instead of an ID, every session of that user created until now
+is revoked, cookie sessions included, in every revocation_store of the
+config ({"user": "<user>"}): each instance sees it within its staleness
+bound. The exit status is 0 when a map took it.
 `,
-		Args: cobra.ExactArgs(1),
+		Args: func(cmd *cobra.Command, args []string) error {
+			if user, _ := cmd.Flags().GetString("user"); user != "" {
+				return cobra.NoArgs(cmd, args)
+			}
+			return cobra.ExactArgs(1)(cmd, args)
+		},
 	}
+	cmd.Flags().String("user", "", "Revoke every session of this user (needs a revocation_store)")
 	cmd.Flags().String("address", "", "The address of Caddy's admin API (default "+caddy.DefaultAdminListen+")")
 	cmd.Flags().StringP("config", "c", "", "The config file to read the admin address from, if --address is not given")
 	cmd.Flags().StringP("adapter", "a", "", "The config adapter of --config")
@@ -143,6 +154,9 @@ session may still live there, so revoke again once it is back.
 		addr, err := caddycmd.DetermineAdminAPIAddress(fl.String("address"), nil, fl.String("config"), fl.String("adapter"))
 		if err != nil {
 			return fmt.Errorf("finding the admin API: %w", err)
+		}
+		if user := fl.String("user"); user != "" {
+			return revokeUser(addr, user, cmd.OutOrStdout())
 		}
 		ok, err := revoke(addr, args[0], cmd.OutOrStdout(), cmd.ErrOrStderr())
 		if err != nil {
@@ -154,6 +168,19 @@ session may still live there, so revoke again once it is back.
 		return nil
 	}
 	return cmd
+}
+
+// revokeUser asks the admin API at addr to revoke every session of user,
+// and prints its answer.
+func revokeUser(addr, user string, out io.Writer) error {
+	body, _ := json.Marshal(map[string]string{"user": user})
+	resp, err := caddycmd.AdminAPIRequest(addr, http.MethodPost, "/session/revoke", nil, bytes.NewReader(body))
+	if err != nil {
+		return fmt.Errorf("revoking user %s: %w", user, err)
+	}
+	defer resp.Body.Close()
+	_, err = io.Copy(out, resp.Body)
+	return err
 }
 
 // revoke asks the admin API at addr to revoke the session id, prints its

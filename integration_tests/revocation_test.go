@@ -115,3 +115,19 @@ func TestRevocationWithTheMemoryMapAndTheAdminAPI(t *testing.T) {
 		}
 	}
 }
+
+// caddy session revoke --user revokes a user through the admin API.
+func TestRevokeUserCommand(t *testing.T) {
+	up := startUpstream(t, revocationRoutes())
+	gw := startGateway(t, up.Addr(), revocationSite("memory"))
+	bob := loginAs(t, gw, "bob")
+	time.Sleep(1100 * time.Millisecond)
+	out, ok := caddyCommand(t, "session", "revoke", "--user", "bob", "--address", strings.TrimPrefix(gw.Admin, "http://"))
+	if !ok || !strings.Contains(out, `"user_revoked":1`) {
+		t.Fatalf("caddy session revoke --user: %s", out)
+	}
+	time.Sleep(1100 * time.Millisecond)
+	if _, body := get(t, gw.URL+"/me", bob); body != "{}" {
+		t.Errorf("bob's session after revoke --user: %s", body)
+	}
+}
