@@ -1,6 +1,7 @@
 package integration_tests
 
 import (
+	"cmp"
 	"crypto/ed25519"
 	"crypto/rand"
 	"crypto/x509"
@@ -44,6 +45,40 @@ except Exception as e:
     sys.exit(0)
 print(json.dumps(claims))
 `
+
+// requireJose fails the test under CI=true, and skips it elsewhere, when
+// node or the pinned jose in integration_tests/joseverifier is missing
+// (.ci/run installs it with npm ci).
+func requireJose(t *testing.T) {
+	t.Helper()
+	_, nodeErr := exec.LookPath("node")
+	_, joseErr := os.Stat("joseverifier/node_modules/jose/package.json")
+	if err := cmp.Or(nodeErr, joseErr); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("node and jose are required (cd integration_tests/joseverifier && npm ci): %v", err)
+		}
+		t.Skipf("node or jose is missing: %v", err)
+	}
+}
+
+// joseVerifyAssertion is pyVerifyAssertion with npm's jose.
+func joseVerifyAssertion(t *testing.T, jwksURL, token, audience string) (map[string]any, string) {
+	t.Helper()
+	cmd := exec.Command("node", "verify.mjs", jwksURL, token, audience)
+	cmd.Dir = "joseverifier"
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("the verifier failed: %v\n%s", err, out)
+	}
+	if refused, ok := strings.CutPrefix(strings.TrimSpace(string(out)), "REFUSED "); ok {
+		return nil, refused
+	}
+	var claims map[string]any
+	if err := json.Unmarshal(out, &claims); err != nil {
+		t.Fatalf("verifier output %q: %v", out, err)
+	}
+	return claims, ""
+}
 
 func pyVerifyAssertion(t *testing.T, jwksURL, token, audience string) (map[string]any, string) {
 	t.Helper()
@@ -146,6 +181,18 @@ func TestSignedSessionVerifiedOutsideGo(t *testing.T) {
 	if _, refused := pyVerifyAssertion(t, jwks, assertions[0], "other-service"); refused != "InvalidAudienceError" {
 		t.Errorf("a wrong audience: %q", refused)
 	}
+	// The same with npm's jose.
+	requireJose(t)
+	if claims, refused := joseVerifyAssertion(t, jwks, assertions[0], "api"); refused != "" || claims["aud"] != "api" {
+		t.Errorf("jose: a valid assertion: %v %s", claims, refused)
+	}
+	if _, refused := joseVerifyAssertion(t, jwks, assertions[0], "other-service"); refused != "ERR_JWT_CLAIM_VALIDATION_FAILED" {
+		t.Errorf("jose: a wrong audience: %q", refused)
+	}
+	tampered := assertions[0][:len(assertions[0])-4] + "AAAA"
+	if _, refused := joseVerifyAssertion(t, jwks, tampered, "api"); refused != "ERR_JWS_SIGNATURE_VERIFICATION_FAILED" {
+		t.Errorf("jose: a tampered signature: %q", refused)
+	}
 
 	// The JWKS, from the site (cacheable) and from the admin API.
 	resp, body := get(t, jwks, "")
@@ -183,6 +230,9 @@ func TestSignedSessionVerifiedOutsideGo(t *testing.T) {
 	time.Sleep(2100 * time.Millisecond)
 	if _, refused := pyVerifyAssertion(t, jwks, oldAssertion, "api"); refused != "ExpiredSignatureError" {
 		t.Errorf("an expired assertion: %q", refused)
+	}
+	if _, refused := joseVerifyAssertion(t, jwks, oldAssertion, "api"); refused != "ERR_JWT_EXPIRED" {
+		t.Errorf("jose: an expired assertion: %q", refused)
 	}
 }
 
