@@ -110,12 +110,13 @@ func (a *Admin) revoke(w http.ResponseWriter, r *http.Request) error {
 		return caddy.APIError{HTTPStatus: http.StatusMethodNotAllowed, Err: errors.New("method not allowed")}
 	}
 	var body struct {
-		ID   string `json:"id"`
-		User string `json:"user"`
+		ID     string `json:"id"`
+		User   string `json:"user"`
+		Except string `json:"except"`
 	}
 	err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 4096)).Decode(&body)
 	if err == nil && body.User != "" && body.ID == "" {
-		return a.revokeUser(w, r.Context(), body.User)
+		return a.revokeUser(w, r.Context(), body.User, body.Except)
 	}
 	if err != nil || !sessioncore.ValidSessionID(body.ID) {
 		return caddy.APIError{HTTPStatus: http.StatusBadRequest, Err: errors.New(`want a JSON body {"id": "<session ID>"} with an ID as X-Session-Id gives it, or {"user": "<user>"}`)}
@@ -206,18 +207,56 @@ const userRevocationTTL = 400 * 24 * time.Hour
 // revokeUser voids every session of user created before now, in every
 // revocation map of the loaded configs, and answers
 // {"user_revoked": <maps reached>}.
-func (a *Admin) revokeUser(w http.ResponseWriter, ctx context.Context, user string) error {
-	reached, err := revokeUserEverywhere(ctx, user, userRevocationTTL)
-	if reached > 0 {
+func (a *Admin) revokeUser(w http.ResponseWriter, ctx context.Context, user, except string) error {
+	var reached int
+	var errs []error
+	if except == "" {
+		// Every session, cookie sessions included: a cutoff in the maps.
+		var err error
+		if reached, err = revokeUserEverywhere(ctx, user, userRevocationTTL); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	// And the user's sessions in every store that indexes them, but one.
+	indexed, deleted := 0, 0
+	var all []pooledStore
+	stores.Range(func(_, value any) bool {
+		all = append(all, value.(pooledStore))
+		return true
+	})
+	for _, store := range all {
+		index, ok := store.Store.(sessioncore.UserIndex)
+		if !ok {
+			continue
+		}
+		indexed++
+		infos, err := index.Sessions(ctx, user)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		for _, info := range infos {
+			if info.ID == except {
+				continue
+			}
+			if found, err := store.Delete(ctx, info.ID); err != nil {
+				errs = append(errs, err)
+			} else if found {
+				deleted++
+			}
+		}
+	}
+	if reached > 0 || deleted > 0 {
 		metrics.revocations.inc("user/admin")
 	}
+	err := errors.Join(errs...)
 	switch {
-	case reached == 0 && err != nil:
+	case reached == 0 && indexed == 0 && err != nil:
 		return caddy.APIError{HTTPStatus: http.StatusServiceUnavailable, Err: fmt.Errorf("revoking a user: %w", err)}
-	case reached == 0:
-		return caddy.APIError{HTTPStatus: http.StatusNotFound, Err: errors.New("no session handler has a revocation_store")}
+	case reached == 0 && indexed == 0:
+		return caddy.APIError{HTTPStatus: http.StatusNotFound, Err: errors.New("no session handler has a revocation_store, or a store with user_key")}
 	}
-	answer := map[string]any{"user_revoked": reached}
+	answer := map[string]any{"user_revoked": reached, "sessions_revoked": deleted}
 	if err != nil {
 		answer["error"] = err.Error()
 	}

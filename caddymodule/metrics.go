@@ -23,6 +23,7 @@ var metrics = struct {
 	withheld      counters
 	evictions     counters
 	revocations   counters
+	indexUsers    prometheus.GaugeFunc
 	cookieSize    prometheus.Histogram
 	storeDuration *prometheus.HistogramVec
 	storeErrors   *prometheus.CounterVec
@@ -51,6 +52,10 @@ var metrics = struct {
 		Namespace: "caddy", Subsystem: "session", Name: "user_revocations_total",
 		Help: "Per-user revocations, by kind and origin: others/app and all/app (X-Session-Revoke), user/admin (the admin API).",
 	}, "kind_origin", "others/app", "all/app", "user/admin"),
+	indexUsers: prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Namespace: "caddy", Subsystem: "session", Name: "index_users",
+		Help: "Users in the user index of the memory stores (Redis keeps its index itself).",
+	}, memoryIndexUsers),
 	cookieSize: prometheus.NewHistogram(prometheus.HistogramOpts{
 		Namespace: "caddy", Subsystem: "session", Name: "cookie_size_bytes",
 		Help:    "Size of the Set-Cookie lines that carry a session.",
@@ -99,7 +104,7 @@ func registerMetrics(registry *prometheus.Registry) error {
 	if registry == nil {
 		return nil
 	}
-	for _, c := range []prometheus.Collector{metrics.opened.vec, metrics.cookies.vec, metrics.mutations.vec, metrics.withheld.vec, metrics.evictions.vec, metrics.revocations.vec,
+	for _, c := range []prometheus.Collector{metrics.opened.vec, metrics.cookies.vec, metrics.mutations.vec, metrics.withheld.vec, metrics.evictions.vec, metrics.revocations.vec, metrics.indexUsers,
 		metrics.cookieSize, metrics.storeDuration, metrics.storeErrors} {
 		if err := registry.Register(c); err != nil && !errors.As(err, new(prometheus.AlreadyRegisteredError)) {
 			return err
@@ -175,4 +180,16 @@ func (s instrumentedStore) Delete(ctx context.Context, id string) (bool, error) 
 	found, err := s.Store.Delete(ctx, id)
 	observe("delete", start, err)
 	return found, err
+}
+
+// memoryIndexUsers adds up the users the memory stores index.
+func memoryIndexUsers() float64 {
+	users := 0
+	stores.Range(func(_, value any) bool {
+		if p := value.(pooledStore); p.bounds != nil {
+			users += p.bounds.store.Users()
+		}
+		return true
+	})
+	return float64(users)
 }

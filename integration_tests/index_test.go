@@ -70,6 +70,28 @@ func TestUserSessionsAreListed(t *testing.T) {
 			if _, body := get(t, gw.Admin+"/session/sessions?user=alice", ""); strings.Count(body, `"id_hash"`) != 1 {
 				t.Errorf("after revoking one: %s", body)
 			}
+
+			// All but the laptop, then all, then a user with none.
+			login("curl/8.5.0")
+			keep := listed.Sessions[0].ID // the laptop, the oldest
+			for _, tc := range []struct{ body, want string }{
+				{`{"user":"alice","except":"` + keep + `"}`, `"sessions_revoked":1`},
+				{`{"user":"alice"}`, `"sessions_revoked":1`},
+				{`{"user":"nobody"}`, `"sessions_revoked":0`},
+			} {
+				req, _ := http.NewRequest(http.MethodPost, gw.Admin+"/session/revoke", strings.NewReader(tc.body))
+				if resp, body := do(t, req); resp.StatusCode != 200 || !strings.Contains(body, tc.want) {
+					t.Errorf("revoke %s: %d %s", tc.body, resp.StatusCode, body)
+				}
+				if tc.body == `{"user":"alice","except":"`+keep+`"}` {
+					if _, body := get(t, gw.URL+"/devices", laptop); !strings.Contains(body, `"current":true`) || strings.Count(body, "id_hash") != 1 {
+						t.Errorf("the kept session after all but one: %s", body)
+					}
+				}
+			}
+			if _, body := get(t, gw.URL+"/devices", laptop); body != "" {
+				t.Errorf("after revoking all, the laptop still lists %s", body)
+			}
 		})
 	}
 }

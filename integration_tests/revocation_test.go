@@ -131,3 +131,35 @@ func TestRevokeUserCommand(t *testing.T) {
 		t.Errorf("bob's session after revoke --user: %s", body)
 	}
 }
+
+// Log out other devices with server-side sessions, memory and Redis: the
+// same three-device flow as with cookie sessions.
+func TestLogOutOtherDevicesWithStores(t *testing.T) {
+	server := redistest.Start(t)
+	for name, stores := range map[string]string{
+		"memory": "store memory\n\t\trevocation_store memory",
+		"redis":  "store redis {\n\t\t\taddress " + server.Addr + "\n\t\t}\n\t\trevocation_store redis {\n\t\t\taddress " + server.Addr + "\n\t\t\tstaleness 200ms\n\t\t}",
+	} {
+		t.Run(name, func(t *testing.T) {
+			up := startUpstream(t, revocationRoutes())
+			gw := startGateway(t, up.Addr(), `
+	session {
+		secret {env.IT_SESSION_SECRET}
+		user_key user
+		`+stores+`
+	}
+	reverse_proxy {upstream}
+`)
+			a, b, c := loginAs(t, gw, "alice"), loginAs(t, gw, "alice"), loginAs(t, gw, "alice")
+			time.Sleep(1100 * time.Millisecond)
+			resp, _ := get(t, gw.URL+"/logout-others", a)
+			a = sessionCookie(t, resp).Value
+			time.Sleep(300 * time.Millisecond)
+			for device, want := range map[string]string{a: `{"user":"alice"}`, b: `{}`, c: `{}`} {
+				if _, body := get(t, gw.URL+"/me", device); body != want {
+					t.Errorf("%s, want %s", body, want)
+				}
+			}
+		})
+	}
+}
