@@ -256,8 +256,13 @@ func (a *Asserter) make(session []byte, sid, issuer string, now time.Time) (stri
 		if err := json.Unmarshal(session, &claims); err != nil {
 			return "", fmt.Errorf("session is not a JSON object: %w", err)
 		}
-		for _, reserved := range []string{"iss", "aud", "iat", "exp", "nbf", "sid", "jti", "sub"} {
+		// The claims the gateway sets win; the session's other keys,
+		// sub and jti included, are the upstream's to read.
+		for _, reserved := range []string{"iss", "aud", "iat", "exp"} {
 			delete(claims, reserved)
+		}
+		if sid != "" {
+			delete(claims, "sid")
 		}
 	} else {
 		if !json.Valid(session) {

@@ -124,6 +124,11 @@ func NewGateway(manager *Manager, c GatewayConfig) (*Gateway, error) {
 		return nil, fmt.Errorf("writable/readonly: %w", err)
 	}
 	g.view, g.rules = c.View, c.WriteRules
+	if g.view.active() && g.forwardCookie {
+		// The cookie holds the whole session, readable by the upstream
+		// for the formats shared with an app.
+		return nil, errors.New("send and hide cannot hide anything from an upstream that gets the session cookie: set forward_cookie false")
+	}
 	if c.Assertion != nil {
 		if err := g.checkAssertionHeader(c.AssertionHeader); err != nil {
 			return nil, err

@@ -127,7 +127,7 @@ func (g *Gateway) adoptLegacy(s *Session, header http.Header) (bool, error) {
 		for k, v := range plain {
 			stored[k] = s.stored(v)
 		}
-		if err := s.Adopt(stored); err != nil {
+		if err := s.Adopt(g.enforceAdoptRules(s, stored)); err != nil {
 			return adopted, err
 		}
 		adopted = true

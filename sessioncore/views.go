@@ -103,31 +103,40 @@ func (g *Gateway) setSessionHeader(h map[string][]string, s *Session) {
 
 // enforceWriteRules checks a mutation against the route's write rules: a
 // merge patch that touches a protected key is refused, naming the key; a
-// replacement keeps the protected keys of s as they are.
+// replacement keeps the protected keys of s as they are, and the keys the
+// route's view hides (the upstream cannot send back what it never saw).
 func (g *Gateway) enforceWriteRules(s *Session, m *Mutation) error {
-	if !g.rules.active() || m.IsEmpty() {
+	if !g.rules.active() && !g.view.active() || m.IsEmpty() {
 		return nil
 	}
-	for _, patch := range m.updates {
-		for k, v := range patch {
-			if !g.rules.allows(k) && changes(s, k, v) {
-				return &MutationError{Header: g.protocol.prefix + updateSuffix, Err: fmt.Errorf("key %q: %w", k, ErrProtectedKey)}
+	if g.rules.active() {
+		for _, patch := range m.updates {
+			for k, v := range patch {
+				if !g.rules.allows(k) && changes(s, k, v) {
+					return &MutationError{Header: g.protocol.prefix + updateSuffix, Err: fmt.Errorf("key %q: %w", k, ErrProtectedKey)}
+				}
 			}
 		}
 	}
 	if m.hasReplace && !s.IsNull() {
 		for k := range m.replace {
-			if !g.rules.allows(k) {
+			if g.keeps(k) {
 				delete(m.replace, k)
 			}
 		}
 		for k, v := range s.members() {
-			if !g.rules.allows(k) {
+			if g.keeps(k) {
 				m.replace[k] = s.plain(v)
 			}
 		}
 	}
 	return nil
+}
+
+// keeps reports whether a replacement of the session carries key over
+// unchanged: a key the write rules protect, or one the view hides.
+func (g *Gateway) keeps(key string) bool {
+	return g.rules.active() && !g.rules.allows(key) || g.view.active() && !g.view.shows(key)
 }
 
 // changes reports whether a merge patch's value v for key would change s:
@@ -141,23 +150,27 @@ func changes(s *Session, key string, v json.RawMessage) bool {
 		return true
 	}
 	plain := s.plain(old)
+	if len(plain) > 0 && plain[0] == '{' {
+		// A merged object comes out sorted: compare it sorted too.
+		plain = mergePatch(plain, json.RawMessage(`{}`))
+	}
 	return !bytes.Equal(mergePatch(plain, v), plain)
 }
 
 // enforceAdoptRules is enforceWriteRules for an upstream's own session
 // cookie, which replaces the session: the protected keys carry over.
 func (g *Gateway) enforceAdoptRules(s *Session, values map[string]json.RawMessage) map[string]json.RawMessage {
-	if !g.rules.active() || s.IsNull() {
+	if !g.rules.active() && !g.view.active() || s.IsNull() {
 		return values
 	}
 	out := make(map[string]json.RawMessage, len(values))
 	for k, v := range values {
-		if g.rules.allows(k) {
+		if !g.keeps(k) {
 			out[k] = v
 		}
 	}
 	for k, v := range s.members() {
-		if !g.rules.allows(k) {
+		if g.keeps(k) {
 			out[k] = v
 		}
 	}

@@ -88,3 +88,54 @@ func jsonText(v any) (string, error) {
 	b, err := json.Marshal(v)
 	return string(b), err
 }
+
+// The review's cases: a no-op patch on a protected object whose members
+// are not sorted passes; a replacement keeps the keys the view hides; a
+// view cannot be had with the session cookie forwarded; a legacy app's own
+// cookie keeps the protected keys.
+func TestViewsAndRulesHoldAtTheirEdges(t *testing.T) {
+	codec, _ := NewSecureCookieCodec(testSecret)
+	manager, err := NewManager(DefaultConfig(), codec)
+	must(t, err)
+	cookie := "session=" + issue(t, manager, `{"user":{"name":"alice","id":7},"secret":"s3","cart":[]}`)
+
+	ro, err := NewGateway(manager, GatewayConfig{WriteRules: &WriteRules{Readonly: []string{"user"}}})
+	must(t, err)
+	if _, d := roundTrip(t, ro, cookie, "X-Session-Update", `{"user":{"name":"alice","id":7}}`); d.Refused != nil {
+		t.Errorf("a patch that changes nothing was refused: %v", d.Refused)
+	}
+	if _, d := roundTrip(t, ro, cookie, "X-Session-Update", `{"user":{"id":8}}`); d.Refused == nil {
+		t.Error("a change to a read-only key passed")
+	}
+
+	hidden, err := NewGateway(manager, GatewayConfig{View: &View{Hide: []string{"secret"}}})
+	must(t, err)
+	header, d := roundTrip(t, hidden, cookie, "X-Session-Replace", `{"cart":[1]}`)
+	if d.Refused != nil {
+		t.Fatal(d.Refused)
+	}
+	if s, _ := manager.Open(requestWithCookie("session", cookieValue(t, header, "session"))); s.String() != `{"cart":[1],"secret":"s3"}` {
+		t.Errorf("after a replace on a route that hides secret: %s", s)
+	}
+
+	if _, err := NewGateway(manager, GatewayConfig{View: &View{Hide: []string{"secret"}}, ForwardCookie: true}); err == nil {
+		t.Error("a view with the cookie forwarded was accepted")
+	}
+
+	flask, _ := NewFlaskCodec(testSecret)
+	legacy, _ := NewManager(DefaultConfig(), flask)
+	sidCfg := DefaultConfig()
+	sidCfg.CookieName = "sid"
+	main, _ := NewManager(sidCfg, codec)
+	g, err := NewGateway(main, GatewayConfig{WriteRules: &WriteRules{Readonly: []string{"role"}}, Migrations: []Migration{{Legacy: legacy, KeepLegacy: true}}})
+	must(t, err)
+	own := "sid=" + issue(t, main, `{"user":"alice","role":"user"}`)
+	forged := issue(t, legacy, `{"user":"alice","role":"admin"}`)
+	header, d = roundTrip(t, g, own, "Set-Cookie", "session="+forged+"; Path=/")
+	if d.Refused != nil {
+		t.Fatal(d.Refused)
+	}
+	if s, _ := main.Open(requestWithCookie("sid", cookieValue(t, http.Header{"Set-Cookie": {header.Values("Set-Cookie")[0]}}, "sid"))); s.String() != `{"role":"user","user":"alice"}` {
+		t.Errorf("a legacy app's cookie changed a read-only key: %s", s)
+	}
+}
