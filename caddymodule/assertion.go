@@ -148,23 +148,25 @@ func (h *Handler) provisionAssertion() (*sessioncore.Asserter, string, error) {
 	}
 	repl := caddy.NewReplacer()
 	keyFile := repl.ReplaceKnown(c.KeyFile, "")
+	// Errors name the file as written: a placeholder such as
+	// {file.*} would put the key itself in its place.
 	data, err := os.ReadFile(keyFile)
 	if err != nil {
-		return nil, "", fmt.Errorf("sign_upstream key_file %s: cannot be read: %w", keyFile, errors.Unwrap(err))
+		return nil, "", fmt.Errorf("sign_upstream key_file %s: cannot be read: %w", c.KeyFile, errors.Unwrap(err))
 	}
 	key, err := sessioncore.ParseSigningKeyPEM(data)
 	if err != nil {
-		return nil, "", fmt.Errorf("sign_upstream key_file %s: %w", keyFile, err)
+		return nil, "", fmt.Errorf("sign_upstream key_file %s: %w", c.KeyFile, err)
 	}
 	var fallbacks []crypto.PublicKey
 	if c.KeyFallbacksFile != "" {
 		path := repl.ReplaceKnown(c.KeyFallbacksFile, "")
 		data, err := os.ReadFile(path)
 		if err != nil {
-			return nil, "", fmt.Errorf("sign_upstream key_fallbacks_file %s: cannot be read: %w", path, errors.Unwrap(err))
+			return nil, "", fmt.Errorf("sign_upstream key_fallbacks_file %s: cannot be read: %w", c.KeyFallbacksFile, errors.Unwrap(err))
 		}
 		if fallbacks, err = sessioncore.ParsePublicKeysPEM(data); err != nil {
-			return nil, "", fmt.Errorf("sign_upstream key_fallbacks_file %s: %w", path, err)
+			return nil, "", fmt.Errorf("sign_upstream key_fallbacks_file %s: %w", c.KeyFallbacksFile, err)
 		}
 	}
 	a, err := sessioncore.NewAsserter(sessioncore.AssertionConfig{
