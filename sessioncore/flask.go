@@ -5,28 +5,18 @@ import (
 	"crypto/hmac"
 	"crypto/sha1"
 	"encoding/base64"
-	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"hash"
-	"hash/adler32"
-	"io"
 	"strings"
 	"sync"
 	"time"
 	"unsafe"
-
-	"github.com/klauspost/compress/flate"
-	"github.com/klauspost/compress/zlib"
 )
 
 // flaskSalt is the salt of Flask's SecureCookieSessionInterface.
 const flaskSalt = "cookie-session"
-
-// maxInflatedPayload bounds how much a compressed Flask cookie may inflate
-// to. A cookie of 4 KB cannot honestly hold more; a zlib bomb is refused.
-const maxInflatedPayload = 256 << 10
 
 // FlaskCodec reads and writes the very cookie a Flask app with the same
 // SECRET_KEY uses: itsdangerous's URLSafeTimedSerializer with the salt
@@ -100,7 +90,7 @@ func (c *FlaskCodec) Encode(name string, p Payload) (string, error) {
 // URL-safe base64, zlib-compressed and marked with a leading '.' when that
 // is shorter.
 func flaskPayload(text []byte) []byte {
-	if compressed := deflate(text); len(compressed) < len(text)-1 {
+	if compressed := Deflate(text); len(compressed) < len(text)-1 {
 		return b64.AppendEncode([]byte{'.'}, compressed)
 	}
 	return b64.AppendEncode(nil, text)
@@ -219,51 +209,7 @@ func inflatePayload(payload string) ([]byte, error) {
 	if !compressed {
 		return raw, nil
 	}
-	return inflate(raw)
-}
-
-// zlibHeader starts every zlib stream the codec writes: deflate with a 32
-// KiB window, "fastest" level (RFC 1950). Flask reads any level.
-var zlibHeader = []byte{0x78, 0x01}
-
-// deflate compresses b into a zlib stream. A stateless deflater keeps no
-// window or hash tables between calls, which a session of a few hundred
-// bytes does not need, and picks the block type whose output is smallest:
-// for a small session that is usually a fixed-Huffman block, which also
-// inflates without building any tables.
-func deflate(b []byte) []byte {
-	buf := bytes.NewBuffer(make([]byte, 0, len(b)+16))
-	buf.Write(zlibHeader)
-	_ = flate.StatelessDeflate(buf, b, true, nil) // a bytes.Buffer does not fail
-	return binary.BigEndian.AppendUint32(buf.Bytes(), adler32.Checksum(b))
-}
-
-// zlibReaders are reused: a new one allocates its window and tables.
-var zlibReaders sync.Pool
-
-func inflate(compressed []byte) ([]byte, error) {
-	src := bytes.NewReader(compressed)
-	var r io.ReadCloser
-	if pooled, ok := zlibReaders.Get().(io.ReadCloser); ok {
-		if err := pooled.(zlib.Resetter).Reset(src, nil); err != nil {
-			return nil, errors.New("payload is not zlib")
-		}
-		r = pooled
-	} else {
-		var err error
-		if r, err = zlib.NewReader(src); err != nil {
-			return nil, errors.New("payload is not zlib")
-		}
-	}
-	defer zlibReaders.Put(r)
-	inflated, err := io.ReadAll(io.LimitReader(r, maxInflatedPayload+1))
-	if err != nil {
-		return nil, errors.New("payload is not valid zlib")
-	}
-	if len(inflated) > maxInflatedPayload {
-		return nil, fmt.Errorf("payload inflates beyond %d bytes", maxInflatedPayload)
-	}
-	return inflated, nil
+	return Inflate(raw)
 }
 
 // timestampBytes is itsdangerous's int_to_bytes: big-endian, without

@@ -173,7 +173,7 @@ func TestFlaskPatchKeepsUntouchedTaggedValues(t *testing.T) {
 
 func TestFlaskCodecRefusesZlibBomb(t *testing.T) {
 	codec, _ := NewFlaskCodec([]byte("k"))
-	bomb := `{"k":"` + strings.Repeat("a", maxInflatedPayload+10) + `"}`
+	bomb := `{"k":"` + strings.Repeat("a", MaxInflatedPayload+10) + `"}`
 	value, _ := codec.Encode("session", Payload{JSON: []byte(bomb), Issued: time.Now()})
 	if len(value) > MaxCookieSize {
 		t.Skipf("compressed bomb is %d bytes", len(value))

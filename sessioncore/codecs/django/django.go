@@ -19,25 +19,18 @@
 package django
 
 import (
-	"bytes"
 	"crypto/hmac"
 	"crypto/sha1"
 	"crypto/sha256"
 	"encoding/base64"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"hash"
-	"hash/adler32"
-	"io"
 	"strings"
 	"sync"
 	"time"
 	"unicode/utf8"
 	"unsafe"
-
-	"github.com/klauspost/compress/flate"
-	"github.com/klauspost/compress/zlib"
 
 	"github.com/sessiongate/caddy-session/sessioncore"
 )
@@ -52,10 +45,6 @@ const (
 	// ExpiryKey is the session key of SessionBase.set_expiry.
 	ExpiryKey = "_session_expiry"
 )
-
-// maxInflatedPayload bounds how much a compressed cookie may inflate to; a
-// zlib bomb is refused.
-const maxInflatedPayload = 256 << 10
 
 func init() {
 	sessioncore.RegisterCodec(sessioncore.CodecInfo{
@@ -139,7 +128,7 @@ func (c *Codec) Encode(name string, p sessioncore.Payload) (string, error) {
 // base64, zlib-compressed and marked with '.' when that is shorter by more
 // than a byte, as Signer.sign_object does.
 func encodePayload(text []byte) []byte {
-	if compressed := deflate(text); len(compressed) < len(text)-1 {
+	if compressed := sessioncore.Deflate(text); len(compressed) < len(text)-1 {
 		return b64.AppendEncode([]byte{'.'}, compressed)
 	}
 	return b64.AppendEncode(nil, text)
@@ -226,7 +215,7 @@ func decodePayload(payload string) ([]byte, error) {
 		return nil, errors.New("payload is not base64")
 	}
 	if compressed {
-		if raw, err = inflate(raw); err != nil {
+		if raw, err = sessioncore.Inflate(raw); err != nil {
 			return nil, err
 		}
 	}
@@ -298,48 +287,6 @@ func parseBase62(s string) (int64, bool) {
 		return -int64(n), true
 	}
 	return int64(n), true
-}
-
-// zlibHeader starts every zlib stream the codec writes: deflate with a 32
-// KiB window, "fastest" level (RFC 1950). Python's zlib reads any level.
-var zlibHeader = []byte{0x78, 0x01}
-
-// deflate compresses b into a zlib stream, without keeping a window or
-// tables between calls: a session of a few hundred bytes does not need
-// them, and the smallest block type is chosen.
-func deflate(b []byte) []byte {
-	buf := bytes.NewBuffer(make([]byte, 0, len(b)+16))
-	buf.Write(zlibHeader)
-	_ = flate.StatelessDeflate(buf, b, true, nil) // a bytes.Buffer does not fail
-	return binary.BigEndian.AppendUint32(buf.Bytes(), adler32.Checksum(b))
-}
-
-// zlibReaders are reused: a new one allocates its window and tables.
-var zlibReaders sync.Pool
-
-func inflate(compressed []byte) ([]byte, error) {
-	src := bytes.NewReader(compressed)
-	var r io.ReadCloser
-	if pooled, ok := zlibReaders.Get().(io.ReadCloser); ok {
-		if err := pooled.(zlib.Resetter).Reset(src, nil); err != nil {
-			return nil, errors.New("payload is not zlib")
-		}
-		r = pooled
-	} else {
-		var err error
-		if r, err = zlib.NewReader(src); err != nil {
-			return nil, errors.New("payload is not zlib")
-		}
-	}
-	defer zlibReaders.Put(r)
-	inflated, err := io.ReadAll(io.LimitReader(r, maxInflatedPayload+1))
-	if err != nil {
-		return nil, errors.New("payload is not valid zlib")
-	}
-	if len(inflated) > maxInflatedPayload {
-		return nil, fmt.Errorf("payload inflates beyond %d bytes", maxInflatedPayload)
-	}
-	return inflated, nil
 }
 
 var (

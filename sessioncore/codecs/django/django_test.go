@@ -261,7 +261,7 @@ func TestCookieExpires(t *testing.T) {
 
 func TestRefusesZlibBomb(t *testing.T) {
 	codec, _ := New([]byte("k"))
-	bomb := `{"k":"` + strings.Repeat("a", maxInflatedPayload+10) + `"}`
+	bomb := `{"k":"` + strings.Repeat("a", sessioncore.MaxInflatedPayload+10) + `"}`
 	value, _ := codec.Encode(DefaultCookieName, sessioncore.Payload{JSON: []byte(bomb), Issued: time.Now()})
 	if len(value) > sessioncore.MaxCookieSize {
 		t.Skipf("compressed bomb is %d bytes", len(value))
