@@ -79,6 +79,12 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //		csrf_protection [{
 //			trusted_origin <origin> [<origin>...]
 //		}]
+//		login oidc {
+//			issuer <url>
+//			client_id <id>
+//			client_secret <value>
+//			...
+//		}
 //		migrate_from <codec> {
 //			cookie_name <name>
 //			secret <value>

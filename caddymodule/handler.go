@@ -177,6 +177,9 @@ type Handler struct {
 	// Signs the session for the upstream (see SignUpstream). Default: off.
 	SignUpstream *SignUpstream `json:"sign_upstream,omitempty"`
 
+	// Logs users in at the edge (see Login). Default: off.
+	Login *Login `json:"login,omitempty"`
+
 	// The top-level session keys this route's upstream is sent in
 	// X-Session and the assertion (Send), or all but these (Hide). The
 	// matcher, placeholders and forward still see the whole session.
@@ -197,6 +200,7 @@ type Handler struct {
 	storeUse           *storeUse // counts this handler's requests while they use the store
 	logger             *zap.Logger
 	asserter           *sessioncore.Asserter // with sign_upstream
+	oidc               *oidcLogin            // with login oidc
 	jwksPath           string                // where the site serves its keys
 }
 
@@ -273,8 +277,17 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if h.migrations, err = h.legacyFormats(cfg); err != nil {
 		return err
 	}
-	h.gateway, err = h.newGateway()
-	return err
+	if h.gateway, err = h.newGateway(); err != nil {
+		return err
+	}
+	if h.Login != nil && h.Login.OIDC != nil {
+		secret, _, _, err := h.secrets()
+		if err != nil {
+			return err
+		}
+		return h.provisionOIDC(ctx, secret, cfg.CookieName)
+	}
+	return nil
 }
 
 // provisionCodec reads the secrets and makes the configured codec.
@@ -432,6 +445,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	if h.jwksPath != "" && r.URL.Path == h.jwksPath {
 		return h.serveJWKS(w, r)
 	}
+	loginRoute := ""
+	if h.oidc != nil {
+		if loginRoute = h.oidc.route(r); loginRoute == "login" {
+			return h.oidc.serveLogin(w, r) // before the session: a login does not touch it
+		}
+	}
 	arrival := h.gateway.Arrive(r, w.Header())
 	if arrival.Outcome != "" {
 		metrics.opened.inc(string(arrival.Outcome))
@@ -450,6 +469,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		}
 	}
 
+	switch loginRoute {
+	case "callback":
+		next = caddyhttp.HandlerFunc(func(w http.ResponseWriter, r *http.Request) error { return h.oidc.serveCallback(session, w, r) })
+	case "logout":
+		next = caddyhttp.HandlerFunc(func(w http.ResponseWriter, r *http.Request) error { return h.oidc.serveLogout(session, w, r) })
+	}
 	ex.ResponseWriter = w
 	ex.f = ex
 	rw := &ex.responseWriter

@@ -24,6 +24,8 @@ var metrics = struct {
 	evictions     counters
 	revocations   counters
 	indexUsers    prometheus.GaugeFunc
+	oidcLogins    prometheus.Counter
+	oidcFailures  counters
 	cookieSize    prometheus.Histogram
 	storeDuration *prometheus.HistogramVec
 	storeErrors   *prometheus.CounterVec
@@ -56,6 +58,14 @@ var metrics = struct {
 		Namespace: "caddy", Subsystem: "session", Name: "index_users",
 		Help: "Users in the user index of the memory stores (Redis keeps its index itself).",
 	}, memoryIndexUsers),
+	oidcLogins: prometheus.NewCounter(prometheus.CounterOpts{
+		Namespace: "caddy", Subsystem: "session", Name: "oidc_logins_total",
+		Help: "Logins completed against the OpenID provider.",
+	}),
+	oidcFailures: newCounters(prometheus.CounterOpts{
+		Namespace: "caddy", Subsystem: "session", Name: "oidc_login_failures_total",
+		Help: "Logins refused at their start or callback, by reason (see the README).",
+	}, "reason", oidcFailureReasons...),
 	cookieSize: prometheus.NewHistogram(prometheus.HistogramOpts{
 		Namespace: "caddy", Subsystem: "session", Name: "cookie_size_bytes",
 		Help:    "Size of the Set-Cookie lines that carry a session.",
@@ -104,7 +114,7 @@ func registerMetrics(registry *prometheus.Registry) error {
 	if registry == nil {
 		return nil
 	}
-	for _, c := range []prometheus.Collector{metrics.opened.vec, metrics.cookies.vec, metrics.mutations.vec, metrics.withheld.vec, metrics.evictions.vec, metrics.revocations.vec, metrics.indexUsers,
+	for _, c := range []prometheus.Collector{metrics.opened.vec, metrics.cookies.vec, metrics.mutations.vec, metrics.withheld.vec, metrics.evictions.vec, metrics.revocations.vec, metrics.indexUsers, metrics.oidcLogins, metrics.oidcFailures.vec,
 		metrics.cookieSize, metrics.storeDuration, metrics.storeErrors} {
 		if err := registry.Register(c); err != nil && !errors.As(err, new(prometheus.AlreadyRegisteredError)) {
 			return err

@@ -1,0 +1,564 @@
+package caddymodule
+
+import (
+	"cmp"
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"github.com/coreos/go-oidc/v3/oidc"
+	"github.com/gorilla/securecookie"
+	"go.uber.org/zap"
+	"golang.org/x/oauth2"
+
+	"github.com/sessiongate/caddy-session/sessioncore"
+)
+
+func init() {
+	subdirectives["login"] = parseLogin
+}
+
+// Login logs users in at the edge: the session starts with the identity a
+// provider vouches for, and upstreams still read and write it through the
+// header protocol.
+type Login struct {
+	// Login against an OpenID Connect provider.
+	OIDC *OIDCLogin `json:"oidc,omitempty"`
+}
+
+// OIDCLogin logs users in at the edge against an OpenID Connect provider:
+// the authorization code flow with PKCE, state and nonce; the ID token's
+// claims are written into the session, mapped to session keys.
+type OIDCLogin struct {
+	// The provider's issuer URL; its discovery document is fetched from
+	// <issuer>/.well-known/openid-configuration. Required.
+	Issuer string `json:"issuer,omitempty"`
+	// The client ID registered with the provider. Required.
+	ClientID string `json:"client_id,omitempty"`
+	// The client secret. Placeholders are resolved when the config loads,
+	// as for the session secret. Empty for a public client (PKCE only).
+	ClientSecret string `json:"client_secret,omitempty"`
+	// A file that holds the client secret, read when the config loads.
+	ClientSecretFile string `json:"client_secret_file,omitempty"`
+	// The scopes asked for. Default: openid email profile.
+	Scopes []string `json:"scopes,omitempty"`
+	// The callback path registered with the provider. Default:
+	// /_session/callback.
+	RedirectPath string `json:"redirect_path,omitempty"`
+	// The path that starts a login: <login_path>?next=<path>. Default:
+	// /_session/login.
+	LoginPath string `json:"login_path,omitempty"`
+	// The path that logs out. Default: /_session/logout.
+	LogoutPath string `json:"logout_path,omitempty"`
+	// Where the browser goes after a logout: given to the provider as
+	// post_logout_redirect_uri, or followed directly when the provider has
+	// no end_session_endpoint. Default: /.
+	PostLogoutRedirect string `json:"post_logout_redirect,omitempty"`
+	// The ID token claims written into the session, claim name to session
+	// key. Default: sub to user_key (or to "sub" without user_key).
+	Claims map[string]string `json:"claims,omitempty"`
+}
+
+// The defaults of OIDCLogin's paths and scopes.
+const (
+	DefaultOIDCRedirectPath = "/_session/callback"
+	DefaultOIDCLoginPath    = "/_session/login"
+	DefaultOIDCLogoutPath   = "/_session/logout"
+)
+
+var defaultOIDCScopes = []string{oidc.ScopeOpenID, "email", "profile"}
+
+// preLoginLifetime bounds how long a user may take at the provider.
+const preLoginLifetime = 10 * time.Minute
+
+// oidcFailureReasons are the label values of the login failures metric,
+// each a documented answer to a bad callback.
+var oidcFailureReasons = []string{
+	"unavailable",      // 503: the provider's discovery has not succeeded yet
+	"provider_error",   // 401: the provider answered with an error
+	"missing_prelogin", // 400: no pre-login cookie (another browser, or expired)
+	"bad_prelogin",     // 400: the pre-login cookie is tampered with or expired
+	"state_mismatch",   // 400: state missing or not the one this browser started with
+	"state_replayed",   // 400: this state was already used
+	"exchange_refused", // 401: the provider refused the code
+	"exchange_failed",  // 502: the provider could not be reached to exchange the code
+	"id_token_invalid", // 401: issuer, audience, expiry or signature is wrong, or no ID token
+	"nonce_mismatch",   // 401: the ID token is not for this login
+	"session_refused",  // 503: the session cannot take the claims (store unavailable)
+}
+
+// preLogin is what the pre-login cookie carries from the start of a login
+// to its callback, signed and encrypted.
+type preLogin struct {
+	State    string `json:"s"`
+	Nonce    string `json:"n"`
+	Verifier string `json:"v"`
+	Next     string `json:"x"`
+}
+
+// oidcLogin is an OIDCLogin at work in a handler.
+type oidcLogin struct {
+	cfg          *OIDCLogin
+	clientSecret string
+	scopes       []string
+	claims       map[string]string
+	cookieName   string // of the pre-login cookie
+	cookiePath   string
+	secure       bool
+	codec        *securecookie.SecureCookie
+	logger       *zap.Logger
+	client       *http.Client // for discovery, keys and the code exchange
+	provider     atomic.Pointer[discoveredProvider]
+	used         usedStates
+	ctx          context.Context // the config's: discovery stops when it unloads
+}
+
+// discoveredProvider is the provider as its discovery document describes it.
+type discoveredProvider struct {
+	provider   *oidc.Provider
+	verifier   *oidc.IDTokenVerifier
+	endSession string // end_session_endpoint, if any
+}
+
+// validate checks OIDCLogin's own settings.
+func (c *OIDCLogin) validate() error {
+	switch {
+	case c.Issuer == "":
+		return errors.New("login oidc: issuer is required")
+	case c.ClientID == "":
+		return errors.New("login oidc: client_id is required")
+	case c.ClientSecret != "" && c.ClientSecretFile != "":
+		return errors.New("login oidc: set client_secret or client_secret_file, not both")
+	}
+	u, err := url.Parse(c.Issuer)
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+		return fmt.Errorf("login oidc: issuer must be an http(s) URL, not %q", c.Issuer)
+	}
+	for name, p := range map[string]string{"redirect_path": c.RedirectPath, "login_path": c.LoginPath, "logout_path": c.LogoutPath} {
+		if p != "" && !strings.HasPrefix(p, "/") {
+			return fmt.Errorf("login oidc: %s must start with /, not %q", name, p)
+		}
+	}
+	for claim, key := range c.Claims {
+		if claim == "" || key == "" {
+			return errors.New("login oidc: claims maps a claim name to a session key; neither may be empty")
+		}
+	}
+	return nil
+}
+
+// provisionOIDC sets up the login: its secrets, the pre-login cookie's
+// keys (derived from the session secret), and discovery, which runs in the
+// background so that Caddy starts while the provider is down.
+func (h *Handler) provisionOIDC(ctx caddy.Context, sessionSecret []byte, cookieName string) error {
+	c := h.Login.OIDC
+	if err := c.validate(); err != nil {
+		return err
+	}
+	repl := caddy.NewReplacer()
+	secret, fromPlaceholder, err := resolveSecret(repl, c.ClientSecret)
+	if err != nil {
+		return fmt.Errorf("login oidc: client_secret: %w", err)
+	}
+	if secret != "" && !fromPlaceholder {
+		h.logger.Warn("login oidc: client_secret is written in the config itself, where the admin API and autosave.json show it; use {env.*}, {file.*} or client_secret_file")
+	}
+	if c.ClientSecretFile != "" {
+		if secret, err = readSecretFile(c.ClientSecretFile); err != nil {
+			return fmt.Errorf("login oidc: %w", err)
+		}
+	}
+	claims := c.Claims
+	if len(claims) == 0 {
+		claims = map[string]string{"sub": cmp.Or(h.UserKey, "sub")}
+	}
+	scopes := c.Scopes
+	if len(scopes) == 0 {
+		scopes = defaultOIDCScopes
+	}
+	o := &oidcLogin{
+		cfg:          c,
+		clientSecret: secret,
+		scopes:       scopes,
+		claims:       claims,
+		cookieName:   cookieName + "_login",
+		cookiePath:   cmp.Or(c.RedirectPath, DefaultOIDCRedirectPath),
+		secure:       h.CookieSecure,
+		codec:        securecookie.New(deriveKey(sessionSecret, "oidc pre-login hash"), deriveKey(sessionSecret, "oidc pre-login block")),
+		logger:       h.logger.Named("oidc"),
+		client:       &http.Client{Timeout: 10 * time.Second},
+		ctx:          ctx,
+	}
+	o.codec.MaxAge(int(preLoginLifetime / time.Second))
+	o.codec.SetSerializer(securecookie.JSONEncoder{})
+	h.oidc = o
+	go o.discover()
+	return nil
+}
+
+// deriveKey makes a 32-byte key for purpose from the session secret, so
+// that the pre-login cookie never shares a key with the session cookie.
+func deriveKey(secret []byte, purpose string) []byte {
+	sum := sha256.Sum256(append([]byte("caddy-session "+purpose+"\x00"), secret...))
+	return sum[:]
+}
+
+// discover fetches the provider's discovery document, retrying with
+// backoff until it succeeds or the config unloads; until then, logins
+// answer 503.
+func (o *oidcLogin) discover() {
+	ctx := oidc.ClientContext(o.ctx, o.client)
+	for wait := 500 * time.Millisecond; ; wait = min(2*wait, 30*time.Second) {
+		p, err := oidc.NewProvider(ctx, o.cfg.Issuer)
+		if err == nil {
+			var meta struct {
+				EndSession string `json:"end_session_endpoint"`
+			}
+			_ = p.Claims(&meta) // optional metadata
+			o.provider.Store(&discoveredProvider{
+				provider:   p,
+				verifier:   p.Verifier(&oidc.Config{ClientID: o.cfg.ClientID}),
+				endSession: meta.EndSession,
+			})
+			o.logger.Info("OpenID provider discovered", zap.String("issuer", o.cfg.Issuer))
+			return
+		}
+		o.logger.Warn("OpenID provider discovery failed; logins answer 503 until it succeeds", zap.String("issuer", o.cfg.Issuer), zap.Error(err), zap.Duration("retry_in", wait))
+		select {
+		case <-o.ctx.Done():
+			return
+		case <-time.After(wait):
+		}
+	}
+}
+
+// route reports which of the login's paths r is for, if any.
+func (o *oidcLogin) route(r *http.Request) string {
+	switch r.URL.Path {
+	case cmp.Or(o.cfg.LoginPath, DefaultOIDCLoginPath):
+		return "login"
+	case o.cookiePath:
+		return "callback"
+	case cmp.Or(o.cfg.LogoutPath, DefaultOIDCLogoutPath):
+		return "logout"
+	}
+	return ""
+}
+
+// oauth2Config is the client's configuration for a request: the redirect
+// URL is on the host the browser is using.
+func (o *oidcLogin) oauth2Config(p *discoveredProvider, r *http.Request) *oauth2.Config {
+	scheme := "http"
+	if r.TLS != nil {
+		scheme = "https"
+	}
+	return &oauth2.Config{
+		ClientID:     o.cfg.ClientID,
+		ClientSecret: o.clientSecret,
+		Endpoint:     p.provider.Endpoint(),
+		RedirectURL:  scheme + "://" + r.Host + o.cookiePath,
+		Scopes:       o.scopes,
+	}
+}
+
+// fail answers a login that cannot go on, counting it by reason.
+func (o *oidcLogin) fail(status int, reason string, err error) error {
+	metrics.oidcFailures.inc(reason)
+	o.logger.Warn("login failed", zap.String("reason", reason), zap.Error(err))
+	return caddyhttp.Error(status, fmt.Errorf("login: %s", reason))
+}
+
+// serveLogin starts a login: it binds a fresh state, nonce and PKCE
+// verifier to the browser in the pre-login cookie and sends the browser
+// to the provider.
+func (o *oidcLogin) serveLogin(w http.ResponseWriter, r *http.Request) error {
+	p := o.provider.Load()
+	if p == nil {
+		w.Header().Set("Retry-After", "5")
+		return o.fail(http.StatusServiceUnavailable, "unavailable", errors.New("provider not discovered yet"))
+	}
+	pl := preLogin{
+		State:    oauth2.GenerateVerifier(), // 32 random bytes, base64url
+		Nonce:    oauth2.GenerateVerifier(),
+		Verifier: oauth2.GenerateVerifier(),
+		Next:     safeNext(r.URL.Query().Get("next")),
+	}
+	value, err := o.codec.Encode(o.cookieName, pl)
+	if err != nil {
+		return caddyhttp.Error(http.StatusInternalServerError, errors.New("login: cannot encode the pre-login cookie"))
+	}
+	http.SetCookie(w, o.preLoginCookie(value, int(preLoginLifetime/time.Second)))
+	w.Header().Set("Cache-Control", "no-store")
+	url := o.oauth2Config(p, r).AuthCodeURL(pl.State, oidc.Nonce(pl.Nonce), oauth2.S256ChallengeOption(pl.Verifier))
+	http.Redirect(w, r, url, http.StatusFound)
+	return nil
+}
+
+// preLoginCookie is the pre-login cookie; maxAge < 0 deletes it. It is
+// sent only to the callback, and with SameSite=Lax, since the provider
+// brings the browser back with a top-level GET.
+func (o *oidcLogin) preLoginCookie(value string, maxAge int) *http.Cookie {
+	return &http.Cookie{Name: o.cookieName, Value: value, Path: o.cookiePath, MaxAge: maxAge,
+		HttpOnly: true, Secure: o.secure, SameSite: http.SameSiteLaxMode}
+}
+
+// serveCallback finishes a login: it checks the state against the
+// pre-login cookie, exchanges the code, verifies the ID token and its
+// nonce, renews the session and writes the mapped claims into it, then
+// sends the browser to the page it started from. The session is saved by
+// the handler as for any response.
+func (o *oidcLogin) serveCallback(session *sessioncore.Session, w http.ResponseWriter, r *http.Request) error {
+	p := o.provider.Load()
+	if p == nil {
+		w.Header().Set("Retry-After", "5")
+		return o.fail(http.StatusServiceUnavailable, "unavailable", errors.New("provider not discovered yet"))
+	}
+	q := r.URL.Query()
+	// The pre-login cookie is single-use, whatever happens next.
+	http.SetCookie(w, o.preLoginCookie("", -1))
+	cookie, err := r.Cookie(o.cookieName)
+	if err != nil {
+		return o.fail(http.StatusBadRequest, "missing_prelogin", err)
+	}
+	var pl preLogin
+	if err := o.codec.Decode(o.cookieName, cookie.Value, &pl); err != nil {
+		return o.fail(http.StatusBadRequest, "bad_prelogin", errors.New("the pre-login cookie does not verify or has expired"))
+	}
+	if e := q.Get("error"); e != "" {
+		return o.fail(http.StatusUnauthorized, "provider_error", fmt.Errorf("provider answered %q", sessioncore.HeaderSafe(e)))
+	}
+	state := q.Get("state")
+	if state == "" || subtle.ConstantTimeCompare([]byte(state), []byte(pl.State)) != 1 {
+		return o.fail(http.StatusBadRequest, "state_mismatch", errors.New("state does not match the pre-login cookie"))
+	}
+	if !o.used.claim(pl.State, time.Now()) {
+		return o.fail(http.StatusBadRequest, "state_replayed", errors.New("state already used"))
+	}
+	ctx := oidc.ClientContext(r.Context(), o.client)
+	token, err := o.oauth2Config(p, r).Exchange(ctx, q.Get("code"), oauth2.VerifierOption(pl.Verifier))
+	if err != nil {
+		var refused *oauth2.RetrieveError
+		if errors.As(err, &refused) {
+			return o.fail(http.StatusUnauthorized, "exchange_refused", fmt.Errorf("provider refused the code: %s", sessioncore.HeaderSafe(refused.ErrorCode)))
+		}
+		return o.fail(http.StatusBadGateway, "exchange_failed", err)
+	}
+	rawIDToken, _ := token.Extra("id_token").(string)
+	if rawIDToken == "" {
+		return o.fail(http.StatusUnauthorized, "id_token_invalid", errors.New("the token response has no id_token"))
+	}
+	idToken, err := p.verifier.Verify(ctx, rawIDToken)
+	if err != nil {
+		return o.fail(http.StatusUnauthorized, "id_token_invalid", err)
+	}
+	if subtle.ConstantTimeCompare([]byte(idToken.Nonce), []byte(pl.Nonce)) != 1 {
+		return o.fail(http.StatusUnauthorized, "nonce_mismatch", errors.New("the ID token's nonce is not this login's"))
+	}
+	var claims map[string]json.RawMessage
+	if err := idToken.Claims(&claims); err != nil {
+		return o.fail(http.StatusUnauthorized, "id_token_invalid", err)
+	}
+	if err := session.Apply(o.loginMutation(claims)); err != nil {
+		return o.fail(http.StatusServiceUnavailable, "session_refused", err)
+	}
+	metrics.oidcLogins.Inc()
+	w.Header().Set("Cache-Control", "no-store")
+	http.Redirect(w, r, pl.Next, http.StatusFound)
+	return nil
+}
+
+// loginMutation is the change a login makes to the session: a new session
+// ID (against fixation) and every mapped claim, a claim the token lacks
+// removing its key, so nothing of a previous login survives under it.
+func (o *oidcLogin) loginMutation(claims map[string]json.RawMessage) *sessioncore.Mutation {
+	patch := make(map[string]json.RawMessage, len(o.claims))
+	for claim, key := range o.claims {
+		value, ok := claims[claim]
+		if !ok {
+			value = json.RawMessage("null")
+		}
+		patch[key] = value
+	}
+	raw, _ := json.Marshal(patch) // raw messages from a decoded token marshal
+	m := new(sessioncore.Mutation)
+	_ = m.AddUpdate(raw) // an object of valid JSON values
+	m.SetRenew()
+	return m
+}
+
+// serveLogout clears the session and sends the browser to the provider's
+// end_session_endpoint (RP-initiated logout) when it has one, or to
+// post_logout_redirect.
+func (o *oidcLogin) serveLogout(session *sessioncore.Session, w http.ResponseWriter, r *http.Request) error {
+	if err := session.Clear(); err != nil && !session.IsNull() {
+		return caddyhttp.Error(http.StatusServiceUnavailable, fmt.Errorf("logout: %w", err))
+	}
+	target := cmp.Or(o.cfg.PostLogoutRedirect, "/")
+	if p := o.provider.Load(); p != nil && p.endSession != "" {
+		if u, err := url.Parse(p.endSession); err == nil {
+			q := u.Query()
+			q.Set("client_id", o.cfg.ClientID)
+			if o.cfg.PostLogoutRedirect != "" {
+				q.Set("post_logout_redirect_uri", o.cfg.PostLogoutRedirect)
+			}
+			u.RawQuery = q.Encode()
+			target = u.String()
+		}
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	http.Redirect(w, r, target, http.StatusFound)
+	return nil
+}
+
+// safeNext returns next when it is a path on this site, "/" otherwise:
+// never a scheme, a host, a protocol-relative "//" or a "/\" that browsers
+// read as one, whatever its encoding.
+func safeNext(next string) string {
+	if next == "" || next[0] != '/' || len(next) > 2048 {
+		return "/"
+	}
+	if strings.ContainsAny(next, "\\\r\n\t\x00") || strings.HasPrefix(next, "//") {
+		return "/"
+	}
+	u, err := url.Parse(next)
+	if err != nil || u.Scheme != "" || u.Host != "" || u.Opaque != "" {
+		return "/"
+	}
+	// An encoded slash or backslash must not turn into "//" or "/\" once
+	// a server or browser decodes the path.
+	if decoded, err := url.PathUnescape(u.EscapedPath()); err != nil || strings.HasPrefix(decoded, "//") || strings.ContainsRune(decoded, '\\') {
+		return "/"
+	}
+	return next
+}
+
+// usedStates remembers the states of finished logins until their
+// pre-login cookies expire, so a callback cannot be replayed.
+type usedStates struct {
+	mu   sync.Mutex
+	seen map[string]time.Time
+}
+
+// maxUsedStates bounds the memory of used states; with it full of states
+// younger than a pre-login cookie, a callback is refused as replayed.
+const maxUsedStates = 1 << 16
+
+// claim records state as used and reports whether it was new.
+func (u *usedStates) claim(state string, now time.Time) bool {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if u.seen == nil {
+		u.seen = make(map[string]time.Time)
+	}
+	if _, ok := u.seen[state]; ok {
+		return false
+	}
+	if len(u.seen) >= maxUsedStates/2 {
+		for s, at := range u.seen {
+			if now.Sub(at) > preLoginLifetime {
+				delete(u.seen, s)
+			}
+		}
+	}
+	if len(u.seen) >= maxUsedStates {
+		return false
+	}
+	u.seen[state] = now
+	return true
+}
+
+// parseLogin parses login's block:
+//
+//	login oidc {
+//		issuer <url>
+//		client_id <id>
+//		client_secret <value>
+//		client_secret_file <path>
+//		scopes <scope>...
+//		redirect_path <path>
+//		login_path <path>
+//		logout_path <path>
+//		post_logout_redirect <url>
+//		claims {
+//			<claim> <session key>
+//		}
+//	}
+func parseLogin(p *caddyfileParser, d *caddyfile.Dispenser) error {
+	if !d.NextArg() {
+		return d.ArgErr()
+	}
+	if d.Val() != "oidc" {
+		return d.Errf("login: unknown method %q; the one method is oidc", d.Val())
+	}
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	c := &OIDCLogin{}
+	seen := map[string]bool{}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		sub := d.Val()
+		if seen[sub] {
+			return d.Errf("login oidc: %s specified more than once", sub)
+		}
+		seen[sub] = true
+		var err error
+		switch sub {
+		case "issuer":
+			c.Issuer, err = singleArg(d)
+		case "client_id":
+			c.ClientID, err = singleArg(d)
+		case "client_secret":
+			c.ClientSecret, err = singleArg(d)
+		case "client_secret_file":
+			c.ClientSecretFile, err = singleArg(d)
+		case "scopes":
+			c.Scopes = d.RemainingArgs()
+			if len(c.Scopes) == 0 {
+				return d.ArgErr()
+			}
+		case "redirect_path":
+			c.RedirectPath, err = singleArg(d)
+		case "login_path":
+			c.LoginPath, err = singleArg(d)
+		case "logout_path":
+			c.LogoutPath, err = singleArg(d)
+		case "post_logout_redirect":
+			c.PostLogoutRedirect, err = singleArg(d)
+		case "claims":
+			if d.NextArg() {
+				return d.ArgErr()
+			}
+			c.Claims = map[string]string{}
+			for n := d.Nesting(); d.NextBlock(n); {
+				claim := d.Val()
+				key, kerr := singleArg(d)
+				if kerr != nil {
+					return kerr
+				}
+				c.Claims[claim] = key
+			}
+		default:
+			return d.Errf("unrecognized login oidc option %q", sub)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	if err := c.validate(); err != nil {
+		return d.Err(err.Error())
+	}
+	p.h.Login = &Login{OIDC: c}
+	return nil
+}
