@@ -10,6 +10,8 @@ import (
 	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -165,6 +167,11 @@ func oidcGateway(t *testing.T, p *provider, issuer string, extra string) *gatewa
 		}
 		%s
 	}
+	@anonymous {
+		not session uid
+		path /app /app/*
+	}
+	redir @anonymous /_session/login?next={http.request.uri_escaped} 302
 	reverse_proxy {upstream}`, issuer, clientID, extra))
 }
 
@@ -199,11 +206,12 @@ func TestOIDCLoginFlow(t *testing.T) {
 	gw := oidcGateway(t, p, p.Issuer(), "")
 	waitForLogin(t, gw)
 
-	// The whole flow, as a browser follows it: the user lands on the page
-	// they asked for, and the upstream sees the mapped claims.
+	// The whole flow, as a browser follows it: an anonymous visit is sent
+	// to the login, the user lands on the page they asked for, and the
+	// upstream sees the mapped claims.
 	b := newBrowser(t)
 	p.QueueUser(&mockoidc.MockUser{Subject: "alice-42", Email: "alice@example.com"})
-	resp, body := b.get(t, gw.URL+"/_session/login?next="+url.QueryEscape("/app/page?x=1"))
+	resp, body := b.get(t, gw.URL+"/app/page?x=1")
 	if resp.StatusCode != 200 || resp.Request.URL.Path != "/app/page" || resp.Request.URL.RawQuery != "x=1" {
 		t.Fatalf("after the login: %d at %s", resp.StatusCode, resp.Request.URL)
 	}
@@ -248,9 +256,9 @@ func TestOIDCLoginFlow(t *testing.T) {
 		loc.Query().Get("client_id") != p.ClientID || loc.Query().Get("post_logout_redirect_uri") != "http://127.0.0.1/bye" {
 		t.Fatalf("logout: %d %q", resp.StatusCode, loc)
 	}
-	b.stopAt = ""
-	if _, body = b.get(t, gw.URL+"/app"); body != "{}" {
-		t.Errorf("after logout the upstream saw %s", body)
+	b.stopAt = gw.URL + "/_session/login"
+	if resp, _ = b.get(t, gw.URL+"/app"); resp.StatusCode != http.StatusFound || resp.Header.Get("Location") != "/_session/login?next=%2Fapp" {
+		t.Errorf("after logout /app answered %d %q", resp.StatusCode, resp.Header.Get("Location"))
 	}
 	if strings.Contains(gw.Log(), sessionID) || strings.Contains(gw.Log(), "gateway-secret") || strings.Contains(gw.Log(), p.ClientSecret) {
 		t.Errorf("a cookie value or a secret reached the log")
@@ -449,7 +457,7 @@ func TestOIDCProviderUnreachable(t *testing.T) {
 	if resp, _ := b.get(t, gw.URL+"/_session/login?next=/app"); resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
 		t.Fatalf("login before discovery: %d Retry-After %q", resp.StatusCode, resp.Header.Get("Retry-After"))
 	}
-	if resp, _ := b.get(t, gw.URL+"/app"); resp.StatusCode != 200 {
+	if resp, _ := b.get(t, gw.URL+"/"); resp.StatusCode != 200 {
 		t.Errorf("the site itself: %d", resp.StatusCode)
 	}
 	ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
@@ -468,5 +476,36 @@ func TestOIDCProviderUnreachable(t *testing.T) {
 	b.stopAt = "http"
 	if resp, body := b.get(t, callback); resp.StatusCode != http.StatusBadGateway {
 		t.Errorf("callback with the provider down: %d %s", resp.StatusCode, body)
+	}
+}
+
+// TestOIDCExampleSiteValidates uncomments the OpenID Connect site of
+// Caddyfile.example and validates it, so the commented block stays a
+// working configuration. Validation provisions the handler; discovery runs
+// in the background and does not hold it up.
+func TestOIDCExampleSiteValidates(t *testing.T) {
+	example, err := os.ReadFile("../Caddyfile.example")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, block, found := strings.Cut(string(example), "# http://localhost:8100 {")
+	if !found {
+		t.Fatal("Caddyfile.example has no OpenID Connect site")
+	}
+	site := "http://localhost:8100 {"
+	for line := range strings.SplitSeq(strings.TrimPrefix(block, "\n"), "\n") {
+		if !strings.HasPrefix(line, "# ") {
+			break
+		}
+		site += "\n" + strings.TrimPrefix(line, "# ")
+	}
+	path := filepath.Join(t.TempDir(), "Caddyfile")
+	if err := os.WriteFile(path, []byte("{\n\tadmin off\n}\n"+site+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("SESSION_SECRET", strings.Repeat("s", 32))
+	t.Setenv("OIDC_CLIENT_SECRET", "client-secret")
+	if out, ok := caddyCommand(t, "validate", "--config", path, "--adapter", "caddyfile"); !ok {
+		t.Fatalf("the example's OpenID Connect site does not validate:\n%s\n%s", site, out)
 	}
 }
