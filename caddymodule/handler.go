@@ -2,6 +2,7 @@ package caddymodule
 
 import (
 	"cmp"
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -447,8 +448,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	}
 	loginRoute := ""
 	if h.oidc != nil {
-		if loginRoute = h.oidc.route(r); loginRoute == "login" {
+		switch loginRoute = h.oidc.route(r); loginRoute {
+		case "login":
 			return h.oidc.serveLogin(w, r) // before the session: a login does not touch it
+		case "backchannel":
+			return h.oidc.serveBackChannelLogout(w, r, h.revokeUser)
 		}
 	}
 	arrival := h.gateway.Arrive(r, w.Header())
@@ -497,6 +501,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	// Trailers are written after this returns, from the same header map.
 	ex.stripTrailers(w.Header())
 	return nil
+}
+
+// revokeUser voids every session of user created up to now.
+func (h *Handler) revokeUser(ctx context.Context, user string) error {
+	return h.sessions.RevokeUser(ctx, user, sessioncore.EndOfSecond(time.Now()))
 }
 
 // Cleanup releases the handler's share of its session store.

@@ -17,18 +17,19 @@ import (
 // config that loads (Caddy gives each a fresh one). Every label has a small,
 // fixed set of values: never a session ID or a user.
 var metrics = struct {
-	opened        counters
-	cookies       counters
-	mutations     counters
-	withheld      counters
-	evictions     counters
-	revocations   counters
-	indexUsers    prometheus.GaugeFunc
-	oidcLogins    prometheus.Counter
-	oidcFailures  counters
-	cookieSize    prometheus.Histogram
-	storeDuration *prometheus.HistogramVec
-	storeErrors   *prometheus.CounterVec
+	opened          counters
+	cookies         counters
+	mutations       counters
+	withheld        counters
+	evictions       counters
+	revocations     counters
+	indexUsers      prometheus.GaugeFunc
+	oidcLogins      prometheus.Counter
+	oidcFailures    counters
+	oidcBackChannel counters
+	cookieSize      prometheus.Histogram
+	storeDuration   *prometheus.HistogramVec
+	storeErrors     *prometheus.CounterVec
 }{
 	opened: newCounters(prometheus.CounterOpts{
 		Namespace: "caddy", Subsystem: "session", Name: "opened_total",
@@ -66,6 +67,10 @@ var metrics = struct {
 		Namespace: "caddy", Subsystem: "session", Name: "oidc_login_failures_total",
 		Help: "Logins refused at their start or callback, by reason (see the README).",
 	}, "reason", oidcFailureReasons...),
+	oidcBackChannel: newCounters(prometheus.CounterOpts{
+		Namespace: "caddy", Subsystem: "session", Name: "oidc_backchannel_logouts_total",
+		Help: "Back-channel logout requests from the OpenID provider, by result: revoked, rejected, failed (the revocation could not be saved), unavailable.",
+	}, "result", "revoked", "rejected", "failed", "unavailable"),
 	cookieSize: prometheus.NewHistogram(prometheus.HistogramOpts{
 		Namespace: "caddy", Subsystem: "session", Name: "cookie_size_bytes",
 		Help:    "Size of the Set-Cookie lines that carry a session.",
@@ -114,7 +119,7 @@ func registerMetrics(registry *prometheus.Registry) error {
 	if registry == nil {
 		return nil
 	}
-	for _, c := range []prometheus.Collector{metrics.opened.vec, metrics.cookies.vec, metrics.mutations.vec, metrics.withheld.vec, metrics.evictions.vec, metrics.revocations.vec, metrics.indexUsers, metrics.oidcLogins, metrics.oidcFailures.vec,
+	for _, c := range []prometheus.Collector{metrics.opened.vec, metrics.cookies.vec, metrics.mutations.vec, metrics.withheld.vec, metrics.evictions.vec, metrics.revocations.vec, metrics.indexUsers, metrics.oidcLogins, metrics.oidcFailures.vec, metrics.oidcBackChannel.vec,
 		metrics.cookieSize, metrics.storeDuration, metrics.storeErrors} {
 		if err := registry.Register(c); err != nil && !errors.As(err, new(prometheus.AlreadyRegisteredError)) {
 			return err

@@ -69,6 +69,11 @@ type OIDCLogin struct {
 	// The ID token claims written into the session, claim name to session
 	// key. Default: sub to user_key (or to "sub" without user_key).
 	Claims map[string]string `json:"claims,omitempty"`
+	// The path where the provider POSTs OIDC Back-Channel Logout 1.0
+	// logout tokens; a verified one revokes every session of its sub.
+	// Needs user_key, revocation_store, and sub mapped to user_key.
+	// Default: off.
+	BackChannelLogoutPath string `json:"backchannel_logout_path,omitempty"`
 }
 
 // The defaults of OIDCLogin's paths and scopes.
@@ -146,7 +151,7 @@ func (c *OIDCLogin) validate() error {
 	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
 		return fmt.Errorf("login oidc: issuer must be an http(s) URL, not %q", c.Issuer)
 	}
-	for name, p := range map[string]string{"redirect_path": c.RedirectPath, "login_path": c.LoginPath, "logout_path": c.LogoutPath} {
+	for name, p := range map[string]string{"redirect_path": c.RedirectPath, "login_path": c.LoginPath, "logout_path": c.LogoutPath, "backchannel_logout_path": c.BackChannelLogoutPath} {
 		if p != "" && !strings.HasPrefix(p, "/") {
 			return fmt.Errorf("login oidc: %s must start with /, not %q", name, p)
 		}
@@ -183,6 +188,9 @@ func (h *Handler) provisionOIDC(ctx caddy.Context, sessionSecret []byte, cookieN
 	claims := c.Claims
 	if len(claims) == 0 {
 		claims = map[string]string{"sub": cmp.Or(h.UserKey, "sub")}
+	}
+	if c.BackChannelLogoutPath != "" && (h.UserKey == "" || h.RevocationStore == nil || claims["sub"] != h.UserKey) {
+		return errors.New("login oidc: backchannel_logout_path revokes a user's sessions by the logout token's sub: it needs user_key, revocation_store, and the sub claim mapped to user_key")
 	}
 	scopes := c.Scopes
 	if len(scopes) == 0 {
@@ -253,6 +261,10 @@ func (o *oidcLogin) route(r *http.Request) string {
 		return "callback"
 	case cmp.Or(o.cfg.LogoutPath, DefaultOIDCLogoutPath):
 		return "logout"
+	case o.cfg.BackChannelLogoutPath:
+		if o.cfg.BackChannelLogoutPath != "" {
+			return "backchannel"
+		}
 	}
 	return ""
 }
@@ -491,6 +503,7 @@ func (u *usedStates) claim(state string, now time.Time) bool {
 //		login_path <path>
 //		logout_path <path>
 //		post_logout_redirect <url>
+//		backchannel_logout_path <path>
 //		claims {
 //			<claim> <session key>
 //		}
@@ -536,6 +549,8 @@ func parseLogin(p *caddyfileParser, d *caddyfile.Dispenser) error {
 			c.LogoutPath, err = singleArg(d)
 		case "post_logout_redirect":
 			c.PostLogoutRedirect, err = singleArg(d)
+		case "backchannel_logout_path":
+			c.BackChannelLogoutPath, err = singleArg(d)
 		case "claims":
 			if d.NextArg() {
 				return d.ArgErr()
@@ -561,4 +576,81 @@ func parseLogin(p *caddyfileParser, d *caddyfile.Dispenser) error {
 	}
 	p.h.Login = &Login{OIDC: c}
 	return nil
+}
+
+// backChannelLogoutEvent is the member of a logout token's events claim
+// that makes it one (OIDC Back-Channel Logout 1.0, section 2.4).
+const backChannelLogoutEvent = "http://schemas.openid.net/event/backchannel-logout"
+
+// maxLogoutRequest bounds the body of a back-channel logout request.
+const maxLogoutRequest = 64 << 10
+
+// serveBackChannelLogout takes a logout token the provider POSTs, verifies
+// it (signature, issuer, audience, expiry as for an ID token; the logout
+// event; no nonce; a jti not seen before) and revokes every session of its
+// sub with revoke. Answers as the specification asks: 200 when done, 400
+// for a token that does not verify, 501 for one that names only a sid.
+func (o *oidcLogin) serveBackChannelLogout(w http.ResponseWriter, r *http.Request, revoke func(ctx context.Context, user string) error) error {
+	w.Header().Set("Cache-Control", "no-store")
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", http.MethodPost)
+		return caddyhttp.Error(http.StatusMethodNotAllowed, errors.New("back-channel logout takes POST"))
+	}
+	p := o.provider.Load()
+	if p == nil {
+		metrics.oidcBackChannel.inc("unavailable")
+		return caddyhttp.Error(http.StatusServiceUnavailable, errors.New("back-channel logout: provider not discovered yet"))
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, maxLogoutRequest)
+	if err := r.ParseForm(); err != nil {
+		return o.refuseLogoutToken(http.StatusBadRequest, errors.New("unreadable form"))
+	}
+	raw := r.PostForm.Get("logout_token")
+	if raw == "" {
+		return o.refuseLogoutToken(http.StatusBadRequest, errors.New("no logout_token"))
+	}
+	token, err := p.verifier.Verify(oidc.ClientContext(r.Context(), o.client), raw)
+	if err != nil {
+		return o.refuseLogoutToken(http.StatusBadRequest, err)
+	}
+	var claims struct {
+		Events map[string]json.RawMessage `json:"events"`
+		Nonce  *string                    `json:"nonce"`
+		JTI    string                     `json:"jti"`
+		SID    string                     `json:"sid"`
+	}
+	if err := token.Claims(&claims); err != nil {
+		return o.refuseLogoutToken(http.StatusBadRequest, err)
+	}
+	switch {
+	case claims.Events[backChannelLogoutEvent] == nil:
+		return o.refuseLogoutToken(http.StatusBadRequest, errors.New("not a logout token: no back-channel logout event"))
+	case claims.Nonce != nil:
+		return o.refuseLogoutToken(http.StatusBadRequest, errors.New("a logout token must not have a nonce"))
+	case claims.JTI == "":
+		return o.refuseLogoutToken(http.StatusBadRequest, errors.New("a logout token must have a jti"))
+	case token.Subject == "":
+		// Sessions are indexed by user, not by the provider's sid.
+		metrics.oidcBackChannel.inc("rejected")
+		return caddyhttp.Error(http.StatusNotImplemented, errors.New("back-channel logout by sid alone is not supported; the provider must send sub"))
+	}
+	if !o.used.claim("jti:"+token.Issuer+"\x00"+claims.JTI, time.Now()) {
+		return o.refuseLogoutToken(http.StatusBadRequest, errors.New("logout token replayed"))
+	}
+	if err := revoke(r.Context(), token.Subject); err != nil {
+		metrics.oidcBackChannel.inc("failed")
+		o.logger.Error("back-channel logout could not revoke the user's sessions", zap.Error(err))
+		return caddyhttp.Error(http.StatusServiceUnavailable, errors.New("back-channel logout: the revocation cannot be saved"))
+	}
+	metrics.oidcBackChannel.inc("revoked")
+	o.logger.Info("back-channel logout revoked a user's sessions")
+	w.WriteHeader(http.StatusOK)
+	return nil
+}
+
+// refuseLogoutToken answers a logout token that does not verify.
+func (o *oidcLogin) refuseLogoutToken(status int, err error) error {
+	metrics.oidcBackChannel.inc("rejected")
+	o.logger.Warn("back-channel logout refused", zap.Error(err))
+	return caddyhttp.Error(status, errors.New("back-channel logout: invalid logout token"))
 }

@@ -52,6 +52,7 @@ func TestParseLogin(t *testing.T) {
 			login_path /auth/login
 			logout_path /auth/logout
 			post_logout_redirect https://www.example.com/
+			backchannel_logout_path /auth/backchannel
 			claims {
 				sub uid
 				email email
@@ -64,7 +65,7 @@ func TestParseLogin(t *testing.T) {
 	want := &OIDCLogin{
 		Issuer: "https://id.example.com", ClientID: "gateway", ClientSecretFile: "/run/secrets/oidc",
 		Scopes: []string{"openid", "email"}, RedirectPath: "/auth/callback", LoginPath: "/auth/login",
-		LogoutPath: "/auth/logout", PostLogoutRedirect: "https://www.example.com/",
+		LogoutPath: "/auth/logout", PostLogoutRedirect: "https://www.example.com/", BackChannelLogoutPath: "/auth/backchannel",
 		Claims: map[string]string{"sub": "uid", "email": "email"},
 	}
 	if h.Login == nil || !reflect.DeepEqual(h.Login.OIDC, want) {
@@ -80,6 +81,7 @@ func TestParseLogin(t *testing.T) {
 		{"login oidc {\nissuer https://id.example.com\nclient_id x\nclient_secret a\nclient_secret_file b\n}", "not both"},
 		{"login oidc {\nissuer https://id.example.com\nclient_id x\nclient_id y\n}", "more than once"},
 		{"login oidc {\nissuer https://id.example.com\nclient_id x\nprompt login\n}", "unrecognized"},
+		{"login oidc {\nissuer https://id.example.com\nclient_id x\nbackchannel_logout_path bc\n}", "must start with /"},
 	} {
 		err := new(Handler).UnmarshalCaddyfile(caddyfile.NewTestDispenser("session {\nsecret {env.S}\n" + tc.block + "\n}"))
 		if err == nil || !strings.Contains(err.Error(), tc.wantErr) {

@@ -37,6 +37,7 @@ func TestValidateRejectsBadConfigs(t *testing.T) {
 		{"unknown subdirective", "session {\n\t\tsecret {env.IT_SESSION_SECRET}\n\t\tcookie_colour blue\n\t}", []string{`unrecognized session subdirective \"cookie_colour\"`, "Caddyfile:4"}},
 		{"bad value", "session {\n\t\tsecret {env.IT_SESSION_SECRET}\n\t\tcookie_samesite sometimes\n\t}", []string{"cookie_samesite must be lax, strict or none", "Caddyfile:4"}},
 		{"bad duration", "session {\n\t\tsecret {env.IT_SESSION_SECRET}\n\t\tlifetime soon\n\t}", []string{"lifetime must be a positive duration", "Caddyfile:4"}},
+		{"back-channel logout without a revocation store", "session {\n\t\tsecret {env.IT_SESSION_SECRET}\n\t\tuser_key uid\n\t\tlogin oidc {\n\t\t\tissuer http://127.0.0.1:1/oidc\n\t\t\tclient_id c\n\t\t\tclient_secret {env.IT_SHORT_SECRET}\n\t\t\tbackchannel_logout_path /bc\n\t\t}\n\t}", []string{"backchannel_logout_path", "revocation_store"}},
 	}
 	t.Setenv("IT_SHORT_SECRET", "s3cr3")
 	for _, tt := range tests {

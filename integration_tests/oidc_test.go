@@ -143,7 +143,7 @@ func (b *loginBrowser) get(t *testing.T, u string) (*http.Response, string) {
 
 // oidcGateway runs a gateway that logs users in against issuer, in front
 // of an upstream that echoes the session.
-func oidcGateway(t *testing.T, p *provider, issuer string, extra string) *gateway {
+func oidcGateway(t *testing.T, p *provider, issuer, sessionExtra, loginExtra string) *gateway {
 	t.Helper()
 	up := startUpstream(t, map[string]http.HandlerFunc{"/app": echoSession, "/app/page": echoSession})
 	clientID, clientSecret := "gateway-client", "gateway-secret"
@@ -164,6 +164,7 @@ func oidcGateway(t *testing.T, p *provider, issuer string, extra string) *gatewa
 				sub uid
 				email email
 			}
+			%s
 		}
 		%s
 	}
@@ -172,7 +173,7 @@ func oidcGateway(t *testing.T, p *provider, issuer string, extra string) *gatewa
 		path /app /app/*
 	}
 	redir @anonymous /_session/login?next={http.request.uri_escaped} 302
-	reverse_proxy {upstream}`, issuer, clientID, extra))
+	reverse_proxy {upstream}`, issuer, clientID, loginExtra, sessionExtra))
 }
 
 // waitForLogin waits until the gateway has discovered its provider.
@@ -203,7 +204,7 @@ func startLogin(t *testing.T, b *loginBrowser, gw *gateway, next string) string 
 
 func TestOIDCLoginFlow(t *testing.T) {
 	p := startProvider(t, nil)
-	gw := oidcGateway(t, p, p.Issuer(), "")
+	gw := oidcGateway(t, p, p.Issuer(), "", "")
 	waitForLogin(t, gw)
 
 	// The whole flow, as a browser follows it: an anonymous visit is sent
@@ -267,7 +268,7 @@ func TestOIDCLoginFlow(t *testing.T) {
 
 func TestOIDCNextIsSameSiteOnly(t *testing.T) {
 	p := startProvider(t, nil)
-	gw := oidcGateway(t, p, p.Issuer(), "")
+	gw := oidcGateway(t, p, p.Issuer(), "", "")
 	waitForLogin(t, gw)
 	for _, next := range []string{
 		"//evil.example", "https://evil.example", "/\\evil.example", "\\\\evil.example",
@@ -286,7 +287,7 @@ func TestOIDCNextIsSameSiteOnly(t *testing.T) {
 
 func TestOIDCBadCallbacks(t *testing.T) {
 	p := startProvider(t, nil)
-	gw := oidcGateway(t, p, p.Issuer(), "")
+	gw := oidcGateway(t, p, p.Issuer(), "", "")
 	waitForLogin(t, gw)
 	gwURL, _ := url.Parse(gw.URL)
 	preLogin := func(b *loginBrowser) *http.Cookie {
@@ -451,7 +452,7 @@ func TestOIDCProviderUnreachable(t *testing.T) {
 	// until discovery succeeds.
 	port := freePort(t)
 	issuer := fmt.Sprintf("http://127.0.0.1:%d/oidc", port)
-	gw := oidcGateway(t, nil, issuer, "")
+	gw := oidcGateway(t, nil, issuer, "", "")
 	b := newBrowser(t)
 	b.stopAt = "http"
 	if resp, _ := b.get(t, gw.URL+"/_session/login?next=/app"); resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
@@ -507,5 +508,126 @@ func TestOIDCExampleSiteValidates(t *testing.T) {
 	t.Setenv("OIDC_CLIENT_SECRET", "client-secret")
 	if out, ok := caddyCommand(t, "validate", "--config", path, "--adapter", "caddyfile"); !ok {
 		t.Fatalf("the example's OpenID Connect site does not validate:\n%s\n%s", site, out)
+	}
+}
+
+func TestOIDCBackChannelLogout(t *testing.T) {
+	p := startProvider(t, nil)
+	gw := oidcGateway(t, p, p.Issuer(), "revocation_store memory", "backchannel_logout_path /_session/backchannel")
+	waitForLogin(t, gw)
+	stranger, err := mockoidc.RandomKeypair(2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// logoutToken is a logout token for sub as the provider would sign it,
+	// changed by edit.
+	jti := 0
+	logoutToken := func(sub string, signer *mockoidc.Keypair, edit func(jwt.MapClaims)) string {
+		jti++
+		claims := jwt.MapClaims{
+			"iss": p.Issuer(), "aud": p.ClientID, "sub": sub, "sid": "provider-session",
+			"iat": time.Now().Unix(), "exp": time.Now().Add(2 * time.Minute).Unix(),
+			"jti":    fmt.Sprintf("logout-%d", jti),
+			"events": map[string]any{"http://schemas.openid.net/event/backchannel-logout": map[string]any{}},
+		}
+		if edit != nil {
+			edit(claims)
+		}
+		if signer == nil {
+			signer = p.Keypair
+		}
+		token, err := signer.SignJWT(claims)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return token
+	}
+	post := func(token string) int {
+		t.Helper()
+		resp, err := http.PostForm(gw.URL+"/_session/backchannel", url.Values{"logout_token": {token}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.Header.Get("Cache-Control") != "no-store" {
+			t.Errorf("a back-channel answer without Cache-Control: no-store")
+		}
+		return resp.StatusCode
+	}
+	loggedIn := func(b *loginBrowser) bool {
+		t.Helper()
+		b.stopAt = gw.URL + "/_session/login"
+		defer func() { b.stopAt = "" }()
+		resp, _ := b.get(t, gw.URL+"/app")
+		return resp.StatusCode == http.StatusOK
+	}
+
+	alice, bob := newBrowser(t), newBrowser(t)
+	p.QueueUser(&mockoidc.MockUser{Subject: "alice-42"})
+	alice.get(t, gw.URL+"/_session/login?next=/app")
+	p.QueueUser(&mockoidc.MockUser{Subject: "bob-7"})
+	bob.get(t, gw.URL+"/_session/login?next=/app")
+	if !loggedIn(alice) || !loggedIn(bob) {
+		t.Fatal("the logins did not take")
+	}
+
+	// Tokens that must not log anyone out.
+	for _, tc := range []struct {
+		name   string
+		token  string
+		status int
+	}{
+		{"unknown key", logoutToken("alice-42", stranger, nil), 400},
+		{"another audience", logoutToken("alice-42", nil, func(c jwt.MapClaims) { c["aud"] = "another-client" }), 400},
+		{"another issuer", logoutToken("alice-42", nil, func(c jwt.MapClaims) { c["iss"] = "http://127.0.0.1:1/oidc" }), 400},
+		{"expired", logoutToken("alice-42", nil, func(c jwt.MapClaims) { c["exp"] = time.Now().Add(-time.Hour).Unix() }), 400},
+		{"no logout event", logoutToken("alice-42", nil, func(c jwt.MapClaims) { delete(c, "events") }), 400},
+		{"an ID token (nonce)", logoutToken("alice-42", nil, func(c jwt.MapClaims) { c["nonce"] = "n" }), 400},
+		{"no jti", logoutToken("alice-42", nil, func(c jwt.MapClaims) { delete(c, "jti") }), 400},
+		{"sid only", logoutToken("", nil, func(c jwt.MapClaims) { delete(c, "sub") }), 501},
+		{"not a JWT", "garbage", 400},
+		{"empty", "", 400},
+	} {
+		if status := post(tc.token); status != tc.status {
+			t.Errorf("%s: %d, want %d", tc.name, status, tc.status)
+		}
+	}
+	if resp, err := http.Get(gw.URL + "/_session/backchannel"); err != nil || resp.StatusCode != http.StatusMethodNotAllowed {
+		t.Errorf("GET on the back-channel path: %v %v", resp.StatusCode, err)
+	}
+	if !loggedIn(alice) || !loggedIn(bob) {
+		t.Fatal("a refused logout token logged someone out")
+	}
+
+	// A valid one logs alice out everywhere, and only alice; replayed, it
+	// is refused.
+	token := logoutToken("alice-42", nil, nil)
+	if status := post(token); status != http.StatusOK {
+		t.Fatalf("valid logout token: %d", status)
+	}
+	if loggedIn(alice) {
+		t.Error("alice is still logged in after the back-channel logout")
+	}
+	if !loggedIn(bob) {
+		t.Error("bob was logged out by alice's logout token")
+	}
+	if status := post(token); status != http.StatusBadRequest {
+		t.Errorf("replayed logout token: %d", status)
+	}
+	// She logs in again, after the logout: the new session stands.
+	time.Sleep(1100 * time.Millisecond) // the cutoff covers the second it was set in
+	p.QueueUser(&mockoidc.MockUser{Subject: "alice-42"})
+	alice.get(t, gw.URL+"/_session/login?next=/app")
+	if !loggedIn(alice) {
+		t.Error("alice cannot log in again after the back-channel logout")
+	}
+	_, body := get(t, gw.Admin+"/metrics", "")
+	for _, line := range []string{
+		`caddy_session_oidc_backchannel_logouts_total{result="revoked"} 1`,
+		`caddy_session_oidc_backchannel_logouts_total{result="rejected"} 11`,
+	} {
+		if !strings.Contains(body, line) {
+			t.Errorf("metrics lack %s", line)
+		}
 	}
 }
