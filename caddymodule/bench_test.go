@@ -36,6 +36,9 @@ func BenchmarkHandler(b *testing.B) {
 	}
 	keyFile := newAssertionKeyFile(b)
 	signed := func(h *Handler) { h.SignUpstream = &SignUpstream{KeyFile: keyFile, Audience: "api"} }
+	// The provider is never reached: an ordinary request only checks its
+	// path against the login's.
+	oidcLogin := func(h *Handler) { h.Login = &Login{OIDC: &OIDCLogin{Issuer: "http://127.0.0.1:1/oidc", ClientID: "c"}} }
 	for _, tc := range []struct {
 		name, session string
 		configure     func(*Handler)
@@ -44,6 +47,7 @@ func BenchmarkHandler(b *testing.B) {
 		{"read", `{"role":"editor","user_id":"u-12345","pad":"` + pad + `"}`, nil},
 		{"read, signed", `{"role":"editor","user_id":"u-12345","pad":"` + pad + `"}`, signed},
 		{"read, forward user", `{"role":"editor","user_id":"u-12345","pad":"` + pad + `"}`, forwardUser},
+		{"read, login oidc", `{"role":"editor","user_id":"u-12345","pad":"` + pad + `"}`, oidcLogin},
 		{"read, revocation map", `{"role":"editor","user_id":"u-12345","pad":"` + pad + `"}`, revocationMap},
 		{"refresh", `{"_permanent":true,"role":"editor","user_id":"u-12345","pad":"` + pad + `"}`, nil},
 	} {

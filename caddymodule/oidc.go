@@ -1,15 +1,18 @@
 package caddymodule
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -119,14 +122,16 @@ type oidcLogin struct {
 	clientSecret string
 	scopes       []string
 	claims       map[string]string
-	cookieName   string // of the pre-login cookie
-	cookiePath   string
+	cookieName   string // the pre-login cookies' prefix; each is <cookieName>_<hash of its state>
+	cookiePath   string // the callback's path
+	preLoginPath string // the pre-login cookies' Path
 	secure       bool
 	codec        *securecookie.SecureCookie
 	logger       *zap.Logger
 	client       *http.Client // for discovery, keys and the code exchange
 	provider     atomic.Pointer[discoveredProvider]
-	used         usedStates
+	usedStates   usedTokens      // states of finished logins
+	usedJTIs     usedTokens      // jti of logout tokens taken
 	ctx          context.Context // the config's: discovery stops when it unloads
 }
 
@@ -203,11 +208,15 @@ func (h *Handler) provisionOIDC(ctx caddy.Context, sessionSecret []byte, cookieN
 		claims:       claims,
 		cookieName:   cookieName + "_login",
 		cookiePath:   cmp.Or(c.RedirectPath, DefaultOIDCRedirectPath),
+		preLoginPath: cmp.Or(c.RedirectPath, DefaultOIDCRedirectPath),
 		secure:       h.CookieSecure,
 		codec:        securecookie.New(deriveKey(sessionSecret, "oidc pre-login hash"), deriveKey(sessionSecret, "oidc pre-login block")),
 		logger:       h.logger.Named("oidc"),
 		client:       &http.Client{Timeout: 10 * time.Second},
 		ctx:          ctx,
+	}
+	if strings.HasPrefix(strings.ToLower(cookieName), "__host-") {
+		o.preLoginPath = "/" // the prefix requires it; browsers drop the cookie otherwise
 	}
 	o.codec.MaxAge(int(preLoginLifetime / time.Second))
 	o.codec.SetSerializer(securecookie.JSONEncoder{})
@@ -307,23 +316,43 @@ func (o *oidcLogin) serveLogin(w http.ResponseWriter, r *http.Request) error {
 		Verifier: oauth2.GenerateVerifier(),
 		Next:     safeNext(r.URL.Query().Get("next")),
 	}
-	value, err := o.codec.Encode(o.cookieName, pl)
+	name := o.preLoginName(pl.State)
+	value, err := o.codec.Encode(name, pl)
 	if err != nil {
 		return caddyhttp.Error(http.StatusInternalServerError, errors.New("login: cannot encode the pre-login cookie"))
 	}
-	http.SetCookie(w, o.preLoginCookie(value, int(preLoginLifetime/time.Second)))
+	http.SetCookie(w, o.preLoginCookie(name, value, int(preLoginLifetime/time.Second)))
 	w.Header().Set("Cache-Control", "no-store")
 	url := o.oauth2Config(p, r).AuthCodeURL(pl.State, oidc.Nonce(pl.Nonce), oauth2.S256ChallengeOption(pl.Verifier))
 	http.Redirect(w, r, url, http.StatusFound)
 	return nil
 }
 
-// preLoginCookie is the pre-login cookie; maxAge < 0 deletes it. It is
-// sent only to the callback, and with SameSite=Lax, since the provider
-// brings the browser back with a top-level GET.
-func (o *oidcLogin) preLoginCookie(value string, maxAge int) *http.Cookie {
-	return &http.Cookie{Name: o.cookieName, Value: value, Path: o.cookiePath, MaxAge: maxAge,
+// preLoginName names the pre-login cookie of the login with state: one
+// cookie per login, so that two tabs logging in at once do not overwrite
+// each other's, and a forged callback cannot name one without its state.
+func (o *oidcLogin) preLoginName(state string) string {
+	sum := sha256.Sum256([]byte(state))
+	return o.cookieName + "_" + hex.EncodeToString(sum[:6])
+}
+
+// preLoginCookie is a pre-login cookie; maxAge < 0 deletes it. It is sent
+// only to the callback (unless a __Host- name requires Path=/), and with
+// SameSite=Lax, since the provider brings the browser back with a
+// top-level GET.
+func (o *oidcLogin) preLoginCookie(name, value string, maxAge int) *http.Cookie {
+	return &http.Cookie{Name: name, Value: value, Path: o.preLoginPath, MaxAge: maxAge,
 		HttpOnly: true, Secure: o.secure, SameSite: http.SameSiteLaxMode}
+}
+
+// hasPreLogin reports whether r carries any pre-login cookie.
+func (o *oidcLogin) hasPreLogin(r *http.Request) bool {
+	for _, c := range r.Cookies() {
+		if strings.HasPrefix(c.Name, o.cookieName+"_") {
+			return true
+		}
+	}
+	return false
 }
 
 // serveCallback finishes a login: it checks the state against the
@@ -338,24 +367,31 @@ func (o *oidcLogin) serveCallback(session *sessioncore.Session, w http.ResponseW
 		return o.fail(http.StatusServiceUnavailable, "unavailable", errors.New("provider not discovered yet"))
 	}
 	q := r.URL.Query()
-	// The pre-login cookie is single-use, whatever happens next.
-	http.SetCookie(w, o.preLoginCookie("", -1))
-	cookie, err := r.Cookie(o.cookieName)
+	state := q.Get("state")
+	if state == "" {
+		return o.fail(http.StatusBadRequest, "state_mismatch", errors.New("the callback has no state"))
+	}
+	name := o.preLoginName(state)
+	cookie, err := r.Cookie(name)
 	if err != nil {
+		if o.hasPreLogin(r) {
+			return o.fail(http.StatusBadRequest, "state_mismatch", errors.New("state is not one this browser started a login with"))
+		}
 		return o.fail(http.StatusBadRequest, "missing_prelogin", err)
 	}
+	// The pre-login cookie is single-use, whatever happens next.
+	http.SetCookie(w, o.preLoginCookie(name, "", -1))
 	var pl preLogin
-	if err := o.codec.Decode(o.cookieName, cookie.Value, &pl); err != nil {
+	if err := o.codec.Decode(name, cookie.Value, &pl); err != nil {
 		return o.fail(http.StatusBadRequest, "bad_prelogin", errors.New("the pre-login cookie does not verify or has expired"))
+	}
+	if subtle.ConstantTimeCompare([]byte(state), []byte(pl.State)) != 1 {
+		return o.fail(http.StatusBadRequest, "state_mismatch", errors.New("state does not match the pre-login cookie"))
 	}
 	if e := q.Get("error"); e != "" {
 		return o.fail(http.StatusUnauthorized, "provider_error", fmt.Errorf("provider answered %q", sessioncore.HeaderSafe(e)))
 	}
-	state := q.Get("state")
-	if state == "" || subtle.ConstantTimeCompare([]byte(state), []byte(pl.State)) != 1 {
-		return o.fail(http.StatusBadRequest, "state_mismatch", errors.New("state does not match the pre-login cookie"))
-	}
-	if !o.used.claim(pl.State, time.Now()) {
+	if o.usedStates.seen(pl.State) {
 		return o.fail(http.StatusBadRequest, "state_replayed", errors.New("state already used"))
 	}
 	ctx := oidc.ClientContext(r.Context(), o.client)
@@ -382,7 +418,12 @@ func (o *oidcLogin) serveCallback(session *sessioncore.Session, w http.ResponseW
 	if err := idToken.Claims(&claims); err != nil {
 		return o.fail(http.StatusUnauthorized, "id_token_invalid", err)
 	}
-	if err := session.Apply(o.loginMutation(claims)); err != nil {
+	// Recorded once the login succeeded, so that failed callbacks cannot
+	// fill the memory; the provider refuses a code twice meanwhile.
+	if !o.usedStates.claim(pl.State, time.Now()) {
+		return o.fail(http.StatusBadRequest, "state_replayed", errors.New("state already used"))
+	}
+	if err := session.Apply(o.loginMutation(session, claims)); err != nil {
 		return o.fail(http.StatusServiceUnavailable, "session_refused", err)
 	}
 	metrics.oidcLogins.Inc()
@@ -393,8 +434,11 @@ func (o *oidcLogin) serveCallback(session *sessioncore.Session, w http.ResponseW
 
 // loginMutation is the change a login makes to the session: a new session
 // ID (against fixation) and every mapped claim, a claim the token lacks
-// removing its key, so nothing of a previous login survives under it.
-func (o *oidcLogin) loginMutation(claims map[string]json.RawMessage) *sessioncore.Mutation {
+// removing its key, so nothing of a previous login survives under it. When
+// the session belongs to another user (its sub's key holds another value),
+// the login replaces it whole: nothing the apps wrote for the previous user
+// passes to this one.
+func (o *oidcLogin) loginMutation(session *sessioncore.Session, claims map[string]json.RawMessage) *sessioncore.Mutation {
 	patch := make(map[string]json.RawMessage, len(o.claims))
 	for claim, key := range o.claims {
 		value, ok := claims[claim]
@@ -403,10 +447,22 @@ func (o *oidcLogin) loginMutation(claims map[string]json.RawMessage) *sessioncor
 		}
 		patch[key] = value
 	}
-	raw, _ := json.Marshal(patch) // raw messages from a decoded token marshal
 	m := new(sessioncore.Mutation)
-	_ = m.AddUpdate(raw) // an object of valid JSON values
 	m.SetRenew()
+	if subKey, ok := o.claims["sub"]; ok {
+		if previous, ok := session.Get(subKey); ok && string(previous) != "null" && !bytes.Equal(previous, claims["sub"]) {
+			for key, value := range patch {
+				if string(value) == "null" {
+					delete(patch, key)
+				}
+			}
+			raw, _ := json.Marshal(patch) // raw messages from a decoded token marshal
+			_ = m.SetReplace(raw)         // an object of valid JSON values
+			return m
+		}
+	}
+	raw, _ := json.Marshal(patch)
+	_ = m.AddUpdate(raw)
 	return m
 }
 
@@ -414,6 +470,10 @@ func (o *oidcLogin) loginMutation(claims map[string]json.RawMessage) *sessioncor
 // end_session_endpoint (RP-initiated logout) when it has one, or to
 // post_logout_redirect.
 func (o *oidcLogin) serveLogout(session *sessioncore.Session, w http.ResponseWriter, r *http.Request) error {
+	if r.Header.Get("Sec-Fetch-Site") == "cross-site" {
+		// Another site must not log users out with a link or an image.
+		return caddyhttp.Error(http.StatusForbidden, errors.New("logout: cross-site request refused"))
+	}
 	if err := session.Clear(); err != nil && !session.IsNull() {
 		return caddyhttp.Error(http.StatusServiceUnavailable, fmt.Errorf("logout: %w", err))
 	}
@@ -448,47 +508,80 @@ func safeNext(next string) string {
 	if err != nil || u.Scheme != "" || u.Host != "" || u.Opaque != "" {
 		return "/"
 	}
-	// An encoded slash or backslash must not turn into "//" or "/\" once
-	// a server or browser decodes the path.
-	if decoded, err := url.PathUnescape(u.EscapedPath()); err != nil || strings.HasPrefix(decoded, "//") || strings.ContainsRune(decoded, '\\') {
+	// No encoded slash or backslash, which a server or browser may decode
+	// into "//" or "/\", and no dot segment, which http.Redirect cleans
+	// away ("/a/../%2fevil" would go out as "/%2fevil").
+	lower := strings.ToLower(u.EscapedPath())
+	if strings.Contains(lower, "%2f") || strings.Contains(lower, "%5c") {
 		return "/"
+	}
+	for segment := range strings.SplitSeq(u.Path, "/") {
+		if segment == "." || segment == ".." {
+			return "/"
+		}
 	}
 	return next
 }
 
-// usedStates remembers the states of finished logins until their
-// pre-login cookies expire, so a callback cannot be replayed.
-type usedStates struct {
+// usedTokens remembers single-use values (the states of finished logins,
+// the jti of logout tokens) until a pre-login cookie would have expired,
+// so that none is accepted twice on this instance.
+type usedTokens struct {
 	mu   sync.Mutex
-	seen map[string]time.Time
+	used map[string]time.Time
 }
 
-// maxUsedStates bounds the memory of used states; with it full of states
-// younger than a pre-login cookie, a callback is refused as replayed.
-const maxUsedStates = 1 << 16
+// maxUsedTokens bounds a usedTokens; when it is full of young values the
+// oldest go first, rather than refusing new ones.
+const maxUsedTokens = 1 << 16
 
-// claim records state as used and reports whether it was new.
-func (u *usedStates) claim(state string, now time.Time) bool {
+// seen reports whether v was claimed.
+func (u *usedTokens) seen(v string) bool {
 	u.mu.Lock()
 	defer u.mu.Unlock()
-	if u.seen == nil {
-		u.seen = make(map[string]time.Time)
+	_, ok := u.used[v]
+	return ok
+}
+
+// claim records v as used and reports whether it was new.
+func (u *usedTokens) claim(v string, now time.Time) bool {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if u.used == nil {
+		u.used = make(map[string]time.Time)
 	}
-	if _, ok := u.seen[state]; ok {
+	if _, ok := u.used[v]; ok {
 		return false
 	}
-	if len(u.seen) >= maxUsedStates/2 {
-		for s, at := range u.seen {
-			if now.Sub(at) > preLoginLifetime {
-				delete(u.seen, s)
-			}
+	if len(u.used) >= maxUsedTokens {
+		u.evict(now)
+	}
+	u.used[v] = now
+	return true
+}
+
+// evict drops the values older than a pre-login cookie, and if that is not
+// a quarter of them, the oldest quarter.
+func (u *usedTokens) evict(now time.Time) {
+	for v, at := range u.used {
+		if now.Sub(at) > preLoginLifetime {
+			delete(u.used, v)
 		}
 	}
-	if len(u.seen) >= maxUsedStates {
-		return false
+	if len(u.used) < maxUsedTokens*3/4 {
+		return
 	}
-	u.seen[state] = now
-	return true
+	times := make([]time.Time, 0, len(u.used))
+	for _, at := range u.used {
+		times = append(times, at)
+	}
+	slices.SortFunc(times, time.Time.Compare)
+	cutoff := times[len(times)/4]
+	for v, at := range u.used {
+		if !at.After(cutoff) {
+			delete(u.used, v)
+		}
+	}
 }
 
 // parseLogin parses login's block:
@@ -634,7 +727,7 @@ func (o *oidcLogin) serveBackChannelLogout(w http.ResponseWriter, r *http.Reques
 		metrics.oidcBackChannel.inc("rejected")
 		return caddyhttp.Error(http.StatusNotImplemented, errors.New("back-channel logout by sid alone is not supported; the provider must send sub"))
 	}
-	if !o.used.claim("jti:"+token.Issuer+"\x00"+claims.JTI, time.Now()) {
+	if !o.usedJTIs.claim(token.Issuer+"\x00"+claims.JTI, time.Now()) {
 		return o.refuseLogoutToken(http.StatusBadRequest, errors.New("logout token replayed"))
 	}
 	if err := revoke(r.Context(), token.Subject); err != nil {

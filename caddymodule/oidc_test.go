@@ -1,13 +1,17 @@
 package caddymodule
 
 import (
+	"encoding/json"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/gorilla/securecookie"
+
+	"github.com/sessiongate/caddy-session/sessioncore"
 )
 
 func TestSafeNext(t *testing.T) {
@@ -31,6 +35,11 @@ func TestSafeNext(t *testing.T) {
 		{"/%zz", "/"},
 		{"/\t/evil.example", "/"},
 		{"/\r\nSet-Cookie: x=1", "/"},
+		{"/a/../%2fevil.example", "/"},
+		{"/./%2Fevil.example", "/"},
+		{"/a/%2e%2e/b", "/"},
+		{"/app/./x", "/"},
+		{"/app/", "/app/"},
 		{"/" + strings.Repeat("a", 3000), "/"},
 	} {
 		if got := safeNext(tc.next); got != tc.want {
@@ -90,20 +99,53 @@ func TestParseLogin(t *testing.T) {
 	}
 }
 
-func TestUsedStatesRefuseReplay(t *testing.T) {
-	var u usedStates
+func TestUsedTokensRefuseReplayAndEvict(t *testing.T) {
+	var u usedTokens
 	now := time.Now()
-	if !u.claim("s1", now) || u.claim("s1", now) {
-		t.Fatal("a state must be claimed once")
+	if !u.claim("s1", now) || u.claim("s1", now) || !u.seen("s1") {
+		t.Fatal("a value must be claimed once")
 	}
-	// Past the pre-login cookie's lifetime a state is forgotten, once the
-	// memory needs room; its cookie no longer verifies by then.
-	for i := range maxUsedStates / 2 {
-		u.claim(string(rune(i))+"x", now)
+	// Full of young values, the memory drops its oldest rather than
+	// refusing new ones: filling it cannot lock logins out.
+	for i := range maxUsedTokens {
+		u.claim(strconv.Itoa(i), now.Add(time.Duration(i)*time.Millisecond))
 	}
-	later := now.Add(preLoginLifetime + time.Second)
-	if !u.claim("fresh", later) || len(u.seen) != 1 {
-		t.Errorf("expired states were kept: %d", len(u.seen))
+	if !u.claim("fresh", now.Add(time.Hour/2)) {
+		t.Fatal("a full memory refused a new value")
+	}
+	if u.seen("s1") || len(u.used) > maxUsedTokens*3/4+1 {
+		t.Errorf("the oldest values were kept: %d", len(u.used))
+	}
+	if !u.seen(strconv.Itoa(maxUsedTokens - 1)) {
+		t.Error("the youngest values were dropped")
+	}
+}
+
+func TestLoginMutation(t *testing.T) {
+	o := &oidcLogin{claims: map[string]string{"sub": "uid", "email": "email"}}
+	claims := map[string]json.RawMessage{"sub": json.RawMessage(`"bob"`)}
+	for _, tc := range []struct {
+		name, before, want string
+	}{
+		{"anonymous: keys the apps wrote stay", `{"cart":[1]}`, `{"cart":[1],"uid":"bob"}`},
+		{"the same user again", `{"cart":[1],"uid":"bob","email":"b@x"}`, `{"cart":[1],"uid":"bob"}`},
+		{"another user: nothing of theirs passes", `{"cart":[1],"uid":"alice","role":"admin"}`, `{"uid":"bob"}`},
+	} {
+		s := sessioncore.NewSession()
+		var values map[string]json.RawMessage
+		_ = json.Unmarshal([]byte(tc.before), &values)
+		for k, v := range values {
+			_ = s.Set(k, v)
+		}
+		if err := s.Apply(o.loginMutation(s, claims)); err != nil {
+			t.Fatal(err)
+		}
+		var got, want any
+		_ = json.Unmarshal(s.AppendJSON(nil), &got)
+		_ = json.Unmarshal([]byte(tc.want), &want)
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("%s: %s, want %s", tc.name, s.AppendJSON(nil), tc.want)
+		}
 	}
 }
 

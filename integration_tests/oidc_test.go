@@ -226,7 +226,7 @@ func TestOIDCLoginFlow(t *testing.T) {
 	gwURL, _ := url.Parse(gw.URL)
 	var sessionID string
 	for _, c := range b.Jar.Cookies(gwURL) {
-		if c.Name == "session_login" {
+		if strings.HasPrefix(c.Name, "session_login") {
 			t.Errorf("the pre-login cookie outlived the login")
 		}
 		if c.Name == "session" {
@@ -247,6 +247,24 @@ func TestOIDCLoginFlow(t *testing.T) {
 			t.Errorf("the session cookie was not reissued by the login")
 		}
 	}
+
+	// Two tabs log in at once: each login has its own pre-login cookie, so
+	// both finish.
+	c1, c2 := startLogin(t, b, gw, "/app"), startLogin(t, b, gw, "/app/page")
+	for _, callback := range []string{c1, c2} {
+		if resp, body := b.get(t, callback); resp.StatusCode != 200 || !strings.Contains(body, `"uid"`) {
+			t.Errorf("concurrent logins: %d %s", resp.StatusCode, body)
+		}
+	}
+
+	// Another site cannot log the user out with a link.
+	req, _ := http.NewRequest("GET", gw.URL+"/_session/logout", nil)
+	req.Header.Set("Sec-Fetch-Site", "cross-site")
+	b.stopAt = "http"
+	if resp, err := b.Do(req); err != nil || resp.StatusCode != http.StatusForbidden {
+		t.Errorf("cross-site logout: %v %v", resp.StatusCode, err)
+	}
+	b.stopAt = ""
 
 	// Logout clears the session and goes through the provider's
 	// end_session_endpoint (RP-initiated logout).
@@ -292,7 +310,7 @@ func TestOIDCBadCallbacks(t *testing.T) {
 	gwURL, _ := url.Parse(gw.URL)
 	preLogin := func(b *loginBrowser) *http.Cookie {
 		for _, c := range b.Jar.Cookies(&url.URL{Scheme: "http", Host: gwURL.Host, Path: "/_session/callback"}) {
-			if c.Name == "session_login" {
+			if strings.HasPrefix(c.Name, "session_login_") {
 				return c
 			}
 		}
