@@ -60,6 +60,11 @@ type OIDCLogin struct {
 	// The callback path registered with the provider. Default:
 	// /_session/callback.
 	RedirectPath string `json:"redirect_path,omitempty"`
+	// The callback's absolute URL, as registered with the provider, for a
+	// Caddy behind a proxy that ends TLS (where the request's own scheme is
+	// http). Its path is the callback's path. Default: the request's
+	// scheme and Host, and redirect_path.
+	RedirectURL string `json:"redirect_url,omitempty"`
 	// The path that starts a login: <login_path>?next=<path>. Default:
 	// /_session/login.
 	LoginPath string `json:"login_path,omitempty"`
@@ -152,6 +157,15 @@ func (c *OIDCLogin) validate() error {
 	case c.ClientSecret != "" && c.ClientSecretFile != "":
 		return errors.New("login oidc: set client_secret or client_secret_file, not both")
 	}
+	if c.RedirectURL != "" {
+		u, err := url.Parse(c.RedirectURL)
+		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || !strings.HasPrefix(u.Path, "/") || u.RawQuery != "" || u.Fragment != "" {
+			return fmt.Errorf("login oidc: redirect_url must be an absolute http(s) URL with a path and no query, not %q", c.RedirectURL)
+		}
+		if c.RedirectPath != "" && c.RedirectPath != u.Path {
+			return fmt.Errorf("login oidc: redirect_path %q is not the path of redirect_url %q; set one of them", c.RedirectPath, c.RedirectURL)
+		}
+	}
 	u, err := url.Parse(c.Issuer)
 	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
 		return fmt.Errorf("login oidc: issuer must be an http(s) URL, not %q", c.Issuer)
@@ -201,14 +215,19 @@ func (h *Handler) provisionOIDC(ctx caddy.Context, sessionSecret []byte, cookieN
 	if len(scopes) == 0 {
 		scopes = defaultOIDCScopes
 	}
+	callbackPath := cmp.Or(c.RedirectPath, DefaultOIDCRedirectPath)
+	if c.RedirectURL != "" {
+		u, _ := url.Parse(c.RedirectURL) // checked by validate
+		callbackPath = u.Path
+	}
 	o := &oidcLogin{
 		cfg:          c,
 		clientSecret: secret,
 		scopes:       scopes,
 		claims:       claims,
 		cookieName:   cookieName + "_login",
-		cookiePath:   cmp.Or(c.RedirectPath, DefaultOIDCRedirectPath),
-		preLoginPath: cmp.Or(c.RedirectPath, DefaultOIDCRedirectPath),
+		cookiePath:   callbackPath,
+		preLoginPath: callbackPath,
 		secure:       h.CookieSecure,
 		codec:        securecookie.New(deriveKey(sessionSecret, "oidc pre-login hash"), deriveKey(sessionSecret, "oidc pre-login block")),
 		logger:       h.logger.Named("oidc"),
@@ -279,17 +298,21 @@ func (o *oidcLogin) route(r *http.Request) string {
 }
 
 // oauth2Config is the client's configuration for a request: the redirect
-// URL is on the host the browser is using.
+// URL is redirect_url, or else on the host the browser is using.
 func (o *oidcLogin) oauth2Config(p *discoveredProvider, r *http.Request) *oauth2.Config {
-	scheme := "http"
-	if r.TLS != nil {
-		scheme = "https"
+	redirectURL := o.cfg.RedirectURL
+	if redirectURL == "" {
+		scheme := "http"
+		if r.TLS != nil {
+			scheme = "https"
+		}
+		redirectURL = scheme + "://" + r.Host + o.cookiePath
 	}
 	return &oauth2.Config{
 		ClientID:     o.cfg.ClientID,
 		ClientSecret: o.clientSecret,
 		Endpoint:     p.provider.Endpoint(),
-		RedirectURL:  scheme + "://" + r.Host + o.cookiePath,
+		RedirectURL:  redirectURL,
 		Scopes:       o.scopes,
 	}
 }
@@ -593,6 +616,7 @@ func (u *usedTokens) evict(now time.Time) {
 //		client_secret_file <path>
 //		scopes <scope>...
 //		redirect_path <path>
+//		redirect_url <url>
 //		login_path <path>
 //		logout_path <path>
 //		post_logout_redirect <url>
@@ -636,6 +660,8 @@ func parseLogin(p *caddyfileParser, d *caddyfile.Dispenser) error {
 			}
 		case "redirect_path":
 			c.RedirectPath, err = singleArg(d)
+		case "redirect_url":
+			c.RedirectURL, err = singleArg(d)
 		case "login_path":
 			c.LoginPath, err = singleArg(d)
 		case "logout_path":

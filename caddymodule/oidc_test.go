@@ -91,6 +91,9 @@ func TestParseLogin(t *testing.T) {
 		{"login oidc {\nissuer https://id.example.com\nclient_id x\nclient_id y\n}", "more than once"},
 		{"login oidc {\nissuer https://id.example.com\nclient_id x\nprompt login\n}", "unrecognized"},
 		{"login oidc {\nissuer https://id.example.com\nclient_id x\nbackchannel_logout_path bc\n}", "must start with /"},
+		{"login oidc {\nissuer https://id.example.com\nclient_id x\nredirect_url /cb\n}", "absolute http(s) URL"},
+		{"login oidc {\nissuer https://id.example.com\nclient_id x\nredirect_url https://app.example.com/cb?x=1\n}", "no query"},
+		{"login oidc {\nissuer https://id.example.com\nclient_id x\nredirect_url https://app.example.com/cb\nredirect_path /other\n}", "set one of them"},
 	} {
 		err := new(Handler).UnmarshalCaddyfile(caddyfile.NewTestDispenser("session {\nsecret {env.S}\n" + tc.block + "\n}"))
 		if err == nil || !strings.Contains(err.Error(), tc.wantErr) {

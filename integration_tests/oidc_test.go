@@ -649,3 +649,26 @@ func TestOIDCBackChannelLogout(t *testing.T) {
 		}
 	}
 }
+
+// TestOIDCRedirectURL: behind a proxy that ends TLS, the provider is given
+// the configured redirect_url, not one made from the request, and the
+// callback is served at its path.
+func TestOIDCRedirectURL(t *testing.T) {
+	p := startProvider(t, nil)
+	gw := oidcGateway(t, p, p.Issuer(), "", "redirect_url https://app.example.com/auth/cb")
+	waitForLogin(t, gw)
+	b := newBrowser(t)
+	b.stopAt = "https://app.example.com/"
+	p.QueueUser(&mockoidc.MockUser{Subject: "carol-3"})
+	resp, _ := b.get(t, gw.URL+"/_session/login?next=/app")
+	back, _ := url.Parse(resp.Header.Get("Location"))
+	if resp.StatusCode != http.StatusFound || back.Host != "app.example.com" || back.Path != "/auth/cb" {
+		t.Fatalf("the provider sent the browser to %q (%d)", back, resp.StatusCode)
+	}
+	// The TLS-ending proxy hands the callback on to Caddy.
+	b.stopAt = ""
+	resp, body := b.get(t, gw.URL+back.RequestURI())
+	if resp.StatusCode != 200 || resp.Request.URL.Path != "/app" || !strings.Contains(body, `"uid":"carol-3"`) {
+		t.Errorf("after the callback: %d at %s: %s", resp.StatusCode, resp.Request.URL, body)
+	}
+}
