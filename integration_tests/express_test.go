@@ -3,7 +3,6 @@ package integration_tests
 import (
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -59,28 +58,7 @@ func startExpress(t *testing.T, keys ...string) string {
 	if len(keys) > 1 {
 		cmd.Env = append(cmd.Env, "EXPRESS_OLD_SECRET="+keys[1])
 	}
-	var log strings.Builder
-	cmd.Stdout, cmd.Stderr = &log, &log
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-		if t.Failed() {
-			t.Logf("express log:\n%s", log.String())
-		}
-	})
-	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	for deadline := time.Now().Add(expressStartTimeout); ; time.Sleep(50 * time.Millisecond) {
-		if c, err := net.Dial("tcp", addr); err == nil {
-			c.Close()
-			return addr
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("express did not start")
-		}
-	}
+	return startApp(t, "express", cmd, port, expressStartTimeout)
 }
 
 // startExpressGateway puts the gateway, with the cookie-session codec, in

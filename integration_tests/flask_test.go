@@ -3,7 +3,6 @@ package integration_tests
 import (
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -41,28 +40,7 @@ func startFlask(t *testing.T) string {
 	port := freePort(t)
 	cmd := exec.Command(debianPython, "flaskapp/app.py", fmt.Sprint(port))
 	cmd.Env = append(os.Environ(), "FLASK_SECRET_KEY="+flaskSecret, "FLASK_SECRET_KEY_FALLBACKS="+flaskOldSecret, "PYTHONDONTWRITEBYTECODE=1")
-	var log strings.Builder
-	cmd.Stdout, cmd.Stderr = &log, &log
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-		if t.Failed() {
-			t.Logf("flask log:\n%s", log.String())
-		}
-	})
-	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-		if c, err := net.Dial("tcp", addr); err == nil {
-			c.Close()
-			return addr
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("flask did not start:\n%s", log.String())
-		}
-	}
+	return startApp(t, "flask", cmd, port, 15*time.Second)
 }
 
 // startFlaskGateway puts the gateway, with the flask codec, in front of a

@@ -256,3 +256,32 @@ func noProtocolHeaders(t *testing.T, where string, h http.Header) {
 		}
 	}
 }
+
+// startApp runs cmd, an app that listens on port, until the test ends, and
+// waits up to timeout for the port to accept connections; it returns the
+// app's host:port. The app's output is logged if the test fails.
+func startApp(t *testing.T, name string, cmd *exec.Cmd, port int, timeout time.Duration) string {
+	t.Helper()
+	var log strings.Builder
+	cmd.Stdout, cmd.Stderr = &log, &log
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		if t.Failed() {
+			t.Logf("%s log:\n%s", name, log.String())
+		}
+	})
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	for deadline := time.Now().Add(timeout); ; time.Sleep(50 * time.Millisecond) {
+		if c, err := net.Dial("tcp", addr); err == nil {
+			c.Close()
+			return addr
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s did not start", name)
+		}
+	}
+}

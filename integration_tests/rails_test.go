@@ -3,7 +3,6 @@ package integration_tests
 import (
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -43,28 +42,7 @@ func startRails(t *testing.T) string {
 	port := freePort(t)
 	cmd := exec.Command(debianRuby, "railsapp/app.rb", fmt.Sprint(port))
 	cmd.Env = append(os.Environ(), "SECRET_KEY_BASE="+railsSecret, "OLD_SECRET_KEY_BASE="+railsOldSecret)
-	var log strings.Builder
-	cmd.Stdout, cmd.Stderr = &log, &log
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-		if t.Failed() {
-			t.Logf("rails log:\n%s", log.String())
-		}
-	})
-	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	for deadline := time.Now().Add(railsStartTimeout); ; time.Sleep(50 * time.Millisecond) {
-		if c, err := net.Dial("tcp", addr); err == nil {
-			c.Close()
-			return addr
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("rails did not start")
-		}
-	}
+	return startApp(t, "rails", cmd, port, railsStartTimeout)
 }
 
 // startRailsGateway puts the gateway, with the rails codec, in front of a
