@@ -15,6 +15,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/sessiongate/caddy-session/internal/redistest"
 )
 
 // The secrets of the test configurations. The tests also seal cookies
@@ -52,21 +54,8 @@ func TestMain(m *testing.M) {
 func freePort(t *testing.T) int { return freePorts(t, 1)[0] }
 
 // freePorts returns n distinct loopback TCP ports that were free a moment
-// ago. They are held open together until all are chosen: one at a time,
-// the kernel may hand out the same port twice.
-func freePorts(t *testing.T, n int) []int {
-	t.Helper()
-	var ports []int
-	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer l.Close()
-		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
-	}
-	return ports
-}
+// ago, as redistest chooses its servers' ports.
+func freePorts(t *testing.T, n int) []int { return redistest.FreePorts(t, n) }
 
 // gateway is one running Caddy process.
 type gateway struct {

@@ -46,7 +46,7 @@ func StartCluster(t testing.TB) *Cluster {
 	t.Helper()
 	need(t, "redis-server", "redis-server")
 	c := &Cluster{}
-	for _, port := range freePorts(t, 3) {
+	for _, port := range FreePorts(t, 3) {
 		// The nodes file lives in the server's own directory (--dir).
 		s := newServer(t, port, []string{"--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf", "--cluster-node-timeout", "2000"})
 		s.Restart()

@@ -46,7 +46,7 @@ func Start(t testing.TB) *Server {
 func StartWithPassword(t testing.TB, password string) *Server {
 	t.Helper()
 	need(t, "redis-server", "redis-server")
-	s := newServer(t, freePorts(t, 1)[0], []string{"--requirepass", password})
+	s := newServer(t, FreePorts(t, 1)[0], []string{"--requirepass", password})
 	s.password = password
 	s.Restart()
 	return s
@@ -67,7 +67,7 @@ func need(t testing.TB, program, pkg string) {
 func start(t testing.TB, args []string) *Server {
 	t.Helper()
 	need(t, "redis-server", "redis-server")
-	s := newServer(t, freePorts(t, 1)[0], args)
+	s := newServer(t, FreePorts(t, 1)[0], args)
 	s.Restart()
 	return s
 }
@@ -80,9 +80,9 @@ func newServer(t testing.TB, port int, args []string) *Server {
 	return s
 }
 
-// freePorts returns n distinct loopback ports that were free a moment ago,
+// FreePorts returns n distinct loopback ports that were free a moment ago,
 // held open together while they are chosen so that none comes twice.
-func freePorts(t testing.TB, n int) []int {
+func FreePorts(t testing.TB, n int) []int {
 	t.Helper()
 	var ports []int
 	for range n {

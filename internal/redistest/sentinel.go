@@ -64,7 +64,7 @@ func StartSentinelGroup(t testing.TB, masterName string, options ...SentinelOpti
 	for _, o := range options {
 		o(g)
 	}
-	ports := freePorts(t, 5)
+	ports := FreePorts(t, 5)
 	// Either may be the master: neither waits for more replicas before a
 	// full sync (five seconds by default).
 	auth := []string{"--repl-diskless-sync-delay", "0"}

@@ -88,7 +88,7 @@ func StartTLS(t testing.TB) *TLSServer {
 	t.Helper()
 	need(t, "redis-server", "redis-server")
 	c := NewCertificates(t)
-	port := freePorts(t, 1)[0]
+	port := FreePorts(t, 1)[0]
 	s := &TLSServer{Certificates: c}
 	s.Server = newServer(t, port, []string{"--port", "0", "--tls-port", strconv.Itoa(port),
 		"--tls-cert-file", c.ServerCert, "--tls-key-file", c.ServerKey,
