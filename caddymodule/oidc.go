@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"cmp"
 	"context"
+	"crypto/hkdf"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/hex"
@@ -229,7 +230,6 @@ func (h *Handler) provisionOIDC(ctx caddy.Context, sessionSecret []byte, cookieN
 		cookiePath:   callbackPath,
 		preLoginPath: callbackPath,
 		secure:       h.CookieSecure,
-		codec:        securecookie.New(deriveKey(sessionSecret, "oidc pre-login hash"), deriveKey(sessionSecret, "oidc pre-login block")),
 		logger:       h.logger.Named("oidc"),
 		client:       &http.Client{Timeout: 10 * time.Second},
 		ctx:          ctx,
@@ -237,18 +237,31 @@ func (h *Handler) provisionOIDC(ctx caddy.Context, sessionSecret []byte, cookieN
 	if strings.HasPrefix(strings.ToLower(cookieName), "__host-") {
 		o.preLoginPath = "/" // the prefix requires it; browsers drop the cookie otherwise
 	}
-	o.codec.MaxAge(int(preLoginLifetime / time.Second))
-	o.codec.SetSerializer(securecookie.JSONEncoder{})
+	if o.codec, err = preLoginCodec(sessionSecret); err != nil {
+		return err
+	}
 	h.oidc = o
 	go o.discover()
 	return nil
 }
 
-// deriveKey makes a 32-byte key for purpose from the session secret, so
-// that the pre-login cookie never shares a key with the session cookie.
-func deriveKey(secret []byte, purpose string) []byte {
-	sum := sha256.Sum256(append([]byte("caddy-session "+purpose+"\x00"), secret...))
-	return sum[:]
+// preLoginCodec seals the pre-login cookies under keys derived from the
+// session secret with HKDF-SHA256, as the securecookie codec derives its
+// own, with info strings of their own: no key is shared with the session
+// cookie.
+func preLoginCodec(secret []byte) (*securecookie.SecureCookie, error) {
+	hashKey, err := hkdf.Key(sha256.New, secret, nil, "sessiongate oidc pre-login v1 hmac-sha256", 32)
+	if err != nil {
+		return nil, fmt.Errorf("login oidc: deriving the pre-login signing key: %w", err)
+	}
+	blockKey, err := hkdf.Key(sha256.New, secret, nil, "sessiongate oidc pre-login v1 aes-256", 32)
+	if err != nil {
+		return nil, fmt.Errorf("login oidc: deriving the pre-login encryption key: %w", err)
+	}
+	codec := securecookie.New(hashKey, blockKey)
+	codec.MaxAge(int(preLoginLifetime / time.Second))
+	codec.SetSerializer(securecookie.JSONEncoder{})
+	return codec, nil
 }
 
 // discover fetches the provider's discovery document, retrying with

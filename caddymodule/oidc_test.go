@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
-	"github.com/gorilla/securecookie"
 
 	"github.com/sessiongate/caddy-session/sessioncore"
 )
@@ -153,8 +152,10 @@ func TestLoginMutation(t *testing.T) {
 }
 
 func TestPreLoginCookieExpires(t *testing.T) {
-	codec := securecookie.New(deriveKey([]byte("secret"), "hash"), deriveKey([]byte("secret"), "block"))
-	codec.SetSerializer(securecookie.JSONEncoder{})
+	codec, err := preLoginCodec([]byte("secret"))
+	if err != nil {
+		t.Fatal(err)
+	}
 	value, err := codec.Encode("session_login", preLogin{State: "s"})
 	if err != nil {
 		t.Fatal(err)
@@ -165,7 +166,10 @@ func TestPreLoginCookieExpires(t *testing.T) {
 	if err := codec.Decode("session_login", value, &pl); err == nil {
 		t.Error("an expired pre-login cookie decoded")
 	}
-	other := securecookie.New(deriveKey([]byte("secret"), "oidc pre-login hash"), deriveKey([]byte("secret"), "oidc pre-login block"))
+	other, err := preLoginCodec([]byte("another secret"))
+	if err != nil {
+		t.Fatal(err)
+	}
 	if err := other.Decode("session_login", value, &pl); err == nil {
 		t.Error("a pre-login cookie decoded under other keys")
 	}
