@@ -510,7 +510,9 @@ func (o *oidcLogin) serveLogout(session *sessioncore.Session, w http.ResponseWri
 		// Another site must not log users out with a link or an image.
 		return caddyhttp.Error(http.StatusForbidden, errors.New("logout: cross-site request refused"))
 	}
-	if err := session.Clear(); err != nil && !session.IsNull() {
+	if err := session.Clear(); err != nil {
+		// A null session (the store is down): the stored session cannot be
+		// cleared, and the user must not be told it was.
 		return caddyhttp.Error(http.StatusServiceUnavailable, fmt.Errorf("logout: %w", err))
 	}
 	target := cmp.Or(o.cfg.PostLogoutRedirect, "/")
