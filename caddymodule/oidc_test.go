@@ -2,6 +2,9 @@ package caddymodule
 
 import (
 	"encoding/json"
+	"errors"
+	"net/http"
+	"net/http/httptest"
 	"reflect"
 	"strconv"
 	"strings"
@@ -172,5 +175,14 @@ func TestPreLoginCookieExpires(t *testing.T) {
 	}
 	if err := other.Decode("session_login", value, &pl); err == nil {
 		t.Error("a pre-login cookie decoded under other keys")
+	}
+}
+
+func TestLogoutWithTheStoreDown(t *testing.T) {
+	o := &oidcLogin{cfg: &OIDCLogin{}}
+	w := httptest.NewRecorder()
+	err := o.serveLogout(sessioncore.NewNullSession(errors.New("store down")), w, httptest.NewRequest("GET", "/_session/logout", nil))
+	if handlerStatus(err) != http.StatusServiceUnavailable || w.Header().Get("Location") != "" {
+		t.Errorf("logout with a null session: %v, Location %q", err, w.Header().Get("Location"))
 	}
 }
