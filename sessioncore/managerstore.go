@@ -32,6 +32,7 @@ func (m *Manager) load(ctx context.Context, cookie *Session, outcome Outcome) (*
 		return nil, OutcomeUnknownID, errors.New("the store does not know the session ID")
 	}
 	s := sessionFromPayload(values, cookie.created, m.form, nil)
+	s.splitPrivate()
 	s.id, s.issued = id, cookie.issued
 	return s, outcome, nil
 }
@@ -59,7 +60,7 @@ func (m *Manager) saveToStore(ctx context.Context, s *Session) (CookieAction, st
 		if id, err = newSessionID(); err != nil {
 			return CookieUntouched, "", fmt.Errorf("%w: %w", ErrStore, err)
 		}
-		changes = Changes{Create: true, Clear: true, Set: s.members()}
+		changes = Changes{Create: true, Clear: true, Set: s.storedMembers()}
 	}
 	changes.Owner = m.owner(s)
 	exists, err := m.store.Commit(ctx, id, changes, m.config.Lifetime)
@@ -67,7 +68,7 @@ func (m *Manager) saveToStore(ctx context.Context, s *Session) (CookieAction, st
 		// Memory pressure may have evicted the session while this request
 		// used it: the request holds all of it, so the store may put it
 		// back whole, with its changes, under the same ID.
-		if exists, err = ev.Restore(ctx, id, s.members(), changes, m.config.Lifetime); exists {
+		if exists, err = ev.Restore(ctx, id, s.storedMembers(), changes, m.config.Lifetime); exists {
 			m.logger.Warn("session evicted from the store while its request ran (max_sessions or max_memory); written back whole")
 		}
 	}

@@ -57,6 +57,9 @@ func (m *Mutation) SetReplace(raw []byte) error {
 	if err != nil {
 		return err
 	}
+	if err := checkReservedKeys(members); err != nil {
+		return err
+	}
 	m.replace, m.hasReplace = members, true
 	return nil
 }
@@ -66,6 +69,9 @@ func (m *Mutation) SetReplace(raw []byte) error {
 func (m *Mutation) AddUpdate(raw []byte) error {
 	members, err := parseObject(raw)
 	if err != nil {
+		return err
+	}
+	if err := checkReservedKeys(members); err != nil {
 		return err
 	}
 	m.updates = append(m.updates, members)

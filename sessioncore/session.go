@@ -78,6 +78,12 @@ type Session struct {
 	cleared bool
 	dirty   map[string]struct{}
 	renew   bool
+
+	// private holds the gateway's own values, by name, kept with the
+	// session by a server-side store and never among its values (see
+	// SetPrivate); privateDirty names those changed since it was opened.
+	private      map[string]json.RawMessage
+	privateDirty map[string]struct{}
 }
 
 // NewSession returns a new, empty session, as Flask's open_session does
@@ -171,6 +177,9 @@ func (s *Session) Set(key string, value json.RawMessage) error {
 	if err := s.checkAvailable(); err != nil {
 		return err
 	}
+	if reservedKey(key) {
+		return fmt.Errorf("session key %q: %w", key, ErrReservedKey)
+	}
 	// One level less: the value nests inside the session object, and a
 	// session deeper than MaxNestingDepth would not open again.
 	normalized, err := normalizeJSONDepth(value, MaxNestingDepth-1)
@@ -193,6 +202,7 @@ func (s *Session) Adopt(values map[string]json.RawMessage) error {
 	if s.values == nil {
 		s.values = map[string]json.RawMessage{}
 	}
+	maps.DeleteFunc(s.values, func(k string, _ json.RawMessage) bool { return reservedKey(k) })
 	s.touchAll()
 	return nil
 }
@@ -214,12 +224,14 @@ func (s *Session) Renew() error {
 	return nil
 }
 
-// changes returns what changed since the session was opened, key by key.
+// changes returns what changed since the session was opened, key by key,
+// private values included.
 func (s *Session) changes() Changes {
 	if s.cleared {
-		return Changes{Clear: true, Set: maps.Clone(s.members())}
+		return Changes{Clear: true, Set: maps.Clone(s.storedMembers())}
 	}
 	var c Changes
+	s.addPrivateChanges(&c)
 	for k := range s.dirty {
 		if v, ok := s.members()[k]; ok {
 			if c.Set == nil {
@@ -272,13 +284,14 @@ func (s *Session) Delete(key string) error {
 	return nil
 }
 
-// Clear removes every key and marks the session modified, even when it was
-// already empty, as Flask's clear does.
+// Clear removes every key, and every private value, and marks the session
+// modified, even when it was already empty, as Flask's clear does.
 func (s *Session) Clear() error {
 	if err := s.checkAvailable(); err != nil {
 		return err
 	}
 	s.values = map[string]json.RawMessage{} // not clear: unsplit values would come back from raw
+	s.private, s.privateDirty = nil, nil
 	s.touchAll()
 	return nil
 }

@@ -1,0 +1,126 @@
+package sessioncore
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strings"
+	"testing"
+)
+
+func TestPrivateValues(t *testing.T) {
+	ctx := context.Background()
+	clock := &testClock{t: testEpoch}
+	store := newMapStore()
+	codec, _ := NewSecureCookieCodec(testSecret)
+	manager, err := NewManager(DefaultConfig(), codec, WithClock(clock.Now), WithStore(store))
+	if err != nil {
+		t.Fatal(err)
+	}
+	save := func(s *Session) string {
+		t.Helper()
+		h := http.Header{}
+		if _, err := manager.Save(ctx, s, h); err != nil {
+			t.Fatal(err)
+		}
+		if h.Get("Set-Cookie") == "" {
+			return ""
+		}
+		return cookieValue(t, h, "session")
+	}
+	open := func(cookie string) *Session {
+		t.Helper()
+		s, outcome := manager.Open(requestWithCookie("session", cookie))
+		if outcome != OutcomeValid {
+			t.Fatalf("open: %s", outcome)
+		}
+		return s
+	}
+
+	s, _ := manager.Open(requestWithCookie("session", ""))
+	must(t, s.Set("user", json.RawMessage(`"alice"`)))
+	must(t, s.SetPrivate("oidc", json.RawMessage(`{"access_token": "a1"}`)))
+	cookie := save(s)
+	firstID := s.ID()
+
+	// Stored beside the values, never among them.
+	stored, _, _ := store.Load(ctx, firstID)
+	if string(stored[PrivatePrefix+"oidc"]) != `{"access_token":"a1"}` {
+		t.Fatalf("stored %q", stored)
+	}
+	s = open(cookie)
+	if s.String() != `{"user":"alice"}` || s.Len() != 1 {
+		t.Errorf("the private value shows among the values: %s", s)
+	}
+	if v, ok := s.Private("oidc"); !ok || string(v) != `{"access_token":"a1"}` {
+		t.Errorf("private value %s %v", v, ok)
+	}
+
+	// A private change alone is saved, key by key.
+	must(t, s.SetPrivate("oidc", json.RawMessage(`{"access_token":"a2"}`)))
+	if !s.Modified() || !s.Accessed() {
+		t.Error("a private change does not mark the session modified and accessed")
+	}
+	save(s)
+	if v, _ := open(cookie).Private("oidc"); string(v) != `{"access_token":"a2"}` {
+		t.Errorf("after a private change: %s", v)
+	}
+
+	// A replacement by an upstream keeps it; renewal carries it to the new
+	// ID.
+	s = open(cookie)
+	m := new(Mutation)
+	must(t, m.SetReplace([]byte(`{"user":"alice","cart":[1]}`)))
+	m.SetRenew()
+	must(t, s.Apply(m))
+	cookie = save(s)
+	if s.ID() == firstID {
+		t.Fatal("not renewed")
+	}
+	if v, _ := open(cookie).Private("oidc"); string(v) != `{"access_token":"a2"}` {
+		t.Errorf("after a replacement and renewal: %s", v)
+	}
+
+	// Removing it deletes its field only.
+	s = open(cookie)
+	must(t, s.SetPrivate("oidc", nil))
+	save(s)
+	if _, ok := open(cookie).Private("oidc"); ok {
+		t.Error("a removed private value came back")
+	}
+	s = open(cookie)
+	must(t, s.SetPrivate("oidc", json.RawMessage(`1`)))
+	save(s)
+
+	// Clearing the session takes the private values with it.
+	s = open(cookie)
+	must(t, s.Clear())
+	save(s)
+	if store.Len() != 0 {
+		t.Errorf("a cleared session left %d stored", store.Len())
+	}
+}
+
+func TestReservedKeys(t *testing.T) {
+	for _, patch := range []string{`{"\u0000oidc":"x"}`, `{"a":1,"\u0000":null}`} {
+		m := new(Mutation)
+		if err := m.AddUpdate([]byte(patch)); !errors.Is(err, ErrReservedKey) {
+			t.Errorf("update %s: %v", patch, err)
+		}
+		if err := m.SetReplace([]byte(patch)); !errors.Is(err, ErrReservedKey) {
+			t.Errorf("replace %s: %v", patch, err)
+		}
+	}
+	s := NewSession()
+	if err := s.Set(PrivatePrefix+"oidc", json.RawMessage(`1`)); !errors.Is(err, ErrReservedKey) {
+		t.Errorf("Set: %v", err)
+	}
+	must(t, s.Adopt(map[string]json.RawMessage{"a": json.RawMessage(`1`), PrivatePrefix + "x": json.RawMessage(`2`)}))
+	if strings.Contains(s.String(), `\u0000`) || s.Len() != 1 {
+		t.Errorf("Adopt kept a reserved key: %s", s)
+	}
+	if err := NewNullSession(nil).SetPrivate("x", json.RawMessage(`1`)); !errors.Is(err, ErrUnavailable) {
+		t.Errorf("null session: %v", err)
+	}
+}
