@@ -36,6 +36,8 @@ type Gateway struct {
 	assertionName                     string // the assertion's request header
 	view                              *View
 	rules                             *WriteRules
+	onOpen                            func(r *http.Request, s *Session)
+	ownHeaders                        []string
 }
 
 // GatewayConfig configures a Gateway.
@@ -79,6 +81,13 @@ type GatewayConfig struct {
 	// WriteRules what it may change (see WriteRules).
 	View       *View
 	WriteRules *WriteRules
+	// OnOpen, when set, is called with each request's session once it is
+	// open (never a null one), before anything of it is handed to the
+	// upstream: a login refreshes its tokens there, or ends. It may set
+	// the request headers named in OwnHeaders, which are removed, in
+	// every spelling, from what the client sent.
+	OnOpen     func(r *http.Request, s *Session)
+	OwnHeaders []string
 }
 
 // ForwardHeader sends the session value under Key to the upstream in the
@@ -113,6 +122,15 @@ func NewGateway(manager *Manager, c GatewayConfig) (*Gateway, error) {
 		}
 	}
 	g.forward = slices.Clone(c.Forward)
+	for _, h := range c.OwnHeaders {
+		if err := g.checkForwardHeader(ForwardHeader{Key: "-", Header: h}); err != nil {
+			return nil, err
+		}
+		if slices.ContainsFunc(c.Forward, func(e ForwardHeader) bool { return SameHeaderName(e.Header, h) }) {
+			return nil, fmt.Errorf("header %s is both forwarded and the gateway's own", h)
+		}
+	}
+	g.onOpen, g.ownHeaders = c.OnOpen, slices.Clone(c.OwnHeaders)
 	if err := checkMigrations(manager, c.Migrations); err != nil {
 		return nil, err
 	}
@@ -183,6 +201,9 @@ func (g *Gateway) Arrive(r *http.Request, response http.Header) Arrival {
 		// The page depends on the cookie all the same: a shared cache
 		// must not hand this anonymous answer to users with sessions.
 		AddVaryCookie(response)
+	}
+	if g.onOpen != nil && !s.IsNull() {
+		g.onOpen(r, s)
 	}
 
 	// The upstream is handed the whole session, so it counts as accessed:
@@ -340,14 +361,17 @@ func (g *Gateway) stripOwned(header http.Header) {
 }
 
 // stripForwarded removes every spelling of the forwarded identity headers,
-// and of an assertion header outside the protocol, from the header map and
-// from the Connection and Trailer lists.
+// of an assertion header outside the protocol and of the headers OnOpen
+// sets, from the header map and from the Connection and Trailer lists.
 func (g *Gateway) stripForwarded(header http.Header) {
 	for _, f := range g.forward {
 		stripHeader(header, f.Header)
 	}
 	if g.assertionName != "" && !g.protocol.Owns(g.assertionName) {
 		stripHeader(header, g.assertionName)
+	}
+	for _, h := range g.ownHeaders {
+		stripHeader(header, h)
 	}
 }
 

@@ -277,3 +277,51 @@ func TestMigrationKeepsTheLegacyCookieInStep(t *testing.T) {
 		t.Errorf("the legacy cookie written alongside: %s %s", outcome, s)
 	}
 }
+
+// OnOpen sees the open session before anything of it goes upstream, and
+// sets its own headers, which a client can never send.
+func TestOnOpenAndOwnHeaders(t *testing.T) {
+	var opened []string
+	g, manager := newTestGateway(t, nil, GatewayConfig{
+		OwnHeaders: []string{"Authorization"},
+		OnOpen: func(r *http.Request, s *Session) {
+			opened = append(opened, s.String())
+			if user, ok := s.Text("user"); ok {
+				r.Header.Set("Authorization", "Bearer token-of-"+user)
+			}
+			_ = s.Set("seen", []byte("true")) // what it changes is what the upstream sees
+		},
+	})
+	cookie := issue(t, manager, `{"user":"alice"}`)
+	r := httptest.NewRequest("GET", "/", nil)
+	r.Header.Set("Cookie", "session="+cookie)
+	r.Header["authorization"] = []string{"Bearer forged"}
+	r.Header.Set("Connection", "authorization")
+	g.Arrive(r, http.Header{})
+	if got := r.Header.Values("Authorization"); len(got) != 1 || got[0] != "Bearer token-of-alice" {
+		t.Errorf("Authorization %q", got)
+	}
+	if _, ok := r.Header["authorization"]; ok || strings.Contains(r.Header.Get("Connection"), "authorization") {
+		t.Errorf("the client's own header survived: %v", r.Header)
+	}
+	if r.Header.Get("X-Session") != `{"seen":true,"user":"alice"}` || len(opened) != 1 || opened[0] != `{"user":"alice"}` {
+		t.Errorf("X-Session %s after OnOpen saw %q", r.Header.Get("X-Session"), opened)
+	}
+
+	// No session: OnOpen sees an empty one, and the client's header goes.
+	r = httptest.NewRequest("GET", "/", nil)
+	r.Header.Set("Authorization", "Bearer forged")
+	g.Arrive(r, http.Header{})
+	if r.Header.Get("Authorization") != "" {
+		t.Errorf("a forged Authorization reached the upstream")
+	}
+
+	for _, own := range []string{"X-Session-Token", "Bad Header"} {
+		if _, err := NewGateway(manager, GatewayConfig{OwnHeaders: []string{own}}); err == nil {
+			t.Errorf("own header %q accepted", own)
+		}
+	}
+	if _, err := NewGateway(manager, GatewayConfig{OwnHeaders: []string{"X-User"}, Forward: []ForwardHeader{{Key: "user", Header: "x-user"}}}); err == nil {
+		t.Error("a header both forwarded and the gateway's own was accepted")
+	}
+}
