@@ -1,14 +1,19 @@
 package caddymodule
 
 import (
+	"context"
+	"encoding/json"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
+
+	"github.com/sessiongate/caddy-session/sessioncore"
 )
 
 // nullWriter is a ResponseWriter that keeps only its header.
@@ -39,6 +44,13 @@ func BenchmarkHandler(b *testing.B) {
 	// The provider is never reached: an ordinary request only checks its
 	// path against the login's.
 	oidcLogin := func(h *Handler) { h.Login = &Login{OIDC: &OIDCLogin{Issuer: "http://127.0.0.1:1/oidc", ClientID: "c"}} }
+	memoryStore := func(h *Handler) { h.Store = &StoreConfig{Type: storeMemory} }
+	// A login's tokens kept in the store, the access token forwarded: the
+	// sizes of a typical provider's JWTs.
+	oidcTokensKept := func(h *Handler) {
+		memoryStore(h)
+		h.Login = &Login{OIDC: &OIDCLogin{Issuer: "http://127.0.0.1:1/oidc", ClientID: "c", ForwardAccessToken: "Authorization", Claims: map[string]string{"sub": "user_id"}}}
+	}
 	for _, tc := range []struct {
 		name, session string
 		configure     func(*Handler)
@@ -50,6 +62,8 @@ func BenchmarkHandler(b *testing.B) {
 		{"read, login oidc", `{"role":"editor","user_id":"u-12345","pad":"` + pad + `"}`, oidcLogin},
 		{"read, revocation map", `{"role":"editor","user_id":"u-12345","pad":"` + pad + `"}`, revocationMap},
 		{"refresh", `{"_permanent":true,"role":"editor","user_id":"u-12345","pad":"` + pad + `"}`, nil},
+		{"read, memory store", `{"role":"editor","user_id":"u-12345","pad":"` + pad + `"}`, memoryStore},
+		{"read, memory store, oidc tokens", `{"role":"editor","user_id":"u-12345","pad":"` + pad + `"}`, oidcTokensKept},
 	} {
 		b.Run(tc.name, func(b *testing.B) {
 			h := newTestHandler(b, tc.configure)
@@ -58,6 +72,9 @@ func BenchmarkHandler(b *testing.B) {
 			cookie := "theme=dark"
 			if tc.session != "" {
 				cookie += "; session=" + login(b, h, tc.session).Value
+			}
+			if h.oidc != nil && h.oidc.forwardHeader != "" {
+				keepBenchTokens(b, h, cookie)
 			}
 			w := &nullWriter{header: http.Header{}}
 			server := &caddyhttp.Server{}
@@ -78,5 +95,28 @@ func BenchmarkHandler(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// keepBenchTokens stores a login's tokens, of typical sizes, in the
+// session of cookie, as a login would have.
+func keepBenchTokens(b *testing.B, h *Handler, cookie string) {
+	var id string
+	r := httptest.NewRequest("GET", "/", nil)
+	r.Header.Set("Cookie", cookie)
+	if _, err := serve(h, newRecorder(), r, func(w http.ResponseWriter, r *http.Request) error {
+		id = r.Header.Get("X-Session-Id")
+		return nil
+	}); err != nil || id == "" {
+		b.Fatalf("no session ID (%v)", err)
+	}
+	jwt := func(n int) string { return "eyJhbGciOiJSUzI1NiJ9." + strings.Repeat("a", n) + ".sig" }
+	tokens, _ := json.Marshal(oidcTokens{
+		Sub: "u-12345", SID: "provider-session", AccessToken: jwt(800), TokenType: "Bearer", RefreshToken: jwt(700),
+		Expiry: time.Now().Add(time.Hour), RefreshAt: time.Now().Add(59 * time.Minute), IDToken: jwt(900),
+	})
+	changes := sessioncore.Changes{Set: map[string]json.RawMessage{sessioncore.PrivatePrefix + oidcPrivate: tokens}}
+	if exists, err := h.store.Commit(context.Background(), id, changes, time.Hour); err != nil || !exists {
+		b.Fatalf("storing the tokens: %v", err)
 	}
 }

@@ -202,6 +202,7 @@ type Handler struct {
 	logger             *zap.Logger
 	asserter           *sessioncore.Asserter // with sign_upstream
 	oidc               *oidcLogin            // with login oidc
+	store              sessioncore.Store     // nil for the cookie store
 	jwksPath           string                // where the site serves its keys
 }
 
@@ -278,17 +279,18 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if h.migrations, err = h.legacyFormats(cfg); err != nil {
 		return err
 	}
-	if h.gateway, err = h.newGateway(); err != nil {
-		return err
-	}
 	if h.Login != nil && h.Login.OIDC != nil {
 		secret, _, _, err := h.secrets()
 		if err != nil {
 			return err
 		}
-		return h.provisionOIDC(ctx, secret, cfg.CookieName)
+		if err := h.provisionOIDC(ctx, secret, cfg, store.Store); err != nil {
+			return err
+		}
 	}
-	return nil
+	h.store = store.Store
+	h.gateway, err = h.newGateway()
+	return err
 }
 
 // provisionCodec reads the secrets and makes the configured codec.
@@ -399,6 +401,12 @@ func (h *Handler) newGateway() (*sessioncore.Gateway, error) {
 	for _, f := range h.Forward {
 		c.Forward = append(c.Forward, sessioncore.ForwardHeader{Key: f.Key, Header: f.Header})
 	}
+	if h.oidc != nil && h.oidc.store != nil {
+		c.OnOpen = h.oidc.onOpen // refreshes and forwards the login's tokens
+		if h.oidc.forwardHeader != "" {
+			c.OwnHeaders = []string{h.oidc.forwardHeader}
+		}
+	}
 	if h.CSRFProtection != nil {
 		c.CrossOrigin = http.NewCrossOriginProtection()
 		for _, origin := range h.CSRFProtection.TrustedOrigins {
@@ -452,7 +460,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		case "login":
 			return h.oidc.serveLogin(w, r) // before the session: a login does not touch it
 		case "backchannel":
-			return h.oidc.serveBackChannelLogout(w, r, h.revokeUser)
+			return h.oidc.serveBackChannelLogout(w, r, h.endProviderSession)
 		}
 	}
 	arrival := h.gateway.Arrive(r, w.Header())
@@ -503,9 +511,47 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	return nil
 }
 
-// revokeUser voids every session of user created up to now.
-func (h *Handler) revokeUser(ctx context.Context, user string) error {
-	return h.sessions.RevokeUser(ctx, user, sessioncore.EndOfSecond(time.Now()))
+// endProviderSession ends the sessions a back-channel logout names. With
+// a sid and a store that keeps the login's tokens, only the sessions of
+// that provider session end (a sid alone names its user through the link
+// the login left); otherwise every session of the user does, through the
+// revocation map and the store's user index.
+func (h *Handler) endProviderSession(ctx context.Context, user, sid string) error {
+	if user == "" {
+		var err error
+		if user, err = h.oidc.sidUser(ctx, sid); err != nil || user == "" {
+			return err // no link: no session of that sid through this gateway
+		}
+	}
+	index, indexed := h.store.(sessioncore.UserIndex)
+	var errs []error
+	if h.RevocationStore != nil && (sid == "" || !indexed) {
+		errs = append(errs, h.sessions.RevokeUser(ctx, user, sessioncore.EndOfSecond(time.Now())))
+	}
+	if !indexed {
+		return errors.Join(errs...)
+	}
+	infos, err := index.Sessions(ctx, user)
+	if err != nil {
+		return errors.Join(append(errs, err)...)
+	}
+	for _, info := range infos {
+		if sid != "" {
+			values, found, err := h.store.Load(ctx, info.ID)
+			if err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			t := parseTokens(values[sessioncore.PrivatePrefix+oidcPrivate])
+			if !found || t == nil || t.SID != sid {
+				continue
+			}
+		}
+		if _, err := h.store.Delete(ctx, info.ID); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // Cleanup releases the handler's share of its session store.

@@ -27,6 +27,7 @@ var metrics = struct {
 	oidcLogins      prometheus.Counter
 	oidcFailures    counters
 	oidcBackChannel counters
+	oidcRefreshes   counters
 	cookieSize      prometheus.Histogram
 	storeDuration   *prometheus.HistogramVec
 	storeErrors     *prometheus.CounterVec
@@ -71,6 +72,10 @@ var metrics = struct {
 		Namespace: "caddy", Subsystem: "session", Name: "oidc_backchannel_logouts_total",
 		Help: "Back-channel logout requests from the OpenID provider, by result: revoked, rejected, failed (the revocation could not be saved), unavailable.",
 	}, "result", "revoked", "rejected", "failed", "unavailable"),
+	oidcRefreshes: newCounters(prometheus.CounterOpts{
+		Namespace: "caddy", Subsystem: "session", Name: "oidc_token_refreshes_total",
+		Help: "Refreshes of a login's access token (store modes), by result: refreshed, superseded (another request or instance refreshed it first), refused (the login ends), failed (the provider could not be reached; tried again on the next request).",
+	}, "result", "refreshed", "superseded", "refused", "failed"),
 	cookieSize: prometheus.NewHistogram(prometheus.HistogramOpts{
 		Namespace: "caddy", Subsystem: "session", Name: "cookie_size_bytes",
 		Help:    "Size of the Set-Cookie lines that carry a session.",
@@ -119,7 +124,7 @@ func registerMetrics(registry *prometheus.Registry) error {
 	if registry == nil {
 		return nil
 	}
-	for _, c := range []prometheus.Collector{metrics.opened.vec, metrics.cookies.vec, metrics.mutations.vec, metrics.withheld.vec, metrics.evictions.vec, metrics.revocations.vec, metrics.indexUsers, metrics.oidcLogins, metrics.oidcFailures.vec, metrics.oidcBackChannel.vec,
+	for _, c := range []prometheus.Collector{metrics.opened.vec, metrics.cookies.vec, metrics.mutations.vec, metrics.withheld.vec, metrics.evictions.vec, metrics.revocations.vec, metrics.indexUsers, metrics.oidcLogins, metrics.oidcFailures.vec, metrics.oidcBackChannel.vec, metrics.oidcRefreshes.vec,
 		metrics.cookieSize, metrics.storeDuration, metrics.storeErrors} {
 		if err := registry.Register(c); err != nil && !errors.As(err, new(prometheus.AlreadyRegisteredError)) {
 			return err

@@ -83,6 +83,12 @@ type OIDCLogin struct {
 	// Needs user_key, revocation_store, and sub mapped to user_key.
 	// Default: off.
 	BackChannelLogoutPath string `json:"backchannel_logout_path,omitempty"`
+	// The request header that hands the login's access token to the
+	// upstream ("Bearer <token>" in Authorization, the token alone in any
+	// other header). Only with a memory or Redis store, which keeps the
+	// tokens; a client's own header of that name is always removed.
+	// Default: off.
+	ForwardAccessToken string `json:"forward_access_token,omitempty"`
 }
 
 // The defaults of OIDCLogin's paths and scopes.
@@ -139,6 +145,14 @@ type oidcLogin struct {
 	usedStates   usedTokens      // states of finished logins
 	usedJTIs     usedTokens      // jti of logout tokens taken
 	ctx          context.Context // the config's: discovery stops when it unloads
+
+	// With a memory or Redis store, the tokens are kept (see oidcTokens).
+	store         sessioncore.Store // nil in cookie mode
+	lifetime      time.Duration     // the sessions', for the sid links
+	linkKey       []byte            // derives the sid links' IDs
+	forwardHeader string
+	refresher     refresher
+	parsed        parsedTokens
 }
 
 // discoveredProvider is the provider as its discovery document describes it.
@@ -187,7 +201,8 @@ func (c *OIDCLogin) validate() error {
 // provisionOIDC sets up the login: its secrets, the pre-login cookie's
 // keys (derived from the session secret), and discovery, which runs in the
 // background so that Caddy starts while the provider is down.
-func (h *Handler) provisionOIDC(ctx caddy.Context, sessionSecret []byte, cookieName string) error {
+func (h *Handler) provisionOIDC(ctx caddy.Context, sessionSecret []byte, session sessioncore.Config, store sessioncore.Store) error {
+	cookieName := session.CookieName
 	c := h.Login.OIDC
 	if err := c.validate(); err != nil {
 		return err
@@ -209,8 +224,12 @@ func (h *Handler) provisionOIDC(ctx caddy.Context, sessionSecret []byte, cookieN
 	if len(claims) == 0 {
 		claims = map[string]string{"sub": cmp.Or(h.UserKey, "sub")}
 	}
-	if c.BackChannelLogoutPath != "" && (h.UserKey == "" || h.RevocationStore == nil || claims["sub"] != h.UserKey) {
-		return errors.New("login oidc: backchannel_logout_path revokes a user's sessions by the logout token's sub: it needs user_key, revocation_store, and the sub claim mapped to user_key")
+	_, indexed := store.(sessioncore.UserIndex)
+	if c.BackChannelLogoutPath != "" && (h.UserKey == "" || claims["sub"] != h.UserKey || h.RevocationStore == nil && !indexed) {
+		return errors.New("login oidc: backchannel_logout_path ends a user's sessions by the logout token's sub or sid: it needs user_key, the sub claim mapped to user_key, and a memory or Redis store or a revocation_store")
+	}
+	if c.ForwardAccessToken != "" && store == nil {
+		return errors.New("login oidc: forward_access_token needs a memory or Redis store, which keeps the tokens server side; the cookie store keeps none")
 	}
 	scopes := c.Scopes
 	if len(scopes) == 0 {
@@ -239,6 +258,15 @@ func (h *Handler) provisionOIDC(ctx caddy.Context, sessionSecret []byte, cookieN
 	}
 	if o.codec, err = preLoginCodec(sessionSecret); err != nil {
 		return err
+	}
+	if c.ForwardAccessToken != "" && !strings.EqualFold(c.ForwardAccessToken, "Authorization") {
+		h.logger.Warn("login oidc: forward_access_token: Caddy's debug logs of reverse_proxy redact Authorization only; access tokens in another header appear in them", zap.String("header", c.ForwardAccessToken))
+	}
+	if store != nil {
+		o.store, o.lifetime, o.forwardHeader = store, session.Lifetime, c.ForwardAccessToken
+		if o.linkKey, err = hkdf.Key(sha256.New, sessionSecret, nil, "sessiongate oidc sid link v1", 32); err != nil {
+			return fmt.Errorf("login oidc: deriving the sid link key: %w", err)
+		}
 	}
 	h.oidc = o
 	go o.discover()
@@ -431,6 +459,7 @@ func (o *oidcLogin) serveCallback(session *sessioncore.Session, w http.ResponseW
 		return o.fail(http.StatusBadRequest, "state_replayed", errors.New("state already used"))
 	}
 	ctx := oidc.ClientContext(r.Context(), o.client)
+	issued := time.Now()
 	token, err := o.oauth2Config(p, r).Exchange(ctx, q.Get("code"), oauth2.VerifierOption(pl.Verifier))
 	if err != nil {
 		var refused *oauth2.RetrieveError
@@ -461,6 +490,11 @@ func (o *oidcLogin) serveCallback(session *sessioncore.Session, w http.ResponseW
 	}
 	if err := session.Apply(o.loginMutation(session, claims)); err != nil {
 		return o.fail(http.StatusServiceUnavailable, "session_refused", err)
+	}
+	if o.store != nil {
+		if err := o.keepLoginTokens(r.Context(), session, token, issued, idToken, claims); err != nil {
+			return o.fail(http.StatusServiceUnavailable, "session_refused", err)
+		}
 	}
 	metrics.oidcLogins.Inc()
 	w.Header().Set("Cache-Control", "no-store")
@@ -510,6 +544,7 @@ func (o *oidcLogin) serveLogout(session *sessioncore.Session, w http.ResponseWri
 		// Another site must not log users out with a link or an image.
 		return caddyhttp.Error(http.StatusForbidden, errors.New("logout: cross-site request refused"))
 	}
+	tokens := tokensOf(session) // store modes: the ID token names the login to end
 	if err := session.Clear(); err != nil {
 		// A null session (the store is down): the stored session cannot be
 		// cleared, and the user must not be told it was.
@@ -520,6 +555,9 @@ func (o *oidcLogin) serveLogout(session *sessioncore.Session, w http.ResponseWri
 		if u, err := url.Parse(p.endSession); err == nil {
 			q := u.Query()
 			q.Set("client_id", o.cfg.ClientID)
+			if tokens != nil && tokens.IDToken != "" {
+				q.Set("id_token_hint", tokens.IDToken)
+			}
 			if o.cfg.PostLogoutRedirect != "" {
 				q.Set("post_logout_redirect_uri", o.cfg.PostLogoutRedirect)
 			}
@@ -685,6 +723,8 @@ func parseLogin(p *caddyfileParser, d *caddyfile.Dispenser) error {
 			c.PostLogoutRedirect, err = singleArg(d)
 		case "backchannel_logout_path":
 			c.BackChannelLogoutPath, err = singleArg(d)
+		case "forward_access_token":
+			c.ForwardAccessToken, err = singleArg(d)
 		case "claims":
 			if d.NextArg() {
 				return d.ArgErr()
@@ -721,10 +761,11 @@ const maxLogoutRequest = 64 << 10
 
 // serveBackChannelLogout takes a logout token the provider POSTs, verifies
 // it (signature, issuer, audience, expiry as for an ID token; the logout
-// event; no nonce; a jti not seen before) and revokes every session of its
-// sub with revoke. Answers as the specification asks: 200 when done, 400
-// for a token that does not verify, 501 for one that names only a sid.
-func (o *oidcLogin) serveBackChannelLogout(w http.ResponseWriter, r *http.Request, revoke func(ctx context.Context, user string) error) error {
+// event; no nonce; a jti not seen before) and ends the sessions of its sub
+// or sid with end. Answers as the specification asks: 200 when done, 400
+// for a token that does not verify, 501 for one that names only a sid in
+// cookie mode.
+func (o *oidcLogin) serveBackChannelLogout(w http.ResponseWriter, r *http.Request, end func(ctx context.Context, sub, sid string) error) error {
 	w.Header().Set("Cache-Control", "no-store")
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", http.MethodPost)
@@ -763,21 +804,24 @@ func (o *oidcLogin) serveBackChannelLogout(w http.ResponseWriter, r *http.Reques
 		return o.refuseLogoutToken(http.StatusBadRequest, errors.New("a logout token must not have a nonce"))
 	case claims.JTI == "":
 		return o.refuseLogoutToken(http.StatusBadRequest, errors.New("a logout token must have a jti"))
-	case token.Subject == "":
-		// Sessions are indexed by user, not by the provider's sid.
+	case token.Subject == "" && claims.SID == "":
+		return o.refuseLogoutToken(http.StatusBadRequest, errors.New("a logout token must have a sub or a sid"))
+	case token.Subject == "" && o.store == nil:
+		// Cookie sessions hold no sid, and no link from a sid to its user
+		// is kept without a store.
 		metrics.oidcBackChannel.inc("rejected")
-		return caddyhttp.Error(http.StatusNotImplemented, errors.New("back-channel logout by sid alone is not supported; the provider must send sub"))
+		return caddyhttp.Error(http.StatusNotImplemented, errors.New("back-channel logout by sid alone needs a memory or Redis store; the provider must send sub"))
 	}
 	if !o.usedJTIs.claim(token.Issuer+"\x00"+claims.JTI, time.Now()) {
 		return o.refuseLogoutToken(http.StatusBadRequest, errors.New("logout token replayed"))
 	}
-	if err := revoke(r.Context(), token.Subject); err != nil {
+	if err := end(r.Context(), token.Subject, claims.SID); err != nil {
 		metrics.oidcBackChannel.inc("failed")
-		o.logger.Error("back-channel logout could not revoke the user's sessions", zap.Error(err))
+		o.logger.Error("back-channel logout could not end the sessions", zap.Error(err))
 		return caddyhttp.Error(http.StatusServiceUnavailable, errors.New("back-channel logout: the revocation cannot be saved"))
 	}
 	metrics.oidcBackChannel.inc("revoked")
-	o.logger.Info("back-channel logout revoked a user's sessions")
+	o.logger.Info("back-channel logout ended sessions", zap.Bool("by_sid", claims.SID != ""))
 	w.WriteHeader(http.StatusOK)
 	return nil
 }

@@ -64,6 +64,7 @@ func TestParseLogin(t *testing.T) {
 			logout_path /auth/logout
 			post_logout_redirect https://www.example.com/
 			backchannel_logout_path /auth/backchannel
+			forward_access_token X-Forwarded-Access-Token
 			claims {
 				sub uid
 				email email
@@ -77,7 +78,8 @@ func TestParseLogin(t *testing.T) {
 		Issuer: "https://id.example.com", ClientID: "gateway", ClientSecretFile: "/run/secrets/oidc",
 		Scopes: []string{"openid", "email"}, RedirectPath: "/auth/callback", LoginPath: "/auth/login",
 		LogoutPath: "/auth/logout", PostLogoutRedirect: "https://www.example.com/", BackChannelLogoutPath: "/auth/backchannel",
-		Claims: map[string]string{"sub": "uid", "email": "email"},
+		ForwardAccessToken: "X-Forwarded-Access-Token",
+		Claims:             map[string]string{"sub": "uid", "email": "email"},
 	}
 	if h.Login == nil || !reflect.DeepEqual(h.Login.OIDC, want) {
 		t.Errorf("parsed %+v, want %+v", h.Login, want)

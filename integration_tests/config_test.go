@@ -37,7 +37,9 @@ func TestValidateRejectsBadConfigs(t *testing.T) {
 		{"unknown subdirective", "session {\n\t\tsecret {env.IT_SESSION_SECRET}\n\t\tcookie_colour blue\n\t}", []string{`unrecognized session subdirective \"cookie_colour\"`, "Caddyfile:4"}},
 		{"bad value", "session {\n\t\tsecret {env.IT_SESSION_SECRET}\n\t\tcookie_samesite sometimes\n\t}", []string{"cookie_samesite must be lax, strict or none", "Caddyfile:4"}},
 		{"bad duration", "session {\n\t\tsecret {env.IT_SESSION_SECRET}\n\t\tlifetime soon\n\t}", []string{"lifetime must be a positive duration", "Caddyfile:4"}},
-		{"back-channel logout without a revocation store", "session {\n\t\tsecret {env.IT_SESSION_SECRET}\n\t\tuser_key uid\n\t\tlogin oidc {\n\t\t\tissuer http://127.0.0.1:1/oidc\n\t\t\tclient_id c\n\t\t\tclient_secret {env.IT_SHORT_SECRET}\n\t\t\tbackchannel_logout_path /bc\n\t\t}\n\t}", []string{"backchannel_logout_path", "revocation_store"}},
+		{"back-channel logout without a revocation store", "session {\n\t\tsecret {env.IT_SESSION_SECRET}\n\t\tuser_key uid\n\t\tlogin oidc {\n\t\t\tissuer http://127.0.0.1:1/oidc\n\t\t\tclient_id c\n\t\t\tclient_secret {env.IT_SHORT_SECRET}\n\t\t\tbackchannel_logout_path /bc\n\t\t}\n\t}", []string{"backchannel_logout_path", "a memory or Redis store or a revocation_store"}},
+		{"forwarded access token without a store", "session {\n\t\tsecret {env.IT_SESSION_SECRET}\n\t\tlogin oidc {\n\t\t\tissuer http://127.0.0.1:1/oidc\n\t\t\tclient_id c\n\t\t\tforward_access_token Authorization\n\t\t}\n\t}", []string{"forward_access_token needs a memory or Redis store"}},
+		{"forwarded access token in a protocol header", "session {\n\t\tsecret {env.IT_SESSION_SECRET}\n\t\tstore memory\n\t\tlogin oidc {\n\t\t\tissuer http://127.0.0.1:1/oidc\n\t\t\tclient_id c\n\t\t\tforward_access_token X-Session-Token\n\t\t}\n\t}", []string{"X-Session-Token"}},
 	}
 	t.Setenv("IT_SHORT_SECRET", "s3cr3")
 	for _, tt := range tests {

@@ -31,6 +31,16 @@ type provider struct {
 	mu     sync.Mutex
 	tamper func(claims jwt.MapClaims)
 	signer *mockoidc.Keypair // nil: the provider's own key
+	// tokens, when set, edits each token response of a grant type, or
+	// refuses it by returning a status other than 200.
+	tokens func(grant string, body map[string]any) int
+}
+
+// setTokens sets the token hook; nil removes it.
+func (p *provider) setTokens(f func(grant string, body map[string]any) int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.tokens = f
 }
 
 // startProvider starts a provider on ln (a fresh loopback port when nil).
@@ -67,13 +77,14 @@ func (p *provider) setTamper(f func(jwt.MapClaims), signer *mockoidc.Keypair) {
 func (p *provider) middleware(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		p.mu.Lock()
-		tamper, signer := p.tamper, p.signer
+		tamper, signer, tokens := p.tamper, p.signer, p.tokens
 		p.mu.Unlock()
 		discovery := strings.HasSuffix(r.URL.Path, "/openid-configuration")
-		if !discovery && (tamper == nil || !strings.HasSuffix(r.URL.Path, "/token")) {
+		if !discovery && (tamper == nil && tokens == nil || !strings.HasSuffix(r.URL.Path, "/token")) {
 			next.ServeHTTP(w, r)
 			return
 		}
+		_ = r.ParseForm() // the provider parses it again, from r.Form
 		rec := httptest.NewRecorder()
 		next.ServeHTTP(rec, r)
 		var body map[string]any
@@ -84,8 +95,16 @@ func (p *provider) middleware(next http.Handler) http.Handler {
 		}
 		if discovery {
 			body["end_session_endpoint"] = p.Issuer() + "/logout"
-		} else if raw, ok := body["id_token"].(string); ok {
+		} else if raw, ok := body["id_token"].(string); ok && tamper != nil {
 			body["id_token"] = p.resign(raw, tamper, signer)
+		}
+		if tokens != nil && !discovery {
+			if status := tokens(r.PostForm.Get("grant_type"), body); status != http.StatusOK {
+				w.Header().Set("Content-Type", "application/json")
+				w.WriteHeader(status)
+				_, _ = w.Write([]byte(`{"error":"invalid_grant"}`))
+				return
+			}
 		}
 		w.Header().Set("Content-Type", "application/json")
 		_ = json.NewEncoder(w).Encode(body)
@@ -145,7 +164,8 @@ func (b *loginBrowser) get(t *testing.T, u string) (*http.Response, string) {
 // of an upstream that echoes the session.
 func oidcGateway(t *testing.T, p *provider, issuer, sessionExtra, loginExtra string) *gateway {
 	t.Helper()
-	up := startUpstream(t, map[string]http.HandlerFunc{"/app": echoSession, "/app/page": echoSession})
+	up := startUpstream(t, map[string]http.HandlerFunc{"/app": echoSession, "/app/page": echoSession,
+		"/app/token": func(w http.ResponseWriter, r *http.Request) { _, _ = w.Write([]byte(r.Header.Get("Authorization"))) }})
 	clientID, clientSecret := "gateway-client", "gateway-secret"
 	if p != nil {
 		clientID, clientSecret = p.ClientID, p.ClientSecret

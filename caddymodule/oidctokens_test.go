@@ -1,0 +1,149 @@
+package caddymodule
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http/httptest"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"golang.org/x/oauth2"
+
+	"github.com/sessiongate/caddy-session/sessioncore"
+)
+
+func TestRefreshAt(t *testing.T) {
+	issued := time.Date(2026, 11, 29, 12, 0, 0, 0, time.UTC)
+	for _, tc := range []struct {
+		life, want time.Duration
+	}{
+		{time.Hour, 59 * time.Minute},        // a minute before expiry
+		{5 * time.Minute, 4 * time.Minute},   // likewise
+		{2 * time.Minute, time.Minute},       // both rules agree
+		{90 * time.Second, 45 * time.Second}, // half-way through a short life
+		{2 * time.Second, time.Second},
+	} {
+		if got := refreshAt(issued, issued.Add(tc.life)).Sub(issued); got != tc.want {
+			t.Errorf("life %s: refresh after %s, want %s", tc.life, got, tc.want)
+		}
+	}
+	if !refreshAt(issued, time.Time{}).IsZero() {
+		t.Error("a token without expiry is given a refresh time")
+	}
+	never := &oidcTokens{RefreshToken: "r"}
+	if never.due(issued.Add(1000*time.Hour)) || never.expired(issued.Add(1000*time.Hour)) {
+		t.Error("a token without expiry is due or expired")
+	}
+}
+
+func TestNewTokensKeepWhatARefreshOmits(t *testing.T) {
+	issued := time.Now()
+	previous := &oidcTokens{Sub: "alice", SID: "ps", RefreshToken: "r1", IDToken: "id1"}
+	token := (&oauth2.Token{AccessToken: "a2", TokenType: "bearer", Expiry: issued.Add(time.Hour)}).WithExtra(map[string]any{})
+	got := newTokens(token, issued, previous)
+	if got.Sub != "alice" || got.SID != "ps" || got.RefreshToken != "r1" || got.IDToken != "id1" || got.AccessToken != "a2" || got.TokenType != "Bearer" {
+		t.Errorf("refreshed tokens %+v", got)
+	}
+	rotated := (&oauth2.Token{AccessToken: "a3", RefreshToken: "r2"}).WithExtra(map[string]any{"id_token": "id2"})
+	if got := newTokens(rotated, issued, previous); got.RefreshToken != "r2" || got.IDToken != "id2" || !got.RefreshAt.IsZero() {
+		t.Errorf("rotated tokens %+v", got)
+	}
+}
+
+// A refresh token is redeemed once for all the requests that hold it at
+// once, and its result handed to those that come just after, while the
+// result is not due itself.
+func TestRefresherRedeemsOnce(t *testing.T) {
+	var rf refresher
+	var calls atomic.Int32
+	release := make(chan struct{})
+	exchange := func(ctx context.Context) (*oidcTokens, error) {
+		calls.Add(1)
+		<-release
+		return &oidcTokens{AccessToken: "a2", RefreshToken: "r1", Expiry: time.Now().Add(time.Hour), RefreshAt: time.Now().Add(59 * time.Minute)}, nil
+	}
+	held := &oidcTokens{RefreshToken: "r1"}
+	var wg sync.WaitGroup
+	results := make([]*oidcTokens, 8)
+	for i := range results {
+		wg.Go(func() {
+			var err error
+			if results[i], err = rf.redeem(held, exchange); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	time.Sleep(50 * time.Millisecond) // let them all join the flight
+	close(release)
+	wg.Wait()
+	if calls.Load() != 1 {
+		t.Errorf("%d exchanges for one refresh token held by 8 requests", calls.Load())
+	}
+	for _, r := range results {
+		if r == nil || r.AccessToken != "a2" {
+			t.Fatalf("a request got %+v", r)
+		}
+	}
+	// Just after: the result, without another exchange.
+	if r, _ := rf.redeem(held, exchange); r.AccessToken != "a2" || calls.Load() != 1 {
+		t.Errorf("a late request exchanged again (%d)", calls.Load())
+	}
+
+	// A result that is due itself (a provider that hands the same refresh
+	// token back, with a short-lived access token) is not reused.
+	var short refresher
+	calls.Store(0)
+	due := func(ctx context.Context) (*oidcTokens, error) {
+		calls.Add(1)
+		return &oidcTokens{AccessToken: "a", RefreshToken: "r1", RefreshAt: time.Now().Add(-time.Second)}, nil
+	}
+	_, _ = short.redeem(held, due)
+	_, _ = short.redeem(held, due)
+	if calls.Load() != 2 {
+		t.Errorf("a due result was reused: %d exchanges", calls.Load())
+	}
+
+	// A failure is not remembered.
+	var failing refresher
+	calls.Store(0)
+	fail := func(ctx context.Context) (*oidcTokens, error) { calls.Add(1); return nil, errors.New("down") }
+	_, err1 := failing.redeem(held, fail)
+	_, err2 := failing.redeem(held, fail)
+	if err1 == nil || err2 == nil || calls.Load() != 2 {
+		t.Errorf("failures: %v %v after %d exchanges", err1, err2, calls.Load())
+	}
+}
+
+// Tokens belong to the user they were issued to: a session an upstream
+// gave to another user loses them, and forwards none.
+func TestTokensFollowTheirUser(t *testing.T) {
+	o := &oidcLogin{claims: map[string]string{"sub": "uid"}, forwardHeader: "Authorization"}
+	s := sessioncore.NewSession()
+	_ = s.Set("uid", json.RawMessage(`"bob"`))
+	_ = keepTokens(s, &oidcTokens{Sub: "alice", AccessToken: "alice-token"})
+	r := httptest.NewRequest("GET", "/app", nil)
+	o.onOpen(r, s)
+	if r.Header.Get("Authorization") != "" {
+		t.Error("alice's token was forwarded for bob")
+	}
+	if _, ok := s.Private(oidcPrivate); ok {
+		t.Error("alice's tokens stayed in bob's session")
+	}
+
+	_ = s.Set("uid", json.RawMessage(`"alice"`))
+	_ = keepTokens(s, &oidcTokens{Sub: "alice", AccessToken: "alice-token", Expiry: time.Now().Add(time.Hour)})
+	o.onOpen(r, s)
+	if got := r.Header.Get("Authorization"); got != "Bearer alice-token" {
+		t.Errorf("Authorization %q", got)
+	}
+	// An expired access token, with no refresh token, is not forwarded.
+	r = httptest.NewRequest("GET", "/app", nil)
+	_ = keepTokens(s, &oidcTokens{Sub: "alice", AccessToken: "old", Expiry: time.Now().Add(-time.Second)})
+	o.onOpen(r, s)
+	if got := r.Header.Get("Authorization"); got != "" {
+		t.Errorf("an expired token was forwarded: %q", got)
+	}
+}
