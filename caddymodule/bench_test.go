@@ -41,15 +41,17 @@ func BenchmarkHandler(b *testing.B) {
 	}
 	keyFile := newAssertionKeyFile(b)
 	signed := func(h *Handler) { h.SignUpstream = &SignUpstream{KeyFile: keyFile, Audience: "api"} }
-	// The provider is never reached: an ordinary request only checks its
-	// path against the login's.
-	oidcLogin := func(h *Handler) { h.Login = &Login{OIDC: &OIDCLogin{Issuer: "http://127.0.0.1:1/oidc", ClientID: "c"}} }
+	// A provider that answers discovery only, so that no retry runs in
+	// the background: an ordinary request only checks its path against
+	// the login's.
+	issuer := discoveryOnlyProvider(b)
+	oidcLogin := func(h *Handler) { h.Login = &Login{OIDC: &OIDCLogin{Issuer: issuer, ClientID: "c"}} }
 	memoryStore := func(h *Handler) { h.Store = &StoreConfig{Type: storeMemory} }
 	// A login's tokens kept in the store, the access token forwarded: the
 	// sizes of a typical provider's JWTs.
 	oidcTokensKept := func(h *Handler) {
 		memoryStore(h)
-		h.Login = &Login{OIDC: &OIDCLogin{Issuer: "http://127.0.0.1:1/oidc", ClientID: "c", ForwardAccessToken: "Authorization", Claims: map[string]string{"sub": "user_id"}}}
+		h.Login = &Login{OIDC: &OIDCLogin{Issuer: issuer, ClientID: "c", ForwardAccessToken: "Authorization", Claims: map[string]string{"sub": "user_id"}}}
 	}
 	for _, tc := range []struct {
 		name, session string
@@ -119,4 +121,20 @@ func keepBenchTokens(b *testing.B, h *Handler, cookie string) {
 	if exists, err := h.store.Commit(context.Background(), id, changes, time.Hour); err != nil || !exists {
 		b.Fatalf("storing the tokens: %v", err)
 	}
+}
+
+// discoveryOnlyProvider serves an OpenID provider's discovery document and
+// nothing else, and returns its issuer URL.
+func discoveryOnlyProvider(b *testing.B) string {
+	var issuer string
+	server := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(map[string]any{
+			"issuer": issuer, "authorization_endpoint": issuer + "/authorize", "token_endpoint": issuer + "/token",
+			"jwks_uri": issuer + "/keys", "id_token_signing_alg_values_supported": []string{"RS256"},
+		})
+	}))
+	b.Cleanup(server.Close)
+	issuer = server.URL
+	return issuer
 }

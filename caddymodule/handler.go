@@ -551,6 +551,12 @@ func (h *Handler) endProviderSession(ctx context.Context, user, sid string) erro
 			errs = append(errs, err)
 		}
 	}
+	if sid != "" && len(errs) == 0 {
+		// The provider session is over: its link goes too.
+		if _, err := h.store.Delete(ctx, h.oidc.sidLinkID(sid)); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	return errors.Join(errs...)
 }
 

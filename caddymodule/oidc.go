@@ -263,7 +263,11 @@ func (h *Handler) provisionOIDC(ctx caddy.Context, sessionSecret []byte, session
 		h.logger.Warn("login oidc: forward_access_token: Caddy's debug logs of reverse_proxy redact Authorization only; access tokens in another header appear in them", zap.String("header", c.ForwardAccessToken))
 	}
 	if store != nil {
-		o.store, o.lifetime, o.forwardHeader = store, session.Lifetime, c.ForwardAccessToken
+		o.store, o.lifetime = store, session.Lifetime
+		if c.ForwardAccessToken != "" {
+			o.forwardHeader = http.CanonicalHeaderKey(c.ForwardAccessToken)
+			o.parsed.bearer = o.forwardHeader == "Authorization"
+		}
 		if o.linkKey, err = hkdf.Key(sha256.New, sessionSecret, nil, "sessiongate oidc sid link v1", 32); err != nil {
 			return fmt.Errorf("login oidc: deriving the sid link key: %w", err)
 		}

@@ -10,7 +10,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"strings"
 	"sync"
 	"time"
 
@@ -94,34 +93,42 @@ func tokensOf(s *sessioncore.Session) *oidcTokens {
 // again while they have not changed. The tokens it returns are shared and
 // must not be modified.
 type parsedTokens struct {
+	bearer bool // the access token is forwarded as "Bearer <token>"
+
 	mu   sync.Mutex
 	byID map[string]parsedEntry
 }
 
 type parsedEntry struct {
-	raw    []byte // never modified: a session's private value is replaced, not changed
-	tokens *oidcTokens
+	raw     []byte // never modified: a session's private value is replaced, not changed
+	tokens  *oidcTokens
+	forward string // the forwarded header's value
 }
 
 // maxParsedTokens bounds the sessions remembered (about 5 KB each).
 const maxParsedTokens = 4096
 
-// of returns the tokens kept in s, or nil.
-func (c *parsedTokens) of(s *sessioncore.Session) *oidcTokens {
+// of returns the tokens kept in s, or nil, and the value of the header
+// that forwards the access token.
+func (c *parsedTokens) of(s *sessioncore.Session) (*oidcTokens, string) {
 	raw, ok := s.Private(oidcPrivate)
 	if !ok {
-		return nil
+		return nil, ""
 	}
 	id := s.ID()
 	c.mu.Lock()
 	e, ok := c.byID[id]
 	c.mu.Unlock()
 	if ok && bytes.Equal(e.raw, raw) {
-		return e.tokens
+		return e.tokens, e.forward
 	}
 	t := parseTokens(raw)
-	if t == nil || id == "" {
-		return t
+	if t == nil {
+		return nil, ""
+	}
+	forward := c.forwardValue(t)
+	if id == "" {
+		return t, forward
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -134,8 +141,16 @@ func (c *parsedTokens) of(s *sessioncore.Session) *oidcTokens {
 			break
 		}
 	}
-	c.byID[id] = parsedEntry{raw, t}
-	return t
+	c.byID[id] = parsedEntry{raw, t, forward}
+	return t, forward
+}
+
+// forwardValue is the forwarded header's value for t.
+func (c *parsedTokens) forwardValue(t *oidcTokens) string {
+	if c.bearer {
+		return "Bearer " + t.AccessToken
+	}
+	return t.AccessToken
 }
 
 func parseTokens(raw []byte) *oidcTokens {
@@ -197,7 +212,7 @@ func (o *oidcLogin) ownsTokens(s *sessioncore.Session, t *oidcTokens) bool {
 // A refresh the provider refuses ends the login: the session is cleared,
 // as by a logout, and the request goes on without it.
 func (o *oidcLogin) onOpen(r *http.Request, s *sessioncore.Session) {
-	t := o.parsed.of(s)
+	t, forward := o.parsed.of(s)
 	if t == nil {
 		return
 	}
@@ -210,13 +225,10 @@ func (o *oidcLogin) onOpen(r *http.Request, s *sessioncore.Session) {
 		if t = o.refresh(r, s, t); t == nil {
 			return
 		}
+		forward = o.parsed.forwardValue(t)
 	}
 	if o.forwardHeader != "" && t.AccessToken != "" && !t.expired(time.Now()) {
-		value := t.AccessToken
-		if strings.EqualFold(o.forwardHeader, "Authorization") {
-			value = "Bearer " + value
-		}
-		r.Header.Set(o.forwardHeader, value)
+		r.Header[o.forwardHeader] = []string{forward} // canonical since provisioning
 	}
 }
 

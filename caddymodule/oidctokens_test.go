@@ -120,7 +120,7 @@ func TestRefresherRedeemsOnce(t *testing.T) {
 // Tokens belong to the user they were issued to: a session an upstream
 // gave to another user loses them, and forwards none.
 func TestTokensFollowTheirUser(t *testing.T) {
-	o := &oidcLogin{claims: map[string]string{"sub": "uid"}, forwardHeader: "Authorization"}
+	o := &oidcLogin{claims: map[string]string{"sub": "uid"}, forwardHeader: "Authorization", parsed: parsedTokens{bearer: true}}
 	s := sessioncore.NewSession()
 	_ = s.Set("uid", json.RawMessage(`"bob"`))
 	_ = keepTokens(s, &oidcTokens{Sub: "alice", AccessToken: "alice-token"})
