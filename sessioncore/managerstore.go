@@ -56,6 +56,14 @@ func (m *Manager) saveToStore(ctx context.Context, s *Session) (CookieAction, st
 	}
 	id, changes := s.id, s.changes()
 	if id == "" || s.renew {
+		if s.id != "" && len(s.private) > 0 {
+			// The new ID takes the private values as they are stored now,
+			// not as this request loaded them: a token refresh by another
+			// request meanwhile must not be undone.
+			if stored, found, err := m.store.Load(ctx, s.id); err == nil && found {
+				s.takeStoredPrivate(stored)
+			}
+		}
 		var err error
 		if id, err = newSessionID(); err != nil {
 			return CookieUntouched, "", fmt.Errorf("%w: %w", ErrStore, err)
@@ -123,6 +131,7 @@ func (m *Manager) owner(s *Session) *Owner {
 // keys, so keys that concurrent requests added survive, and the cookie is
 // deleted only when nothing is left.
 func (m *Manager) emptyStored(ctx context.Context, s *Session) (CookieAction, string, error) {
+	s.dropPrivate() // private values go with the last key: the session is over
 	if s.id != "" {
 		if s.cleared {
 			if _, err := m.store.Delete(ctx, s.id); err != nil {
@@ -145,4 +154,52 @@ func (m *Manager) emptyStored(ctx context.Context, s *Session) (CookieAction, st
 		s.id = ""
 	}
 	return CookieDeleted, m.attrs.deleteLine(), nil
+}
+
+// ErrSessionGone is returned by SavePrivate when the session is no longer
+// in the store: revoked, renewed or emptied by another request.
+var ErrSessionGone = errors.New("the session is no longer stored")
+
+// SavePrivate sets the private value name of s (nil removes it) and
+// writes it to the store at once, ahead of the response: for a value that
+// other requests of the session, on any instance, must see as soon as
+// possible, such as a refresh token a provider has just rotated. The
+// session is not marked modified. It needs a store and a session already
+// saved; otherwise it returns an error and changes nothing.
+func (m *Manager) SavePrivate(ctx context.Context, s *Session, name string, value json.RawMessage) error {
+	if err := s.checkAvailable(); err != nil {
+		return err
+	}
+	if m.store == nil || s.id == "" {
+		return errors.New("no stored session to save a private value to")
+	}
+	field := PrivatePrefix + name
+	c := Changes{Deleted: []string{field}}
+	if value != nil {
+		normalized, err := normalizeJSON(value)
+		if err != nil {
+			return fmt.Errorf("private value %q: %w", name, err)
+		}
+		value = normalized
+		c = Changes{Set: map[string]json.RawMessage{field: value}}
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), storeTimeout)
+	defer cancel()
+	exists, err := m.store.Commit(ctx, s.id, c, m.config.Lifetime)
+	switch {
+	case err != nil:
+		return err
+	case !exists:
+		return ErrSessionGone
+	}
+	if value == nil {
+		delete(s.private, name)
+	} else {
+		if s.private == nil {
+			s.private = map[string]json.RawMessage{}
+		}
+		s.private[name] = value
+	}
+	delete(s.privateDirty, name) // saved already
+	return nil
 }

@@ -36,8 +36,10 @@ func (m *mapStore) Commit(_ context.Context, id string, c Changes, _ time.Durati
 	switch {
 	case !ok && !c.Create:
 		return false, nil
-	case !ok || c.Clear:
+	case !ok:
 		values = map[string]json.RawMessage{}
+	case c.Clear:
+		maps.DeleteFunc(values, func(k string, _ json.RawMessage) bool { return !reservedKey(k) })
 	}
 	maps.Copy(values, c.Set)
 	for _, k := range c.Deleted {

@@ -73,6 +73,35 @@ func (s *Session) SetPrivate(name string, value json.RawMessage) error {
 	return nil
 }
 
+// dropPrivate removes every private value.
+func (s *Session) dropPrivate() {
+	for name := range s.private {
+		if s.privateDirty == nil {
+			s.privateDirty = map[string]struct{}{}
+		}
+		s.privateDirty[name] = struct{}{}
+	}
+	s.private = nil
+}
+
+// takeStoredPrivate replaces the private values this request did not
+// change with those of stored, the session as its store holds it now:
+// another request may have saved newer ones since this one loaded it.
+func (s *Session) takeStoredPrivate(stored map[string]json.RawMessage) {
+	for k, v := range stored {
+		if !reservedKey(k) {
+			continue
+		}
+		name := k[len(PrivatePrefix):]
+		if _, changed := s.privateDirty[name]; !changed {
+			if s.private == nil {
+				s.private = map[string]json.RawMessage{}
+			}
+			s.private[name] = v
+		}
+	}
+}
+
 // splitPrivate moves the private values out of values loaded from a
 // store.
 func (s *Session) splitPrivate() {

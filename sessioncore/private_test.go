@@ -124,3 +124,70 @@ func TestReservedKeys(t *testing.T) {
 		t.Errorf("null session: %v", err)
 	}
 }
+
+// Requests that loaded a private value before another request saved a
+// newer one never put the old one back: not by a replacement, not by a
+// renewal, not by a save of their own changes.
+func TestPrivateValuesAreNotUndone(t *testing.T) {
+	ctx := context.Background()
+	store := newMapStore()
+	codec, _ := NewSecureCookieCodec(testSecret)
+	manager, _ := NewManager(DefaultConfig(), codec, WithStore(store))
+	h := http.Header{}
+	s, _ := manager.Open(requestWithCookie("session", ""))
+	must(t, s.Set("user", json.RawMessage(`"alice"`)))
+	must(t, s.SetPrivate("oidc", json.RawMessage(`"t0"`)))
+	_, err := manager.Save(ctx, s, h)
+	must(t, err)
+	cookie := cookieValue(t, h, "session")
+	open := func() *Session {
+		s, outcome := manager.Open(requestWithCookie("session", cookie))
+		if outcome != OutcomeValid {
+			t.Fatalf("open: %s", outcome)
+		}
+		return s
+	}
+	stored := func(id string) string {
+		values, _, _ := store.Load(ctx, id)
+		return string(values[PrivatePrefix+"oidc"])
+	}
+
+	slowReplace, slowRenew := open(), open()
+	fast := open()
+	must(t, manager.SavePrivate(ctx, fast, "oidc", json.RawMessage(`"t1"`)))
+	if fast.Modified() || stored(fast.ID()) != `"t1"` {
+		t.Fatalf("SavePrivate: modified=%v, stored %s", fast.Modified(), stored(fast.ID()))
+	}
+
+	m := new(Mutation)
+	must(t, m.SetReplace([]byte(`{"user":"alice","cart":[]}`)))
+	must(t, slowReplace.Apply(m))
+	_, err = manager.Save(ctx, slowReplace, http.Header{})
+	must(t, err)
+	if got := stored(fast.ID()); got != `"t1"` {
+		t.Errorf("a stale replacement put back %s", got)
+	}
+
+	must(t, slowRenew.Renew())
+	h = http.Header{}
+	_, err = manager.Save(ctx, slowRenew, h)
+	must(t, err)
+	if got := stored(slowRenew.ID()); got != `"t1"` {
+		t.Errorf("a stale renewal carried %s to the new ID", got)
+	}
+	cookie = cookieValue(t, h, "session")
+
+	// A session emptied key by key is over: its private values go, and so
+	// does its cookie.
+	s = open()
+	must(t, s.Delete("user"))
+	must(t, s.Delete("cart"))
+	h = http.Header{}
+	action, err := manager.Save(ctx, s, h)
+	if err != nil || action != CookieDeleted || store.Len() != 0 {
+		t.Errorf("emptied key by key: %s %v, %d stored", action, err, store.Len())
+	}
+	if err := manager.SavePrivate(ctx, s, "oidc", json.RawMessage(`1`)); err == nil {
+		t.Error("SavePrivate to a session no longer stored")
+	}
+}

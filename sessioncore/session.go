@@ -227,11 +227,17 @@ func (s *Session) Renew() error {
 // changes returns what changed since the session was opened, key by key,
 // private values included.
 func (s *Session) changes() Changes {
-	if s.cleared {
-		return Changes{Clear: true, Set: maps.Clone(s.storedMembers())}
-	}
 	var c Changes
 	s.addPrivateChanges(&c)
+	if s.cleared {
+		// The store keeps the private fields the request did not change.
+		c.Clear = true
+		if c.Set == nil {
+			c.Set = make(map[string]json.RawMessage, len(s.members()))
+		}
+		maps.Copy(c.Set, s.members())
+		return c
+	}
 	for k := range s.dirty {
 		if v, ok := s.members()[k]; ok {
 			if c.Set == nil {
@@ -291,7 +297,7 @@ func (s *Session) Clear() error {
 		return err
 	}
 	s.values = map[string]json.RawMessage{} // not clear: unsplit values would come back from raw
-	s.private, s.privateDirty = nil, nil
+	s.dropPrivate()
 	s.touchAll()
 	return nil
 }

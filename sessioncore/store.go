@@ -58,7 +58,10 @@ type Changes struct {
 	// Create makes the session if it does not exist: only for a new ID.
 	Create bool
 	// Clear removes every key before Set is applied (a replacement, or a
-	// session moving to a new ID).
+	// session moving to a new ID), but the private fields (those that
+	// begin with PrivatePrefix), which stay unless Set or Deleted name
+	// them: a replacement by the upstream must not put back a private
+	// value older than the one another request saved meanwhile.
 	Clear bool
 	// Set holds the new values of the keys that were written.
 	Set map[string]json.RawMessage

@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"maps"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -154,7 +155,7 @@ func (m *Store) commit(id string, c sessioncore.Changes, ttl time.Duration) bool
 		m.lru.MoveToFront(m.entries[id])
 	}
 	if c.Clear {
-		clear(e.values)
+		maps.DeleteFunc(e.values, func(k string, _ json.RawMessage) bool { return !strings.HasPrefix(k, sessioncore.PrivatePrefix) })
 	}
 	for k, v := range c.Set {
 		e.values[k] = v

@@ -58,11 +58,16 @@ func (s *Store) Load(ctx context.Context, id string) (map[string]json.RawMessage
 // or emptied.
 //
 //	KEYS[1] the session; ARGV: create, clear, ttl in ms, number of keys to
-//	delete, those keys, then field/value pairs to set.
+//	delete, those keys, then field/value pairs to set. Clear keeps the
+//	private fields, which begin with a NUL byte.
 var commitScript = redis.NewScript(`
 local key = KEYS[1]
 if ARGV[1] == '0' and redis.call('EXISTS', key) == 0 then return 0 end
-if ARGV[2] == '1' then redis.call('DEL', key) end
+if ARGV[2] == '1' then
+  for _, field in ipairs(redis.call('HKEYS', key)) do
+    if string.byte(field, 1) ~= 0 then redis.call('HDEL', key, field) end
+  end
+end
 local ndel = tonumber(ARGV[4])
 if ndel > 0 then redis.call('HDEL', key, unpack(ARGV, 5, 4 + ndel)) end
 if #ARGV > 4 + ndel then redis.call('HSET', key, unpack(ARGV, 5 + ndel)) end

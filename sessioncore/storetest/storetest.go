@@ -26,6 +26,7 @@ import (
 func Run(t *testing.T, newStore func(t *testing.T) sessioncore.Store) {
 	t.Run("Lifecycle", func(t *testing.T) { testLifecycle(t, newStore(t)) })
 	t.Run("ConcurrentKeysAllPersist", func(t *testing.T) { testConcurrentKeys(t, newStore(t)) })
+	t.Run("ClearKeepsPrivateFields", func(t *testing.T) { testClearKeepsPrivate(t, newStore(t)) })
 }
 
 // NewID returns a random ID of the form the gateway's sessions have.
@@ -130,4 +131,18 @@ func testConcurrentKeys(t *testing.T, store sessioncore.Store) {
 	if err != nil || len(values) != 51 {
 		t.Errorf("%d of 50 keys persisted (%v)", len(values)-1, err)
 	}
+}
+
+// A replacement (Clear) removes the session's values but not its private
+// fields, which only Set, Deleted or Delete change.
+func testClearKeepsPrivate(t *testing.T, store sessioncore.Store) {
+	raw := func(s string) json.RawMessage { return json.RawMessage(s) }
+	private := sessioncore.PrivatePrefix + "oidc"
+	id := NewID(t)
+	Commit(t, store, id, sessioncore.Changes{Create: true, Set: map[string]json.RawMessage{"a": raw(`1`), private: raw(`"t0"`)}}, time.Hour)
+	Commit(t, store, id, sessioncore.Changes{Set: map[string]json.RawMessage{private: raw(`"t1"`)}}, time.Hour)
+	Commit(t, store, id, sessioncore.Changes{Clear: true, Set: map[string]json.RawMessage{"b": raw(`2`)}}, time.Hour)
+	ExpectValues(t, store, id, `{"\u0000oidc":"t1","b":2}`)
+	Commit(t, store, id, sessioncore.Changes{Clear: true, Set: map[string]json.RawMessage{"c": raw(`3`)}, Deleted: []string{private}}, time.Hour)
+	ExpectValues(t, store, id, `{"c":3}`)
 }
