@@ -520,7 +520,10 @@ func (h *Handler) endProviderSession(ctx context.Context, user, sid string) erro
 	if user == "" {
 		var err error
 		if user, err = h.oidc.sidUser(ctx, sid); err != nil || user == "" {
-			return err // no link: no session of that sid through this gateway
+			if err == nil {
+				h.oidc.logger.Info("back-channel logout names a sid this gateway has no link for (expired, evicted, or never logged in here); nothing ended")
+			}
+			return err
 		}
 	}
 	index, indexed := h.store.(sessioncore.UserIndex)
@@ -542,8 +545,11 @@ func (h *Handler) endProviderSession(ctx context.Context, user, sid string) erro
 				errs = append(errs, err)
 				continue
 			}
+			// Sessions of another provider session stay; those that keep
+			// no sid (logged in before the gateway kept tokens, or with a
+			// provider that sends none) cannot be told apart, and end.
 			t := parseTokens(values[sessioncore.PrivatePrefix+oidcPrivate])
-			if !found || t == nil || t.SID != sid {
+			if !found || t != nil && t.SID != "" && t.SID != sid {
 				continue
 			}
 		}

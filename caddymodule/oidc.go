@@ -79,9 +79,10 @@ type OIDCLogin struct {
 	// key. Default: sub to user_key (or to "sub" without user_key).
 	Claims map[string]string `json:"claims,omitempty"`
 	// The path where the provider POSTs OIDC Back-Channel Logout 1.0
-	// logout tokens; a verified one revokes every session of its sub.
-	// Needs user_key, revocation_store, and sub mapped to user_key.
-	// Default: off.
+	// logout tokens. A verified one with a sid ends the sessions of that
+	// provider session (store modes); one with a sub alone, every session
+	// of the user. Needs user_key, sub mapped to user_key, and a memory or
+	// Redis store or a revocation_store. Default: off.
 	BackChannelLogoutPath string `json:"backchannel_logout_path,omitempty"`
 	// The request header that hands the login's access token to the
 	// upstream ("Bearer <token>" in Authorization, the token alone in any
@@ -148,8 +149,9 @@ type oidcLogin struct {
 
 	// With a memory or Redis store, the tokens are kept (see oidcTokens).
 	store         sessioncore.Store // nil in cookie mode
-	lifetime      time.Duration     // the sessions', for the sid links
-	linkKey       []byte            // derives the sid links' IDs
+	sessions      *sessioncore.Manager
+	lifetime      time.Duration // the sessions', for the sid links
+	linkKey       []byte        // derives the sid links' IDs
 	forwardHeader string
 	refresher     refresher
 	parsed        parsedTokens
@@ -193,6 +195,9 @@ func (c *OIDCLogin) validate() error {
 	for claim, key := range c.Claims {
 		if claim == "" || key == "" {
 			return errors.New("login oidc: claims maps a claim name to a session key; neither may be empty")
+		}
+		if strings.HasPrefix(key, sessioncore.PrivatePrefix) {
+			return fmt.Errorf("login oidc: claims: session key %q: %v", key, sessioncore.ErrReservedKey)
 		}
 	}
 	return nil
@@ -263,7 +268,10 @@ func (h *Handler) provisionOIDC(ctx caddy.Context, sessionSecret []byte, session
 		h.logger.Warn("login oidc: forward_access_token: Caddy's debug logs of reverse_proxy redact Authorization only; access tokens in another header appear in them", zap.String("header", c.ForwardAccessToken))
 	}
 	if store != nil {
-		o.store, o.lifetime = store, session.Lifetime
+		if _, mapped := claims["sub"]; !mapped {
+			return errors.New("login oidc: with a memory or Redis store the login's tokens are kept, bound to their user: map the sub claim to a session key (claims { sub <key> })")
+		}
+		o.store, o.lifetime, o.sessions = store, session.Lifetime, h.sessions
 		if c.ForwardAccessToken != "" {
 			o.forwardHeader = http.CanonicalHeaderKey(c.ForwardAccessToken)
 			o.parsed.bearer = o.forwardHeader == "Authorization"

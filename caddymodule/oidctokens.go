@@ -8,7 +8,6 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"net/http"
 	"sync"
 	"time"
@@ -196,22 +195,27 @@ func keepTokens(s *sessioncore.Session, t *oidcTokens) error {
 	return s.SetPrivate(oidcPrivate, raw)
 }
 
-// ownsTokens reports whether s still names the user t was issued to,
-// when the sub claim is mapped to a session key.
+// ownsTokens reports whether s still names the user t was issued to
+// (provisioning requires the sub claim to be mapped in store modes).
 func (o *oidcLogin) ownsTokens(s *sessioncore.Session, t *oidcTokens) bool {
-	subKey, ok := o.claims["sub"]
+	raw, ok := s.Get(o.claims["sub"])
 	if !ok {
-		return true
+		return false
 	}
-	user, ok := s.Text(subKey)
-	return ok && user == t.Sub
+	if len(raw) >= 2 && raw[0] == '"' && bytes.IndexByte(raw, '\\') < 0 {
+		return string(raw[1:len(raw)-1]) == t.Sub // the usual plain string: no copy
+	}
+	return string(raw) != "null" && sessioncore.ValueText(raw) == t.Sub
 }
 
 // onOpen runs on every request whose session is open, before it is handed
-// upstream: it refreshes an access token about to expire and forwards it.
-// A refresh the provider refuses ends the login: the session is cleared,
-// as by a logout, and the request goes on without it.
+// upstream: it refreshes an access token that is due and forwards it. A
+// refresh the provider refuses with invalid_grant ends the login: the
+// session is cleared, as by a logout, and the request goes on without it.
 func (o *oidcLogin) onOpen(r *http.Request, s *sessioncore.Session) {
+	if route := o.route(r); route == "callback" || route == "logout" {
+		return // a login or logout of its own: nothing to refresh or forward
+	}
 	t, forward := o.parsed.of(s)
 	if t == nil {
 		return
@@ -232,9 +236,11 @@ func (o *oidcLogin) onOpen(r *http.Request, s *sessioncore.Session) {
 	}
 }
 
-// refresh redeems t's refresh token and keeps the new tokens in s. It
-// returns the tokens to use: the new ones, the old ones when the provider
-// could not be reached, or nil when the login ended.
+// refresh redeems t's refresh token and saves the new tokens to the store
+// at once, so that the session's other requests, on every instance, use
+// them. It returns the tokens to use: the new ones; the old ones when the
+// refresh failed for a reason that does not end the login (they are tried
+// again later); nil when the login ended.
 func (o *oidcLogin) refresh(r *http.Request, s *sessioncore.Session, t *oidcTokens) *oidcTokens {
 	p := o.provider.Load()
 	if p == nil {
@@ -248,87 +254,103 @@ func (o *oidcLogin) refresh(r *http.Request, s *sessioncore.Session, t *oidcToke
 		if err != nil {
 			return nil, err
 		}
+		fresh := newTokens(token, issued, t)
 		if raw, ok := token.Extra("id_token").(string); ok && raw != "" {
-			if err := o.checkRefreshedIDToken(ctx, p, raw, t.Sub); err != nil {
-				return nil, fmt.Errorf("%w: %w", errRefreshedIDToken, err)
+			idToken, err := p.verifier.Verify(ctx, raw)
+			switch {
+			case err != nil:
+				// Keys that cannot be fetched, a clock ahead: not the
+				// user's fault. The login goes on with the ID token it had.
+				o.logger.Warn("the ID token of a token refresh does not verify; the previous one is kept", zap.Error(err))
+				fresh.IDToken = t.IDToken
+			case idToken.Subject != t.Sub:
+				// OpenID Connect Core 1.0, section 12.2: it must name the
+				// same user.
+				return nil, errRefreshedIDToken
 			}
 		}
-		return newTokens(token, issued, t), nil
+		if t.SID != "" && o.cfg.BackChannelLogoutPath != "" {
+			o.linkSID(ctx, t.SID, t.Sub) // the link lives as long as the login is used
+		}
+		return fresh, nil
 	})
 	var refused *oauth2.RetrieveError
 	switch {
-	case errors.Is(err, errRefreshedIDToken):
-		o.logger.Warn("the provider refreshed the login with an ID token that does not verify; the login ends", zap.Error(err))
-		return o.endLogin(s, "refused")
 	case err == nil:
-		t = fresh
-		if err := keepTokens(s, t); err != nil {
-			metrics.oidcRefreshes.inc("failed")
-			return t
+		raw, _ := json.Marshal(fresh)
+		switch err := o.sessions.SavePrivate(r.Context(), s, oidcPrivate, raw); {
+		case errors.Is(err, sessioncore.ErrSessionGone):
+			return nil // revoked or ended by another request meanwhile
+		case err != nil:
+			_ = keepTokens(s, fresh) // saved with the response instead
 		}
 		metrics.oidcRefreshes.inc("refreshed")
-		return t
-	case errors.As(err, &refused) && refused.Response != nil && refused.Response.StatusCode < 500:
+		return fresh
+	case errors.Is(err, errRefreshedIDToken):
+		o.logger.Warn("a token refresh returned an ID token for another user; the login ends")
+		return o.endLogin(s)
+	case errors.As(err, &refused) && refused.ErrorCode == "invalid_grant":
 		// Another instance may have redeemed it first, with a provider
 		// that rotates refresh tokens: what the store holds now says.
-		if stored := o.storedTokens(r.Context(), s.ID()); stored != nil && stored.RefreshToken != t.RefreshToken && stored.Sub == t.Sub {
+		stored, storeErr := o.storedTokens(r.Context(), s.ID())
+		switch {
+		case storeErr != nil:
+			metrics.oidcRefreshes.inc("failed")
+			o.logger.Warn("a token refresh was refused and the store cannot tell whether another request refreshed first; tried again later", zap.Error(storeErr))
+			return t
+		case stored != nil && stored.RefreshToken != t.RefreshToken && stored.Sub == t.Sub:
 			metrics.oidcRefreshes.inc("superseded")
-			_ = keepTokens(s, stored)
 			return stored
 		}
-		o.logger.Info("the provider refused to refresh the login's tokens; the login ends", zap.String("error", sessioncore.HeaderSafe(refused.ErrorCode)))
-		return o.endLogin(s, "refused")
+		o.logger.Info("the provider refused to refresh the login's tokens (invalid_grant); the login ends")
+		return o.endLogin(s)
+	case errors.As(err, &refused):
+		// invalid_client (a rotated client secret), 429, a 5xx: the
+		// gateway's or the provider's trouble, not the user's.
+		metrics.oidcRefreshes.inc("failed")
+		o.logger.Error("the provider refused to refresh tokens; tried again later", zap.Int("status", refused.Response.StatusCode), zap.String("error", sessioncore.HeaderSafe(refused.ErrorCode)))
+		return t
 	default:
 		metrics.oidcRefreshes.inc("failed")
-		o.logger.Warn("token refresh failed; tried again on the next request", zap.Error(err))
+		if !errors.Is(err, errRecentlyFailed) {
+			o.logger.Warn("token refresh failed; tried again later", zap.Error(err))
+		}
 		return t
 	}
 }
 
-// errRefreshedIDToken wraps why an ID token a refresh returned was refused.
-var errRefreshedIDToken = errors.New("refreshed ID token refused")
+// errRefreshedIDToken means a refresh returned an ID token for another user.
+var errRefreshedIDToken = errors.New("the refreshed ID token names another user")
 
-// checkRefreshedIDToken verifies an ID token a refresh returned: the same
-// issuer, audience, expiry and signature checks as at login, and the same
-// user (OpenID Connect Core 1.0, section 12.2).
-func (o *oidcLogin) checkRefreshedIDToken(ctx context.Context, p *discoveredProvider, raw, sub string) error {
-	idToken, err := p.verifier.Verify(ctx, raw)
-	if err != nil {
-		return err
-	}
-	if idToken.Subject != sub {
-		return errors.New("the refreshed ID token names another user")
-	}
-	return nil
-}
-
-// endLogin clears s, counting why.
-func (o *oidcLogin) endLogin(s *sessioncore.Session, result string) *oidcTokens {
-	metrics.oidcRefreshes.inc(result)
+// endLogin clears s: the provider will not refresh its login.
+func (o *oidcLogin) endLogin(s *sessioncore.Session) *oidcTokens {
+	metrics.oidcRefreshes.inc("refused")
 	_ = s.Clear()
 	return nil
 }
 
-// storedTokens returns the tokens the store holds now for the session id.
-func (o *oidcLogin) storedTokens(ctx context.Context, id string) *oidcTokens {
-	if o.store == nil || id == "" {
-		return nil
-	}
+// storedTokens returns the tokens the store holds now for the session id;
+// nil when it holds none.
+func (o *oidcLogin) storedTokens(ctx context.Context, id string) (*oidcTokens, error) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), refreshTimeout)
+	defer cancel()
 	values, found, err := o.store.Load(ctx, id)
 	if err != nil || !found {
-		return nil
+		return nil, err
 	}
 	raw, ok := values[sessioncore.PrivatePrefix+oidcPrivate]
 	if !ok {
-		return nil
+		return nil, nil
 	}
-	return parseTokens(raw)
+	return parseTokens(raw), nil
 }
 
-// refresher redeems each refresh token once per gateway: requests of one
-// session that find its access token expiring together share one refresh,
-// and a request that still holds the old refresh token just after gets
-// the result (providers that rotate refresh tokens refuse a second use).
+// refresher redeems each refresh token once per instance: requests of one
+// session that find its access token due together share one refresh, and
+// a request that still holds the old refresh token just after gets the
+// result (providers that rotate refresh tokens refuse a second use). A
+// refresh that failed is not tried again for a few seconds, so that a
+// provider that is down does not hold every request for its timeout.
 type refresher struct {
 	flights singleflight.Group
 
@@ -337,17 +359,24 @@ type refresher struct {
 }
 
 type redeemed struct {
-	tokens *oidcTokens
+	tokens *oidcTokens // nil: the refresh failed
 	at     time.Time
 }
 
-// redeemedFor is how long a redeemed refresh token's result is handed to
-// requests that still hold it, while the result is not due itself (a
-// provider that does not rotate refresh tokens hands the same one back).
-const redeemedFor = time.Minute
+const (
+	// redeemedFor is how long a redeemed refresh token's result is handed
+	// to requests that still hold it, while the result is not due itself
+	// (a provider that does not rotate refresh tokens hands the same one
+	// back).
+	redeemedFor = time.Minute
+	// failedFor is how long a failed refresh is not tried again.
+	failedFor = 5 * time.Second
+	// maxRedeemed bounds the results kept.
+	maxRedeemed = 10_000
+)
 
-// maxRedeemed bounds the results kept.
-const maxRedeemed = 10_000
+// errRecentlyFailed answers a refresh asked again soon after it failed.
+var errRecentlyFailed = errors.New("the refresh failed moments ago; not tried again yet")
 
 // redeem returns the tokens that t's refresh token redeems for, through
 // exchange, once for all the requests that hold it.
@@ -356,18 +385,22 @@ func (rf *refresher) redeem(t *oidcTokens, exchange func(context.Context) (*oidc
 	key := string(sum[:])
 	now := time.Now()
 	rf.mu.Lock()
-	if r, ok := rf.recent[key]; ok && now.Sub(r.at) < redeemedFor && !r.tokens.due(now) {
-		rf.mu.Unlock()
+	r, ok := rf.recent[key]
+	rf.mu.Unlock()
+	switch {
+	case ok && r.tokens == nil && now.Sub(r.at) < failedFor:
+		return nil, errRecentlyFailed
+	case ok && r.tokens != nil && now.Sub(r.at) < redeemedFor && !r.tokens.due(now):
 		return r.tokens, nil
 	}
-	rf.mu.Unlock()
 	v, err, _ := rf.flights.Do(key, func() (any, error) {
 		// Not the first request's context: the others wait on it too.
 		ctx, cancel := context.WithTimeout(context.Background(), refreshTimeout)
 		defer cancel()
 		tokens, err := exchange(ctx)
-		if err == nil {
-			rf.remember(key, tokens, time.Now())
+		var refused *oauth2.RetrieveError
+		if err == nil || !errors.As(err, &refused) || refused.ErrorCode != "invalid_grant" {
+			rf.remember(key, tokens, time.Now()) // a refusal is final: nothing to hold back
 		}
 		return tokens, err
 	})
@@ -380,14 +413,20 @@ func (rf *refresher) redeem(t *oidcTokens, exchange func(context.Context) (*oidc
 func (rf *refresher) remember(key string, tokens *oidcTokens, now time.Time) {
 	rf.mu.Lock()
 	defer rf.mu.Unlock()
-	if rf.recent == nil || len(rf.recent) >= maxRedeemed {
+	if rf.recent == nil {
+		rf.recent = map[string]redeemed{}
+	}
+	if len(rf.recent) >= maxRedeemed {
 		for k, r := range rf.recent {
 			if now.Sub(r.at) >= redeemedFor {
 				delete(rf.recent, k)
 			}
 		}
-		if rf.recent == nil || len(rf.recent) >= maxRedeemed {
-			rf.recent = map[string]redeemed{}
+		for k := range rf.recent { // still full: any one goes
+			if len(rf.recent) < maxRedeemed {
+				break
+			}
+			delete(rf.recent, k)
 		}
 	}
 	rf.recent[key] = redeemed{tokens, now}
@@ -396,10 +435,17 @@ func (rf *refresher) remember(key string, tokens *oidcTokens, now time.Time) {
 // The provider's session IDs (sid), for back-channel logout by sid alone:
 // each login with a sid leaves a link, sid to user, in the store, as a
 // record of its own under an ID derived from the sid with a key only the
-// gateway holds, so no cookie can name it and it holds no session values.
+// gateway holds; it holds no session values, and only a cookie signed with
+// the session secret could name it (it would open as an empty session).
 
 // sidLinkField is the link's one field.
 const sidLinkField = sessioncore.PrivatePrefix + "oidc_sid"
+
+// sidLink is what a link holds: the user, base64url, so that the value
+// is ASCII whatever the sub.
+type sidLink struct {
+	Sub string `json:"sub_b64"`
+}
 
 // sidLinkID is the store ID of the link of sid.
 func (o *oidcLogin) sidLinkID(sid string) string {
@@ -408,27 +454,34 @@ func (o *oidcLogin) sidLinkID(sid string) string {
 	return base64.RawURLEncoding.EncodeToString(mac.Sum(nil))
 }
 
-// linkSID records that the provider's session sid is user's.
-func (o *oidcLogin) linkSID(ctx context.Context, sid, user string) error {
-	value, _ := json.Marshal(map[string]string{"sub": user})
+// linkSID records that the provider's session sid is user's, for a
+// session lifetime from now; a failure is logged, and a logout by that
+// sid alone will not find the user.
+func (o *oidcLogin) linkSID(ctx context.Context, sid, user string) {
+	value, _ := json.Marshal(sidLink{base64.RawURLEncoding.EncodeToString([]byte(user))})
 	_, err := o.store.Commit(ctx, o.sidLinkID(sid), sessioncore.Changes{
 		Create: true, Clear: true, Set: map[string]json.RawMessage{sidLinkField: value},
 	}, o.lifetime)
-	return err
+	if err != nil {
+		o.logger.Warn("the provider's session ID could not be linked to its user", zap.Error(err))
+	}
 }
 
 // sidUser returns the user whose provider session sid is; "" when no link
-// is known (it expired, or the login was not through this gateway).
+// is known (it expired or was evicted, or the login was not through this
+// gateway).
 func (o *oidcLogin) sidUser(ctx context.Context, sid string) (string, error) {
 	values, found, err := o.store.Load(ctx, o.sidLinkID(sid))
 	if err != nil || !found {
 		return "", err
 	}
-	var link struct {
-		Sub string `json:"sub"`
-	}
+	var link sidLink
 	_ = json.Unmarshal(values[sidLinkField], &link)
-	return link.Sub, nil
+	user, err := base64.RawURLEncoding.DecodeString(link.Sub)
+	if err != nil {
+		return "", nil
+	}
+	return string(user), nil
 }
 
 // keepLoginTokens keeps a new login's tokens in the session, and links
@@ -441,10 +494,7 @@ func (o *oidcLogin) keepLoginTokens(ctx context.Context, s *sessioncore.Session,
 		return err
 	}
 	if t.SID != "" && o.cfg.BackChannelLogoutPath != "" {
-		if err := o.linkSID(ctx, t.SID, t.Sub); err != nil {
-			// The login stands; a logout by this sid alone will not find it.
-			o.logger.Warn("the provider's session ID could not be linked to the user", zap.Error(err))
-		}
+		o.linkSID(ctx, t.SID, t.Sub)
 	}
 	return nil
 }

@@ -106,21 +106,34 @@ func TestRefresherRedeemsOnce(t *testing.T) {
 		t.Errorf("a due result was reused: %d exchanges", calls.Load())
 	}
 
-	// A failure is not remembered.
+	// A failure holds further tries back for a few seconds, so that a
+	// provider that is down does not hold every request for its timeout.
 	var failing refresher
 	calls.Store(0)
 	fail := func(ctx context.Context) (*oidcTokens, error) { calls.Add(1); return nil, errors.New("down") }
 	_, err1 := failing.redeem(held, fail)
 	_, err2 := failing.redeem(held, fail)
-	if err1 == nil || err2 == nil || calls.Load() != 2 {
-		t.Errorf("failures: %v %v after %d exchanges", err1, err2, calls.Load())
+	if err1 == nil || !errors.Is(err2, errRecentlyFailed) || calls.Load() != 1 {
+		t.Errorf("failures: %v, then %v, after %d exchanges", err1, err2, calls.Load())
+	}
+	// A refusal (invalid_grant) is final, and not held back: the next
+	// request learns it from the provider again.
+	var refusing refresher
+	calls.Store(0)
+	refuse := func(ctx context.Context) (*oidcTokens, error) {
+		calls.Add(1)
+		return nil, &oauth2.RetrieveError{ErrorCode: "invalid_grant"}
+	}
+	_, _ = refusing.redeem(held, refuse)
+	if _, err := refusing.redeem(held, refuse); errors.Is(err, errRecentlyFailed) || calls.Load() != 2 {
+		t.Errorf("a refusal was held back: %v after %d exchanges", err, calls.Load())
 	}
 }
 
 // Tokens belong to the user they were issued to: a session an upstream
 // gave to another user loses them, and forwards none.
 func TestTokensFollowTheirUser(t *testing.T) {
-	o := &oidcLogin{claims: map[string]string{"sub": "uid"}, forwardHeader: "Authorization", parsed: parsedTokens{bearer: true}}
+	o := &oidcLogin{cfg: &OIDCLogin{}, cookiePath: DefaultOIDCRedirectPath, claims: map[string]string{"sub": "uid"}, forwardHeader: "Authorization", parsed: parsedTokens{bearer: true}}
 	s := sessioncore.NewSession()
 	_ = s.Set("uid", json.RawMessage(`"bob"`))
 	_ = keepTokens(s, &oidcTokens{Sub: "alice", AccessToken: "alice-token"})
