@@ -31,13 +31,14 @@ type provider struct {
 	mu     sync.Mutex
 	tamper func(claims jwt.MapClaims)
 	signer *mockoidc.Keypair // nil: the provider's own key
-	// tokens, when set, edits each token response of a grant type, or
-	// refuses it by returning a status other than 200.
-	tokens func(grant string, body map[string]any) int
+	// tokens, when set, edits each token response to the request r (its
+	// form parsed), or refuses it by returning a status other than 200:
+	// 400 with invalid_grant, anything else with invalid_client.
+	tokens func(r *http.Request, body map[string]any) int
 }
 
 // setTokens sets the token hook; nil removes it.
-func (p *provider) setTokens(f func(grant string, body map[string]any) int) {
+func (p *provider) setTokens(f func(r *http.Request, body map[string]any) int) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.tokens = f
@@ -99,10 +100,14 @@ func (p *provider) middleware(next http.Handler) http.Handler {
 			body["id_token"] = p.resign(raw, tamper, signer)
 		}
 		if tokens != nil && !discovery {
-			if status := tokens(r.PostForm.Get("grant_type"), body); status != http.StatusOK {
+			if status := tokens(r, body); status != http.StatusOK {
+				code := "invalid_client"
+				if status == http.StatusBadRequest {
+					code = "invalid_grant"
+				}
 				w.Header().Set("Content-Type", "application/json")
 				w.WriteHeader(status)
-				_, _ = w.Write([]byte(`{"error":"invalid_grant"}`))
+				_, _ = fmt.Fprintf(w, `{"error":%q}`, code)
 				return
 			}
 		}

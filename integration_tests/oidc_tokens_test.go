@@ -60,10 +60,15 @@ func testTokensInStore(t *testing.T, p *provider, gw *gateway) {
 	// refresh grants the provider answers.
 	var refreshes atomic.Int32
 	var refuse atomic.Bool
-	p.setTokens(func(grant string, body map[string]any) int {
-		if grant == "refresh_token" {
+	p.setTokens(func(r *http.Request, body map[string]any) int {
+		if r.PostForm.Get("grant_type") == "refresh_token" {
 			refreshes.Add(1)
 			if refuse.Load() {
+				// bob's login is over at the provider; the gateway's
+				// client secret is refused for dave's.
+				if jwtClaims(t, r.PostForm.Get("refresh_token"))["sub"] == "dave-9" {
+					return http.StatusUnauthorized
+				}
 				return http.StatusBadRequest
 			}
 		}
@@ -157,10 +162,13 @@ func testTokensInStore(t *testing.T, p *provider, gw *gateway) {
 		t.Errorf("after the logout: %q", got)
 	}
 
-	// A refresh the provider refuses ends the login.
-	bob := newBrowser(t)
+	// A refresh the provider refuses with invalid_grant ends the login;
+	// one refused for the gateway's own fault (invalid_client) does not.
+	bob, dave := newBrowser(t), newBrowser(t)
 	p.QueueUser(&mockoidc.MockUser{Subject: "bob-7"})
 	bob.get(t, gw.URL+"/_session/login?next=/app")
+	p.QueueUser(&mockoidc.MockUser{Subject: "dave-9"})
+	dave.get(t, gw.URL+"/_session/login?next=/app")
 	if got := token(bob, ""); !strings.HasPrefix(got, "Bearer ") {
 		t.Fatalf("bob's token: %q", got)
 	}
@@ -168,6 +176,9 @@ func testTokensInStore(t *testing.T, p *provider, gw *gateway) {
 	time.Sleep(1100 * time.Millisecond)
 	if got := token(bob, ""); !strings.HasPrefix(got, "status 302") {
 		t.Errorf("after a refused refresh bob still reaches the app: %q", got)
+	}
+	if got := token(dave, ""); strings.HasPrefix(got, "status") {
+		t.Errorf("invalid_client ended dave's login: %q", got)
 	}
 	refuse.Store(false)
 	p.setTokens(nil) // tokens that live long, from here on
@@ -224,6 +235,7 @@ func testTokensInStore(t *testing.T, p *provider, gw *gateway) {
 	for _, line := range []string{
 		`caddy_session_oidc_token_refreshes_total{result="refreshed"}`,
 		`caddy_session_oidc_token_refreshes_total{result="refused"} 1`,
+		`caddy_session_oidc_token_refreshes_total{result="failed"} 1`,
 		`caddy_session_oidc_backchannel_logouts_total{result="revoked"} 3`,
 	} {
 		if !strings.Contains(metricsText, line) {
