@@ -26,7 +26,7 @@ import (
 // calls is not counted), and valgrind's CPU has no SHA extensions, so
 // SHA-256 runs in software and the gateway's HMACs weigh more than on the
 // real CPU.
-func countInstructions(ctx context.Context, binary, dir, upstream string, configs []*config, rounds, connections int, d time.Duration) error {
+func countInstructions(ctx context.Context, binary, dir, upstream string, configs []*config, rounds, connections int, d time.Duration, profiles string) error {
 	for _, tool := range []string{"valgrind", "callgrind_control", "wrk"} {
 		if _, err := exec.LookPath(tool); err != nil {
 			return fmt.Errorf("%s is required: apt-get install valgrind wrk", tool)
@@ -92,6 +92,11 @@ func countInstructions(ctx context.Context, binary, dir, upstream string, config
 			if err != nil {
 				return err
 			}
+			if profiles != "" {
+				if err := keepProfile(out, filepath.Join(profiles, fmt.Sprintf("%d-round%d.callgrind", i, round))); err != nil {
+					return err
+				}
+			}
 			if after <= before {
 				return fmt.Errorf("%s: the upstream served no request under load", c.name)
 			}
@@ -113,6 +118,20 @@ func countInstructions(ctx context.Context, binary, dir, upstream string, config
 	return nil
 }
 
+// keepProfile copies callgrind's newest dump to path, for
+// callgrind_annotate.
+func keepProfile(out, path string) error {
+	newest, err := newestDump(out)
+	if err != nil {
+		return err
+	}
+	data, err := os.ReadFile(newest)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, data, 0o644)
+}
+
 // served asks the upstream how many requests it has answered.
 func served(upstream string) (int64, error) {
 	resp, err := http.Get("http://" + upstream + servedPath)
@@ -127,18 +146,26 @@ func served(upstream string) (int64, error) {
 	return strconv.ParseInt(strings.TrimSpace(string(body)), 10, 64)
 }
 
-// lastDumpTotal reads the instruction total of callgrind's newest dump,
-// out.N with the highest N.
-func lastDumpTotal(out string) (int64, error) {
+// newestDump is callgrind's newest dump, out.N with the highest N.
+func newestDump(out string) (string, error) {
 	dumps, _ := filepath.Glob(out + ".*")
 	suffix := func(path string) int {
 		n, _ := strconv.Atoi(path[strings.LastIndexByte(path, '.')+1:])
 		return n
 	}
 	if len(dumps) == 0 {
-		return 0, fmt.Errorf("callgrind wrote no dump")
+		return "", fmt.Errorf("callgrind wrote no dump")
 	}
-	newest := slices.MaxFunc(dumps, func(a, b string) int { return suffix(a) - suffix(b) })
+	return slices.MaxFunc(dumps, func(a, b string) int { return suffix(a) - suffix(b) }), nil
+}
+
+// lastDumpTotal reads the instruction total of callgrind's newest dump,
+// out.N with the highest N.
+func lastDumpTotal(out string) (int64, error) {
+	newest, err := newestDump(out)
+	if err != nil {
+		return 0, err
+	}
 	f, err := os.Open(newest)
 	if err != nil {
 		return 0, err

@@ -67,6 +67,7 @@ func main() {
 	duration := flag.Duration("duration", 5*time.Second, "load per configuration per round")
 	connections := flag.Int("connections", 32, "wrk connections")
 	instructions := flag.Bool("instructions", false, "count Caddy's instructions per request under callgrind instead of loading with wrk")
+	profiles := flag.String("profiles", "", "with -instructions: keep each configuration's callgrind profile in this directory")
 	upstreamFlag := flag.String("serve-upstream", "", "internal: serve the upstream on this address")
 	flag.Parse()
 	if *upstreamFlag != "" {
@@ -78,7 +79,7 @@ func main() {
 	}
 	if *instructions {
 		measure = func(ctx context.Context, binary, dir, upstream string, configs []*config) error {
-			return countInstructions(ctx, binary, dir, upstream, configs, *rounds, *connections, *duration)
+			return countInstructions(ctx, binary, dir, upstream, configs, *rounds, *connections, *duration, *profiles)
 		}
 	}
 	if err := run(measure); err != nil {
@@ -127,6 +128,9 @@ func run(measure func(ctx context.Context, binary, dir, upstream string, configs
 		// What an app that refreshes its own cookie costs through plain
 		// reverse_proxy: the floor under the gateway's refresh.
 		{name: "reverse_proxy (the upstream refreshes a cookie of the same size)", site: "reverse_proxy {upstream}", cookieOf: refresh, path: appRefreshPath},
+		// The README's edge auth: identity headers, and a gate that
+		// answers anonymous requests itself.
+		{name: "session (edge gate: two forward lines, respond 401 to anonymous)", login: "/login", site: gateSite},
 	}
 	if _, err := exec.LookPath("redis-server"); err == nil {
 		redisAddr := fmt.Sprintf("127.0.0.1:%d", freePort())
@@ -228,6 +232,16 @@ func (c *config) url() string {
 	}
 	return fmt.Sprintf("http://127.0.0.1:%d%s", c.port, path)
 }
+
+// gateSite is the edge-auth gate of the README's Edge auth section.
+const gateSite = `session {
+		secret ` + secret + `
+		forward user_id X-Remote-User
+		forward role X-Remote-Role
+	}
+	@anonymous not session user_id
+	respond @anonymous 401
+	reverse_proxy {upstream}`
 
 func sessionSite(extra string) string {
 	return `session {
