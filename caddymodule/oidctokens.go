@@ -278,11 +278,11 @@ func (o *oidcLogin) refresh(r *http.Request, s *sessioncore.Session, t *oidcToke
 	switch {
 	case err == nil:
 		raw, _ := json.Marshal(fresh)
-		switch err := o.sessions.SavePrivate(r.Context(), s, oidcPrivate, raw); {
-		case errors.Is(err, sessioncore.ErrSessionGone):
-			return nil // revoked or ended by another request meanwhile
-		case err != nil:
-			_ = keepTokens(s, fresh) // saved with the response instead
+		if err := o.sessions.SavePrivate(r.Context(), s, oidcPrivate, raw); err != nil {
+			// Saved with the response instead: a store that evicted the
+			// session writes it back with these tokens, not the used
+			// ones; one that deleted it never brings it back.
+			_ = keepTokens(s, fresh)
 		}
 		metrics.oidcRefreshes.inc("refreshed")
 		return fresh
@@ -308,7 +308,11 @@ func (o *oidcLogin) refresh(r *http.Request, s *sessioncore.Session, t *oidcToke
 		// invalid_client (a rotated client secret), 429, a 5xx: the
 		// gateway's or the provider's trouble, not the user's.
 		metrics.oidcRefreshes.inc("failed")
-		o.logger.Error("the provider refused to refresh tokens; tried again later", zap.Int("status", refused.Response.StatusCode), zap.String("error", sessioncore.HeaderSafe(refused.ErrorCode)))
+		status := 0
+		if refused.Response != nil {
+			status = refused.Response.StatusCode
+		}
+		o.logger.Error("the provider refused to refresh tokens; tried again later", zap.Int("status", status), zap.String("error", sessioncore.HeaderSafe(refused.ErrorCode)))
 		return t
 	default:
 		metrics.oidcRefreshes.inc("failed")
@@ -349,13 +353,15 @@ func (o *oidcLogin) storedTokens(ctx context.Context, id string) (*oidcTokens, e
 // session that find its access token due together share one refresh, and
 // a request that still holds the old refresh token just after gets the
 // result (providers that rotate refresh tokens refuse a second use). A
-// refresh that failed is not tried again for a few seconds, so that a
-// provider that is down does not hold every request for its timeout.
+// refresh that failed is not tried again for a few seconds, and while the
+// provider cannot be reached no refresh is tried at all, so that a
+// provider that is down holds one request for its timeout, not all.
 type refresher struct {
 	flights singleflight.Group
 
-	mu     sync.Mutex
-	recent map[string]redeemed // by the refresh token's SHA-256
+	mu        sync.Mutex
+	recent    map[string]redeemed // by the SHA-256 of the refresh token and its login
+	downUntil time.Time           // no refresh before, after a provider unreachable
 }
 
 type redeemed struct {
@@ -381,14 +387,17 @@ var errRecentlyFailed = errors.New("the refresh failed moments ago; not tried ag
 // redeem returns the tokens that t's refresh token redeems for, through
 // exchange, once for all the requests that hold it.
 func (rf *refresher) redeem(t *oidcTokens, exchange func(context.Context) (*oidcTokens, error)) (*oidcTokens, error) {
-	sum := sha256.Sum256([]byte(t.RefreshToken))
+	// The login is part of the key: a provider that handed one refresh
+	// token to two logins must not have one's sid stamped on the other.
+	sum := sha256.Sum256([]byte(t.RefreshToken + "\x00" + t.Sub + "\x00" + t.SID))
 	key := string(sum[:])
 	now := time.Now()
 	rf.mu.Lock()
 	r, ok := rf.recent[key]
+	down := now.Before(rf.downUntil)
 	rf.mu.Unlock()
 	switch {
-	case ok && r.tokens == nil && now.Sub(r.at) < failedFor:
+	case down, ok && r.tokens == nil && now.Sub(r.at) < failedFor:
 		return nil, errRecentlyFailed
 	case ok && r.tokens != nil && now.Sub(r.at) < redeemedFor && !r.tokens.due(now):
 		return r.tokens, nil
@@ -399,8 +408,17 @@ func (rf *refresher) redeem(t *oidcTokens, exchange func(context.Context) (*oidc
 		defer cancel()
 		tokens, err := exchange(ctx)
 		var refused *oauth2.RetrieveError
-		if err == nil || !errors.As(err, &refused) || refused.ErrorCode != "invalid_grant" {
-			rf.remember(key, tokens, time.Now()) // a refusal is final: nothing to hold back
+		switch {
+		case errors.As(err, &refused) && refused.ErrorCode == "invalid_grant", errors.Is(err, errRefreshedIDToken):
+			// Final: the login ends; nothing to hold back.
+		case err != nil && !errors.As(err, &refused):
+			// The provider cannot be reached: no refresh for a while.
+			rf.mu.Lock()
+			rf.downUntil = time.Now().Add(failedFor)
+			rf.mu.Unlock()
+			rf.remember(key, nil, time.Now())
+		default:
+			rf.remember(key, tokens, time.Now())
 		}
 		return tokens, err
 	})

@@ -116,6 +116,10 @@ func TestRefresherRedeemsOnce(t *testing.T) {
 	if err1 == nil || !errors.Is(err2, errRecentlyFailed) || calls.Load() != 1 {
 		t.Errorf("failures: %v, then %v, after %d exchanges", err1, err2, calls.Load())
 	}
+	// An unreachable provider holds back every session's refresh.
+	if _, err := failing.redeem(&oidcTokens{RefreshToken: "another login's"}, fail); !errors.Is(err, errRecentlyFailed) || calls.Load() != 1 {
+		t.Errorf("another session's refresh while the provider is down: %v after %d exchanges", err, calls.Load())
+	}
 	// A refusal (invalid_grant) is final, and not held back: the next
 	// request learns it from the provider again.
 	var refusing refresher

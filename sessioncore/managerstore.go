@@ -56,13 +56,20 @@ func (m *Manager) saveToStore(ctx context.Context, s *Session) (CookieAction, st
 	}
 	id, changes := s.id, s.changes()
 	if id == "" || s.renew {
-		if s.id != "" && len(s.private) > 0 {
-			// The new ID takes the private values as they are stored now,
-			// not as this request loaded them: a token refresh by another
-			// request meanwhile must not be undone.
-			if stored, found, err := m.store.Load(ctx, s.id); err == nil && found {
-				s.takeStoredPrivate(stored)
+		if s.id != "" {
+			// A renewal copies the session to a new ID: not one another
+			// request revoked or emptied meanwhile, and with the private
+			// values as they are stored now, not as this request loaded
+			// them (a token refresh meanwhile must not be undone).
+			stored, found, err := m.store.Load(ctx, s.id)
+			switch {
+			case err != nil:
+				return CookieUntouched, "", err
+			case !found:
+				m.logger.Warn("session not renewed: it was revoked, renewed or emptied meanwhile")
+				return CookieUntouched, "", nil
 			}
+			s.takeStoredPrivate(stored)
 		}
 		var err error
 		if id, err = newSessionID(); err != nil {

@@ -187,7 +187,35 @@ func TestPrivateValuesAreNotUndone(t *testing.T) {
 	if err != nil || action != CookieDeleted || store.Len() != 0 {
 		t.Errorf("emptied key by key: %s %v, %d stored", action, err, store.Len())
 	}
-	if err := manager.SavePrivate(ctx, s, "oidc", json.RawMessage(`1`)); err == nil {
-		t.Error("SavePrivate to a session no longer stored")
+}
+
+// Neither a renewal nor SavePrivate brings back a session another request
+// revoked or emptied meanwhile.
+func TestNoRevivalOfADeletedSession(t *testing.T) {
+	ctx := context.Background()
+	store := newMapStore()
+	codec, _ := NewSecureCookieCodec(testSecret)
+	manager, _ := NewManager(DefaultConfig(), codec, WithStore(store))
+	h := http.Header{}
+	s, _ := manager.Open(requestWithCookie("session", ""))
+	must(t, s.Set("user", json.RawMessage(`"alice"`)))
+	must(t, s.SetPrivate("oidc", json.RawMessage(`"t0"`)))
+	_, err := manager.Save(ctx, s, h)
+	must(t, err)
+	cookie := cookieValue(t, h, "session")
+
+	renewing, _ := manager.Open(requestWithCookie("session", cookie))
+	refreshing, _ := manager.Open(requestWithCookie("session", cookie))
+	if _, err := store.Delete(ctx, s.ID()); err != nil { // revoked meanwhile
+		t.Fatal(err)
+	}
+	must(t, renewing.Renew())
+	h = http.Header{}
+	action, err := manager.Save(ctx, renewing, h)
+	if err != nil || action != CookieUntouched || store.Len() != 0 || h.Get("Set-Cookie") != "" {
+		t.Errorf("a renewal of a revoked session: %s %v, %d stored", action, err, store.Len())
+	}
+	if err := manager.SavePrivate(ctx, refreshing, "oidc", json.RawMessage(`"t1"`)); !errors.Is(err, ErrSessionGone) || store.Len() != 0 {
+		t.Errorf("SavePrivate to a revoked session: %v, %d stored", err, store.Len())
 	}
 }

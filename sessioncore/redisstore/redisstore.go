@@ -64,9 +64,14 @@ var commitScript = redis.NewScript(`
 local key = KEYS[1]
 if ARGV[1] == '0' and redis.call('EXISTS', key) == 0 then return 0 end
 if ARGV[2] == '1' then
+  local values = {}
   for _, field in ipairs(redis.call('HKEYS', key)) do
-    if string.byte(field, 1) ~= 0 then redis.call('HDEL', key, field) end
+    if string.byte(field, 1) ~= 0 then
+      values[#values + 1] = field
+      if #values == 1000 then redis.call('HDEL', key, unpack(values)); values = {} end
+    end
   end
+  if #values > 0 then redis.call('HDEL', key, unpack(values)) end
 end
 local ndel = tonumber(ARGV[4])
 if ndel > 0 then redis.call('HDEL', key, unpack(ARGV, 5, 4 + ndel)) end
