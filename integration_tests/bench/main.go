@@ -52,15 +52,31 @@ type config struct {
 	// session cookie it is sent, so that both parse the same request.
 	cookieOf *config
 	path     string // the path loaded; "/" when empty
+	// distinct is how many different session cookies the load rotates
+	// through (a wrk Lua script); 0 or 1: one.
+	distinct int
 	port     int
 	cmd      *exec.Cmd
-	cookie   string
-	rps      []float64
-	p99      []time.Duration
-	cpu      []time.Duration // Caddy's CPU time per request
+	cookie   string // the Cookie header's value: session=...[; session.1=...]
+	// cookieFile holds one Cookie header value per line, when distinct > 1.
+	cookieFile string
+	// alsoCPU are processes whose CPU time counts towards c's per
+	// request (the redis-server of a Redis store).
+	alsoCPU []*exec.Cmd
+	// For a peer that is not this gateway: the command that serves on
+	// port in front of upstream, and how a session is minted (by default
+	// a GET of login on c's port, through the gateway).
+	command  func(port int, upstream string) *exec.Cmd
+	logInOne func(c *config) (string, error)
+	rps     []float64
+	p99     []time.Duration
+	cpu     []time.Duration // CPU time per request: Caddy's, and alsoCPU's
 }
 
 const secret = "bench-secret-0123456789abcdef0123456789abcdef"
+
+// peers are the peers' binaries, from the flags.
+var peers peerBinaries
 
 func main() {
 	rounds := flag.Int("rounds", 5, "rounds of A B C ...")
@@ -68,6 +84,9 @@ func main() {
 	connections := flag.Int("connections", 32, "wrk connections")
 	instructions := flag.Bool("instructions", false, "count Caddy's instructions per request under callgrind instead of loading with wrk")
 	profiles := flag.String("profiles", "", "with -instructions: keep each configuration's callgrind profile in this directory")
+	suite := flag.String("suite", "core", "what to measure: core (read, refresh, Redis, the edge gate), scale (distinct cookies, session sizes), redis (plain and the Redis store only, for -connections 256) or peers (oauth2-proxy, caddy-security and the gateway's gate)")
+	flag.StringVar(&peers.oauth2Proxy, "oauth2-proxy", "", "with -suite peers: oauth2-proxy's binary (default: built from the Go module proxy, v7.15.6)")
+	flag.StringVar(&peers.caddySecurity, "caddy-security", "", "with -suite peers: a Caddy built with caddy-security (default: left out)")
 	upstreamFlag := flag.String("serve-upstream", "", "internal: serve the upstream on this address")
 	flag.Parse()
 	if *upstreamFlag != "" {
@@ -82,7 +101,7 @@ func main() {
 			return countInstructions(ctx, binary, dir, upstream, configs, *rounds, *connections, *duration, *profiles)
 		}
 	}
-	if err := run(measure); err != nil {
+	if err := run(*suite, measure); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
@@ -90,7 +109,7 @@ func main() {
 
 // run builds the gateway, starts the upstream (and Redis when there is
 // one) and hands the configurations to measure.
-func run(measure func(ctx context.Context, binary, dir, upstream string, configs []*config) error) error {
+func run(suite string, measure func(ctx context.Context, binary, dir, upstream string, configs []*config) error) error {
 	dir, err := os.MkdirTemp("", "session-bench-")
 	if err != nil {
 		return err
@@ -119,20 +138,19 @@ func run(measure func(ctx context.Context, binary, dir, upstream string, configs
 	}
 	defer kill(upstream)
 
-	read := &config{name: "session (cookie read, not reissued)", login: "/login", site: sessionSite("")}
-	refresh := &config{name: "session (permanent, refreshed every response)", login: "/login-permanent", site: sessionSite("")}
-	configs := []*config{
-		{name: "reverse_proxy", site: "reverse_proxy {upstream}", cookieOf: read},
-		read,
-		refresh,
-		// What an app that refreshes its own cookie costs through plain
-		// reverse_proxy: the floor under the gateway's refresh.
-		{name: "reverse_proxy (the upstream refreshes a cookie of the same size)", site: "reverse_proxy {upstream}", cookieOf: refresh, path: appRefreshPath},
-		// The README's edge auth: identity headers, and a gate that
-		// answers anonymous requests itself.
-		{name: "session (edge gate: two forward lines, respond 401 to anonymous)", login: "/login", site: gateSite},
+	configs, err := suiteConfigs(suite)
+	if err != nil {
+		return err
 	}
-	if _, err := exec.LookPath("redis-server"); err == nil {
+	if suite == "peers" {
+		more, stopProvider, err := peerConfigs(dir)
+		if err != nil {
+			return err
+		}
+		defer stopProvider()
+		configs = append(configs, more...)
+	}
+	if _, err := exec.LookPath("redis-server"); err == nil && suite != "scale" {
 		redisAddr := fmt.Sprintf("127.0.0.1:%d", freePort())
 		_, redisPort, _ := net.SplitHostPort(redisAddr)
 		redis := pinned(1, "redis-server", "--port", redisPort, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", dir)
@@ -143,13 +161,68 @@ func run(measure func(ctx context.Context, binary, dir, upstream string, configs
 		if err := waitListeningAddr(redisAddr); err != nil {
 			return fmt.Errorf("redis-server: %w", err)
 		}
-		configs = append(configs, &config{name: "session (redis store, read, not reissued)", login: "/login",
-			site: sessionSite("store redis {\n\t\t\taddress redis://" + redisAddr + "/0\n\t\t}")})
+		redisStore := "store redis {\n\t\t\taddress redis://" + redisAddr + "/0\n\t\t}"
+		if suite == "peers" {
+			configs = append(configs, &config{name: "session edge gate, Redis store (CPU includes redis-server's)", login: "/login",
+				site: strings.Replace(gateSite, "forward user_id", redisStore+"\n\t\tforward user_id", 1), alsoCPU: []*exec.Cmd{redis}})
+		} else {
+			configs = append(configs, &config{name: "session (redis store, read, not reissued; CPU includes redis-server's)", login: "/login",
+				site: sessionSite(redisStore), alsoCPU: []*exec.Cmd{redis}})
+		}
 	} else {
 		fmt.Println("redis-server not found: skipping the Redis configuration")
 	}
 	fmt.Printf("machine: %s/%s, %d cores, %s\n", runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), cpuModel())
 	return measure(ctx, binary, dir, upstreamAddr, configs)
+}
+
+// suiteConfigs returns the configurations a suite measures, plain
+// reverse_proxy first.
+func suiteConfigs(suite string) ([]*config, error) {
+	plain := "reverse_proxy {upstream}"
+	switch suite {
+	case "core":
+		read := &config{name: "session (cookie read, not reissued)", login: "/login", site: sessionSite("")}
+		refresh := &config{name: "session (permanent, refreshed every response)", login: "/login-permanent", site: sessionSite("")}
+		return []*config{
+			{name: "reverse_proxy", site: plain, cookieOf: read},
+			read,
+			refresh,
+			// What an app that refreshes its own cookie costs through
+			// plain reverse_proxy: the floor under the gateway's refresh.
+			{name: "reverse_proxy (the upstream refreshes a cookie of the same size)", site: plain, cookieOf: refresh, path: appRefreshPath},
+			// The README's edge auth: identity headers, and a gate that
+			// answers anonymous requests itself.
+			{name: "session (edge gate: two forward lines, respond 401 to anonymous)", login: "/login", site: gateSite},
+		}, nil
+	case "peers":
+		gate := &config{name: "session edge gate (securecookie)", login: "/login", site: gateSite}
+		return []*config{
+			{name: "reverse_proxy", site: plain, cookieOf: gate},
+			gate,
+			{name: "session edge gate, codec flask", login: "/login", site: strings.Replace(gateSite, "forward user_id", "codec flask\n\t\tforward user_id", 1)},
+			{name: "session edge gate, 4,096 sessions rotating", login: "/login", site: gateSite, distinct: 4096},
+		}, nil
+	case "redis":
+		read := &config{name: "session (cookie read, not reissued)", login: "/login", site: sessionSite("")}
+		return []*config{{name: "reverse_proxy", site: plain, cookieOf: read}, read}, nil
+	case "scale":
+		one := &config{name: "session read, 1 cookie (200 B session)", login: "/login", site: sessionSite("")}
+		many := &config{name: "session read, 1,000 cookies rotating", login: "/login", site: sessionSite(""), distinct: 1000}
+		most := &config{name: "session read, 100,000 cookies rotating", login: "/login", site: sessionSite(""), distinct: 100_000}
+		kb := &config{name: "session read, 1 KB session", login: "/login-size?bytes=1024", site: sessionSite("")}
+		split := &config{name: "session read, 4 KB session (3 cookies)", login: "/login-size?bytes=4096", site: sessionSite("max_cookie_bytes 12KiB")}
+		return []*config{
+			{name: "reverse_proxy", site: plain, cookieOf: one},
+			one, many, most,
+			{name: "reverse_proxy, the same 100,000 cookies rotating", site: plain, cookieOf: most},
+			kb,
+			{name: "reverse_proxy, the same 1 KB cookie", site: plain, cookieOf: kb},
+			split,
+			{name: "reverse_proxy, the same 4 KB cookies", site: plain, cookieOf: split},
+		}, nil
+	}
+	return nil, fmt.Errorf("unknown suite %q: core, scale or redis", suite)
 }
 
 // loadRounds loads each configuration with wrk, one Caddy process each,
@@ -185,12 +258,12 @@ func loadRounds(ctx context.Context, binary, dir, upstreamAddr string, configs [
 	}
 	for round := 1; round <= rounds; round++ {
 		for _, c := range configs {
-			before := cpuTime(c.cmd)
+			before := c.cpuTime()
 			rps, p99, err := wrk(ctx, c, connections, duration)
 			if err != nil {
 				return err
 			}
-			perRequest := time.Duration(float64(cpuTime(c.cmd)-before) / (rps * duration.Seconds()))
+			perRequest := time.Duration(float64(c.cpuTime()-before) / (rps * duration.Seconds()))
 			c.rps, c.p99, c.cpu = append(c.rps, rps), append(c.p99, p99), append(c.cpu, perRequest)
 		}
 		fmt.Printf("round %d:", round)
@@ -208,21 +281,87 @@ func loadRounds(ctx context.Context, binary, dir, upstreamAddr string, configs [
 // both parse and carry the same request.
 func logIn(configs []*config) error {
 	for _, c := range configs {
-		if c.login == "" {
+		if c.login == "" && c.logInOne == nil {
 			continue
 		}
 		var err error
-		if c.cookie, err = login(c.port, c.login); err != nil {
+		if c.distinct > 1 {
+			err = c.logInMany()
+		} else {
+			c.cookie, err = c.logIn()
+		}
+		if err != nil {
 			return fmt.Errorf("%s: %w", c.name, err)
 		}
 	}
 	for _, c := range configs {
 		if c.cookieOf != nil {
-			c.cookie = c.cookieOf.cookie
+			c.cookie, c.cookieFile = c.cookieOf.cookie, c.cookieOf.cookieFile
 		}
 	}
 	return nil
 }
+
+// logIn mints one session for c and returns its Cookie header.
+func (c *config) logIn() (string, error) {
+	if c.logInOne != nil {
+		return c.logInOne(c)
+	}
+	return login(c.port, c.login)
+}
+
+// logInMany logs in c.distinct times, concurrently, and writes the Cookie
+// headers to c.cookieFile.
+func (c *config) logInMany() error {
+	cookies := make([]string, c.distinct)
+	errs := make(chan error, 16)
+	next := atomic.Int64{}
+	for range 16 {
+		go func() {
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= len(cookies) {
+					errs <- nil
+					return
+				}
+				var err error
+				if cookies[i], err = c.logIn(); err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	for range 16 {
+		if err := <-errs; err != nil {
+			return err
+		}
+	}
+	f, err := os.CreateTemp("", "session-bench-cookies-")
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	c.cookieFile = f.Name()
+	_, err = f.WriteString(strings.Join(cookies, "\n") + "\n")
+	return err
+}
+
+// rotateCookies is a wrk script that sends each request the next Cookie
+// header of the file given after --, round robin: no value comes back
+// before all the others have been sent.
+const rotateCookies = `
+local cookies = {}
+local i = 0
+function init(args)
+  for line in io.lines(args[1]) do cookies[#cookies + 1] = line end
+  i = math.random(#cookies) - 1
+end
+function request()
+  i = i % #cookies + 1
+  return wrk.format(nil, nil, {["Cookie"] = cookies[i]})
+end
+`
 
 // url is where c is loaded.
 func (c *config) url() string {
@@ -278,6 +417,9 @@ func (c *config) start(ctx context.Context, binary, dir, upstream string) error 
 		return err
 	}
 	c.cmd = pinned(0, binary, "run", "--config", path, "--adapter", "caddyfile")
+	if c.command != nil {
+		c.cmd = c.command(c.port, upstream)
+	}
 	c.cmd.Env = append(os.Environ(), "XDG_CONFIG_HOME="+dir, "XDG_DATA_HOME="+dir, "GOMAXPROCS=1")
 	c.cmd.Stderr = io.Discard
 	return c.cmd.Start()
@@ -286,10 +428,18 @@ func (c *config) start(ctx context.Context, binary, dir, upstream string) error 
 // wrk loads c for d and returns requests per second and p99 latency.
 func wrk(ctx context.Context, c *config, connections int, d time.Duration) (float64, time.Duration, error) {
 	args := []string{"-t1", "-c" + strconv.Itoa(connections), "-d" + strconv.Itoa(int(d.Seconds())) + "s", "--latency"}
-	if c.cookie != "" {
-		args = append(args, "-H", "Cookie: session="+c.cookie)
+	switch {
+	case c.cookieFile != "":
+		script := filepath.Join(os.TempDir(), "session-bench-rotate.lua")
+		if err := os.WriteFile(script, []byte(rotateCookies), 0o644); err != nil {
+			return 0, 0, err
+		}
+		args = append(args, "-s", script, c.url(), "--", c.cookieFile)
+	case c.cookie != "":
+		args = append(args, "-H", "Cookie: "+c.cookie, c.url())
+	default:
+		args = append(args, c.url())
 	}
-	args = append(args, c.url())
 	cmd := pinned(1, "wrk", args...)
 	out, err := cmd.Output()
 	if ctx.Err() != nil {
@@ -315,7 +465,7 @@ func wrk(ctx context.Context, c *config, connections int, d time.Duration) (floa
 func report(configs []*config) {
 	base := configs[0]
 	baseRPS, baseP99 := median(base.rps), medianDuration(base.p99)
-	fmt.Printf("\n| configuration | req/s (median) | ratio | median round ratio | min round ratio | p99 (median) | p99 ratio | Caddy CPU per request | peak RSS |\n|---|---|---|---|---|---|---|---|---|\n")
+	fmt.Printf("\n| configuration | req/s (median) | ratio | median round ratio | min round ratio | p99 (median) | p99 ratio | CPU per request | peak RSS |\n|---|---|---|---|---|---|---|---|---|\n")
 	for _, c := range configs {
 		var ratios []float64
 		for i := range c.rps {
@@ -356,6 +506,16 @@ func peakRSS(cmd *exec.Cmd) string {
 	return "?"
 }
 
+// cpuTime returns the CPU time c's Caddy and its alsoCPU processes have
+// used.
+func (c *config) cpuTime() time.Duration {
+	total := cpuTime(c.cmd)
+	for _, cmd := range c.alsoCPU {
+		total += cpuTime(cmd)
+	}
+	return total
+}
+
 // cpuTime returns the user and system CPU time the process has used.
 func cpuTime(cmd *exec.Cmd) time.Duration {
 	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", cmd.Process.Pid))
@@ -380,18 +540,24 @@ func cpuModel() string {
 	return "unknown CPU"
 }
 
+// login returns the Cookie header value that carries the session path
+// sets: the session cookie and its parts.
 func login(port int, path string) (string, error) {
 	resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d%s", port, path))
 	if err != nil {
 		return "", err
 	}
 	resp.Body.Close()
+	var pairs []string
 	for _, c := range resp.Cookies() {
-		if c.Name == "session" {
-			return c.Value, nil
+		if c.Name == "session" || strings.HasPrefix(c.Name, "session.") {
+			pairs = append(pairs, c.Name+"="+c.Value)
 		}
 	}
-	return "", fmt.Errorf("no session cookie from %s", path)
+	if len(pairs) == 0 {
+		return "", fmt.Errorf("no session cookie from %s", path)
+	}
+	return strings.Join(pairs, "; "), nil
 }
 
 func waitListening(port int) error { return waitListeningAddr(fmt.Sprintf("127.0.0.1:%d", port)) }
@@ -457,6 +623,12 @@ func serveUpstream(addr string) {
 	})
 	mux.HandleFunc("/login", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("X-Session-Update", `{"role":"editor","user_id":"u-12345","pad":"`+pad+`"}`)
+	})
+	mux.HandleFunc("/login-size", func(w http.ResponseWriter, r *http.Request) {
+		// A session of about ?bytes= bytes of JSON.
+		n, _ := strconv.Atoi(r.URL.Query().Get("bytes"))
+		fixed := len(`{"role":"editor","user_id":"u-12345","pad":""}`)
+		w.Header().Set("X-Session-Update", `{"role":"editor","user_id":"u-12345","pad":"`+strings.Repeat("x", max(n-fixed, 0))+`"}`)
 	})
 	mux.HandleFunc("/login-permanent", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("X-Session-Update", `{"_permanent":true,"role":"editor","user_id":"u-12345","pad":"`+pad+`"}`)
