@@ -378,7 +378,10 @@ const gateSite = `session {
 		forward user_id X-Remote-User
 		forward role X-Remote-Role
 	}
-	@anonymous not session user_id
+	@anonymous {
+		not session user_id
+		not path /login
+	}
 	respond @anonymous 401
 	reverse_proxy {upstream}`
 

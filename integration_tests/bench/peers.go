@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/oauth2-proxy/mockoidc"
@@ -100,10 +101,15 @@ func oauth2ProxyConfig(binary string, m *mockoidc.MockOIDC, distinct int) *confi
 			)
 		},
 		logInOne: func(c *config) (string, error) {
+			providerLogins.Lock() // mockoidc's session store is not safe for concurrent logins
+			defer providerLogins.Unlock()
 			return browserLogin(c.port, "/oauth2/start?rd=%2F", "_oauth2_proxy")
 		},
 	}
 }
+
+// providerLogins serializes the logins against the provider.
+var providerLogins sync.Mutex
 
 // browserLogin follows a login from start as a browser does and returns
 // the Cookie header of the cookies whose names begin with prefix.
