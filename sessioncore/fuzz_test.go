@@ -175,3 +175,29 @@ func FuzzCheckNormalizedObject(f *testing.F) {
 		}
 	})
 }
+
+// FuzzLookupMember: looking one key up in a normalized session, without
+// splitting it, finds what splitting it finds, for every key.
+func FuzzLookupMember(f *testing.F) {
+	f.Add([]byte(`{"a":"x\"y\\","b\"":[1,{"c":"}"}],"user":"u"}`))
+	f.Add([]byte(`{"pad":"\\\\\\"","k":"\\\\"}`))
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		normalized, err := normalizeJSON(raw)
+		if err != nil || len(normalized) == 0 || normalized[0] != '{' {
+			return
+		}
+		members, err := splitObject(normalized)
+		if err != nil {
+			return // a key that is not valid Unicode: such a session never opens
+		}
+		for k, want := range members {
+			got, ok := lookupMember(normalized, k)
+			if !ok || string(got) != string(want) {
+				t.Fatalf("lookup %q in %s: %s %v, want %s", k, normalized, got, ok, want)
+			}
+		}
+		if _, ok := lookupMember(normalized, "\x00absent"); ok {
+			t.Fatalf("an absent key was found in %s", normalized)
+		}
+	})
+}

@@ -224,10 +224,11 @@ func checkNormalizedObject(b []byte) (permanent json.RawMessage, err error) {
 	case len(b) < 2 || b[0] != '{' || b[len(b)-1] != '}':
 		return nil, ErrNotObject
 	}
-	err = walkObject(b, func(key string, value json.RawMessage) {
+	err = walkObject(b, func(key string, value json.RawMessage) bool {
 		if key == PermanentKey {
 			permanent = value
 		}
+		return true
 	})
 	return permanent, err
 }
@@ -236,7 +237,7 @@ func checkNormalizedObject(b []byte) (permanent json.RawMessage, err error) {
 // copying: keys and values point into b.
 func splitObject(b []byte) (map[string]json.RawMessage, error) {
 	members := make(map[string]json.RawMessage, bytes.Count(b, []byte{':'}))
-	if err := walkObject(b, func(key string, value json.RawMessage) { members[key] = value }); err != nil {
+	if err := walkObject(b, func(key string, value json.RawMessage) bool { members[key] = value; return true }); err != nil {
 		return nil, err
 	}
 	return members, nil
@@ -245,18 +246,20 @@ func splitObject(b []byte) (map[string]json.RawMessage, error) {
 // lookupMember returns the value of key in a compact JSON object, without
 // splitting it.
 func lookupMember(b []byte, key string) (value json.RawMessage, found bool) {
-	_ = walkObject(b, func(k string, v json.RawMessage) {
-		if !found && k == key {
-			value, found = v, true
+	_ = walkObject(b, func(k string, v json.RawMessage) bool {
+		if k == key {
+			value, found = v, true // the last one, should a key repeat, as splitObject and Python's json keep
 		}
+		return true
 	})
 	return value, found
 }
 
 // walkObject calls member for each member of a compact JSON object, in
-// order; keys and values point into b. It checks the punctuation between
-// members, so that malformed input is an error, never a panic.
-func walkObject(b []byte, member func(key string, value json.RawMessage)) error {
+// order, until it returns false; keys and values point into b. It checks
+// the punctuation between the members it reaches, so that malformed input
+// is an error, never a panic.
+func walkObject(b []byte, member func(key string, value json.RawMessage) (more bool)) error {
 	i := 1 // past '{'
 	for i < len(b) && b[i] != '}' {
 		if b[i] != '"' {
@@ -275,7 +278,9 @@ func walkObject(b []byte, member func(key string, value json.RawMessage)) error 
 		if valueEnd <= valueStart || valueEnd >= len(b) {
 			return ErrNotJSON
 		}
-		member(key, b[valueStart:valueEnd:valueEnd])
+		if !member(key, b[valueStart:valueEnd:valueEnd]) {
+			return nil
+		}
 		i = valueEnd
 		switch b[i] {
 		case ',':
@@ -311,18 +316,26 @@ func objectKey(quoted []byte) (string, error) {
 	return key, nil
 }
 
-// stringEnd returns the index just past the JSON string starting at b[i].
+// stringEnd returns the index just past the JSON string starting at b[i]:
+// past the first quote after it that an odd run of backslashes does not
+// escape. Each quote is found with bytes.IndexByte, which reads many bytes
+// at a time: a request that looks up its user in an unsplit session scans
+// the values before it.
 func stringEnd(b []byte, i int) int {
-	for j := i + 1; j < len(b); j++ {
-		if stringByte[b[j]] {
-			continue
+	for j := i + 1; j < len(b); {
+		k := bytes.IndexByte(b[j:], '"')
+		if k < 0 {
+			break
 		}
-		switch b[j] {
-		case '\\':
-			j++
-		case '"':
-			return j + 1
+		quote := j + k
+		backslashes := 0
+		for p := quote - 1; p > i && b[p] == '\\'; p-- {
+			backslashes++
 		}
+		if backslashes%2 == 0 {
+			return quote + 1
+		}
+		j = quote + 1
 	}
 	return len(b)
 }
