@@ -43,8 +43,13 @@ func countInstructions(ctx context.Context, binary, dir, upstream string, config
 		return err
 	}
 	out := filepath.Join(dir, "callgrind.out")
-	cmd := pinned(0, "valgrind", "--tool=callgrind", "--callgrind-out-file="+out,
-		binary, "run", "--config", path, "--adapter", "caddyfile")
+	args := []string{"--tool=callgrind", "--callgrind-out-file=" + out}
+	if profiles != "" {
+		// Each dump names its functions in full, so that one can be read
+		// without the ones before it.
+		args = append(args, "--compress-strings=no", "--compress-pos=no")
+	}
+	cmd := pinned(0, "valgrind", append(args, binary, "run", "--config", path, "--adapter", "caddyfile")...)
 	// Go's asynchronous preemption signals break callgrind.
 	cmd.Env = append(os.Environ(), "XDG_CONFIG_HOME="+dir, "XDG_DATA_HOME="+dir, "GOMAXPROCS=1", "GODEBUG=asyncpreemptoff=1")
 	cmd.Stderr = io.Discard

@@ -84,7 +84,7 @@ func main() {
 	connections := flag.Int("connections", 32, "wrk connections")
 	instructions := flag.Bool("instructions", false, "count Caddy's instructions per request under callgrind instead of loading with wrk")
 	profiles := flag.String("profiles", "", "with -instructions: keep each configuration's callgrind profile in this directory")
-	suite := flag.String("suite", "core", "what to measure: core (read, refresh, Redis, the edge gate), scale (distinct cookies, session sizes), redis (plain and the Redis store only, for -connections 256) or peers (oauth2-proxy, caddy-security and the gateway's gate)")
+	suite := flag.String("suite", "core", "what to measure: core (read, refresh, Redis, the edge gate), scale (distinct cookies, session sizes), gate (the edge gate taken apart), redis (plain and the Redis store only, for -connections 256) or peers (oauth2-proxy, caddy-security and the gateway's gate)")
 	flag.StringVar(&peers.oauth2Proxy, "oauth2-proxy", "", "with -suite peers: oauth2-proxy's binary (default: built from the Go module proxy, v7.15.6)")
 	flag.StringVar(&peers.caddySecurity, "caddy-security", "", "with -suite peers: a Caddy built with caddy-security (default: left out)")
 	upstreamFlag := flag.String("serve-upstream", "", "internal: serve the upstream on this address")
@@ -150,7 +150,7 @@ func run(suite string, measure func(ctx context.Context, binary, dir, upstream s
 		defer stopProvider()
 		configs = append(configs, more...)
 	}
-	if _, err := exec.LookPath("redis-server"); err == nil && suite != "scale" {
+	if _, err := exec.LookPath("redis-server"); err == nil && suite != "scale" && suite != "gate" {
 		redisAddr := fmt.Sprintf("127.0.0.1:%d", freePort())
 		_, redisPort, _ := net.SplitHostPort(redisAddr)
 		redis := pinned(1, "redis-server", "--port", redisPort, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", dir)
@@ -202,6 +202,16 @@ func suiteConfigs(suite string) ([]*config, error) {
 			gate,
 			{name: "session edge gate, codec flask", login: "/login", site: strings.Replace(gateSite, "forward user_id", "codec flask\n\t\tforward user_id", 1)},
 			{name: "session edge gate, 4,096 sessions rotating", login: "/login", site: gateSite, distinct: 4096},
+		}, nil
+	case "gate":
+		// The edge gate taken apart: what each of its pieces costs.
+		read := &config{name: "session (cookie read, not reissued)", login: "/login", site: sessionSite("")}
+		return []*config{
+			{name: "reverse_proxy", site: plain, cookieOf: read},
+			read,
+			{name: "session read, two forward lines", login: "/login", site: sessionSite("forward user_id X-Remote-User\n\t\tforward role X-Remote-Role")},
+			{name: "session read, the anonymous matcher and respond 401", login: "/login", site: strings.Replace(gateSite, "forward user_id X-Remote-User\n\t\tforward role X-Remote-Role", "", 1)},
+			{name: "session edge gate (both)", login: "/login", site: gateSite},
 		}, nil
 	case "redis":
 		read := &config{name: "session (cookie read, not reissued)", login: "/login", site: sessionSite("")}
