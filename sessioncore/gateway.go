@@ -393,10 +393,11 @@ func stripHeader(header http.Header, h string) {
 // set.
 func (g *Gateway) forwardIdentity(h http.Header, s *Session) {
 	for _, f := range g.forward {
-		if !s.Has(f.Key) {
-			continue
+		raw, ok := s.Get(f.Key)
+		if !ok || !truthyValue(raw) {
+			continue // a value the matcher counts as unset is not sent
 		}
-		value, _ := s.Text(f.Key)
+		value := ValueText(raw)
 		if reason := IdentityWithheld(value); reason != "" {
 			g.onWithheld(reason)
 			g.logger.Warn("session value not forwarded: the upstream would not read it as the gateway does",

@@ -1,6 +1,7 @@
 package sessioncore
 
 import (
+	"bytes"
 	"encoding/json"
 )
 
@@ -8,9 +9,12 @@ import (
 // set: present and not null, false, "", [] or {}.
 func (s *Session) Has(key string) bool {
 	v, ok := s.Get(key)
-	if !ok {
-		return false
-	}
+	return ok && truthyValue(v)
+}
+
+// truthyValue reports whether a value counts as set: not null, false, an
+// empty string, array or object.
+func truthyValue(v json.RawMessage) bool {
 	switch string(v) {
 	case "null", "false", `""`, "[]", "{}":
 		return false
@@ -46,6 +50,14 @@ func (s *Session) Matches(key string, wanted ...string) bool {
 }
 
 func scalarMatches(v json.RawMessage, wanted []string) bool {
+	if plain, ok := plainString(v); ok {
+		for _, w := range wanted {
+			if string(plain) == w { // compared without a copy
+				return true
+			}
+		}
+		return false
+	}
 	text := string(v)
 	if len(v) > 0 && v[0] == '"' {
 		if json.Unmarshal(v, &text) != nil {
@@ -76,6 +88,9 @@ func (s *Session) Text(key string) (text string, ok bool) {
 // ValueText returns a plain JSON value as text: a string as the string
 // itself, anything else as its JSON text.
 func ValueText(v json.RawMessage) string {
+	if plain, ok := plainString(v); ok {
+		return string(plain)
+	}
 	if len(v) > 0 && v[0] == '"' {
 		var str string
 		if json.Unmarshal(v, &str) == nil {
@@ -83,4 +98,14 @@ func ValueText(v json.RawMessage) string {
 		}
 	}
 	return string(v)
+}
+
+// plainString returns the text of a JSON string without escapes (the
+// usual user ID or role) as the bytes between its quotes: no decoding
+// needed.
+func plainString(v json.RawMessage) ([]byte, bool) {
+	if len(v) < 2 || v[0] != '"' || v[len(v)-1] != '"' || bytes.IndexByte(v, '\\') >= 0 {
+		return nil, false
+	}
+	return v[1 : len(v)-1], true
 }
