@@ -22,20 +22,21 @@ import (
 type Store struct {
 	client redis.UniversalClient
 	prefix string
+	loads  *loadBatcher
 }
 
 // New returns a store that uses client (go-redis's universal
 // client: a single server, a cluster or a sentinel-managed master) and
 // keeps sessions under keys that start with prefix.
 func New(client redis.UniversalClient, prefix string) *Store {
-	return &Store{client: client, prefix: prefix}
+	return &Store{client: client, prefix: prefix, loads: &loadBatcher{client: client}}
 }
 
 func (s *Store) key(id string) string { return s.prefix + id }
 
 // Load implements Store.
 func (s *Store) Load(ctx context.Context, id string) (map[string]json.RawMessage, bool, error) {
-	fields, err := s.client.HGetAll(ctx, s.key(id)).Result()
+	fields, err := s.loads.hgetall(ctx, s.key(id))
 	if err != nil {
 		return nil, false, fmt.Errorf("%w: loading a session: %w", sessioncore.ErrStore, err)
 	}
