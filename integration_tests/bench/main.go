@@ -4,8 +4,8 @@
 //
 //	go run ./integration_tests/bench [-rounds 5] [-duration 5s] [-connections 32]
 //
-// Each round runs every configuration once, interleaved (A B C A B C ...),
-// so that drift of the machine hits them alike. Caddy is pinned to core 0,
+// Each round runs every configuration once, interleaved (A B C, B C A,
+// C A B, ...), so that drift of the machine hits them alike. Caddy is pinned to core 0,
 // wrk and the upstream to core 1 (when there are two cores). It prints the
 // median requests per second and p99 latency of each configuration, its
 // per-round ratios against plain reverse_proxy, and each Caddy's peak RSS.
@@ -169,7 +169,7 @@ func run(suite string, measure func(ctx context.Context, binary, dir, upstream s
 			configs = append(configs, &config{name: "session (redis store, read, not reissued; CPU includes redis-server's)", login: "/login",
 				site: sessionSite(redisStore), alsoCPU: []*exec.Cmd{redis}})
 		}
-	} else {
+	} else if suite != "scale" && suite != "gate" {
 		fmt.Println("redis-server not found: skipping the Redis configuration")
 	}
 	fmt.Printf("machine: %s/%s, %d cores, %s\n", runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), cpuModel())
@@ -267,7 +267,10 @@ func loadRounds(ctx context.Context, binary, dir, upstreamAddr string, configs [
 		}
 	}
 	for round := 1; round <= rounds; round++ {
-		for _, c := range configs {
+		// Each round starts one configuration later, so that no
+		// configuration is always measured at the same point of a round.
+		offset := (round - 1) % len(configs)
+		for _, c := range append(slices.Clone(configs[offset:]), configs[:offset]...) {
 			before := c.cpuTime()
 			rps, p99, err := wrk(ctx, c, connections, duration)
 			if err != nil {
@@ -412,14 +415,17 @@ func (c *config) siteBlock(upstream string) string {
 	return fmt.Sprintf("http://127.0.0.1:%d {\n\t%s\n}\n", c.port, strings.ReplaceAll(c.site, "{upstream}", upstream))
 }
 
-// pinned returns a command that runs on the given core when there are two.
+// pinned returns a command that runs on the given core when there are two,
+// and dies with the bench, however it ends.
 func pinned(core int, name string, args ...string) *exec.Cmd {
+	cmd := exec.Command(name, args...)
 	if runtime.NumCPU() >= 2 {
 		if taskset, err := exec.LookPath("taskset"); err == nil {
-			return exec.Command(taskset, append([]string{"-c", strconv.Itoa(core), name}, args...)...)
+			cmd = exec.Command(taskset, append([]string{"-c", strconv.Itoa(core), name}, args...)...)
 		}
 	}
-	return exec.Command(name, args...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	return cmd
 }
 
 func (c *config) start(ctx context.Context, binary, dir, upstream string) error {
