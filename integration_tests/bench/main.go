@@ -68,9 +68,9 @@ type config struct {
 	// a GET of login on c's port, through the gateway).
 	command  func(port int, upstream string) *exec.Cmd
 	logInOne func(c *config) (string, error)
-	rps     []float64
-	p99     []time.Duration
-	cpu     []time.Duration // CPU time per request: Caddy's, and alsoCPU's
+	rps      []float64
+	p99      []time.Duration
+	cpu      []time.Duration // CPU time per request: Caddy's, and alsoCPU's
 }
 
 const secret = "bench-secret-0123456789abcdef0123456789abcdef"
