@@ -212,6 +212,8 @@ func suiteConfigs(suite string) ([]*config, error) {
 			{name: "session read, two forward lines", login: "/login", site: sessionSite("forward user_id X-Remote-User\n\t\tforward role X-Remote-Role")},
 			{name: "session read, the anonymous matcher and respond 401", login: "/login", site: strings.Replace(gateSite, "forward user_id X-Remote-User\n\t\tforward role X-Remote-Role", "", 1)},
 			{name: "session edge gate (both)", login: "/login", site: gateSite},
+			{name: "session edge gate, X-Session limited to the identity (send user_id role)", login: "/login",
+				site: strings.Replace(gateSite, "forward user_id", "send user_id role\n\t\tforward user_id", 1)},
 		}, nil
 	case "redis":
 		read := &config{name: "session (cookie read, not reissued)", login: "/login", site: sessionSite("")}
