@@ -150,7 +150,7 @@ func run(suite string, measure func(ctx context.Context, binary, dir, upstream s
 		defer stopProvider()
 		configs = append(configs, more...)
 	}
-	if _, err := exec.LookPath("redis-server"); err == nil && suite != "scale" && suite != "gate" {
+	if _, err := exec.LookPath("redis-server"); err == nil && suite != "scale" && suite != "gate" && suite != "matchers" {
 		redisAddr := fmt.Sprintf("127.0.0.1:%d", freePort())
 		_, redisPort, _ := net.SplitHostPort(redisAddr)
 		redis := pinned(1, "redis-server", "--port", redisPort, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", dir)
@@ -169,7 +169,7 @@ func run(suite string, measure func(ctx context.Context, binary, dir, upstream s
 			configs = append(configs, &config{name: "session (redis store, read, not reissued; CPU includes redis-server's)", login: "/login",
 				site: sessionSite(redisStore), alsoCPU: []*exec.Cmd{redis}})
 		}
-	} else if suite != "scale" && suite != "gate" {
+	} else if suite != "scale" && suite != "gate" && suite != "matchers" {
 		fmt.Println("redis-server not found: skipping the Redis configuration")
 	}
 	fmt.Printf("machine: %s/%s, %d cores, %s\n", runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), cpuModel())
@@ -214,6 +214,20 @@ func suiteConfigs(suite string) ([]*config, error) {
 			{name: "session edge gate (both)", login: "/login", site: gateSite},
 			{name: "session edge gate, X-Session limited to the identity (send user_id role)", login: "/login",
 				site: strings.Replace(gateSite, "forward user_id", "send user_id role\n\t\tforward user_id", 1)},
+		}, nil
+	case "matchers":
+		// The gate's matcher taken apart: the session matcher alone, a
+		// path matcher alone, each guarding a respond that never answers.
+		read := &config{name: "session (cookie read, not reissued)", login: "/login", site: sessionSite("")}
+		return []*config{
+			{name: "reverse_proxy", site: plain, cookieOf: read},
+			read,
+			{name: "read, respond 401 when not session user_id", cookieOf: read,
+				site: sessionSite("") + "\n\t@anonymous not session user_id\n\trespond @anonymous 401"},
+			{name: "read, respond 401 on path /never", cookieOf: read,
+				site: sessionSite("") + "\n\t@never path /never\n\trespond @never 401"},
+			{name: "plain, respond 401 on path /never", cookieOf: read,
+				site: plain + "\n\t@never path /never\n\trespond @never 401"},
 		}, nil
 	case "redis":
 		read := &config{name: "session (cookie read, not reissued)", login: "/login", site: sessionSite("")}
