@@ -84,7 +84,7 @@ func main() {
 	connections := flag.Int("connections", 32, "wrk connections")
 	instructions := flag.Bool("instructions", false, "count Caddy's instructions per request under callgrind instead of loading with wrk")
 	profiles := flag.String("profiles", "", "with -instructions: keep each configuration's callgrind profile in this directory")
-	suite := flag.String("suite", "core", "what to measure: core (read, refresh, Redis, the edge gate), scale (distinct cookies, session sizes), gate (the edge gate taken apart), redis (plain and the Redis store only, for -connections 256) or peers (oauth2-proxy, caddy-security and the gateway's gate)")
+	suite := flag.String("suite", "core", "what to measure: core (read, refresh, Redis, the edge gate), scale (distinct cookies, session sizes), gate (the edge gate taken apart), matchers (its matcher), redis (plain and the Redis store only, for -connections 256) or peers (oauth2-proxy, caddy-security and the gateway's gate)")
 	flag.StringVar(&peers.oauth2Proxy, "oauth2-proxy", "", "with -suite peers: oauth2-proxy's binary (default: built from the Go module proxy, v7.15.6)")
 	flag.StringVar(&peers.caddySecurity, "caddy-security", "", "with -suite peers: a Caddy built with caddy-security (default: left out)")
 	upstreamFlag := flag.String("serve-upstream", "", "internal: serve the upstream on this address")
