@@ -198,14 +198,7 @@ func keepTokens(s *sessioncore.Session, t *oidcTokens) error {
 // ownsTokens reports whether s still names the user t was issued to
 // (provisioning requires the sub claim to be mapped in store modes).
 func (o *oidcLogin) ownsTokens(s *sessioncore.Session, t *oidcTokens) bool {
-	raw, ok := s.Get(o.claims["sub"])
-	if !ok {
-		return false
-	}
-	if len(raw) >= 2 && raw[0] == '"' && bytes.IndexByte(raw, '\\') < 0 {
-		return string(raw[1:len(raw)-1]) == t.Sub // the usual plain string: no copy
-	}
-	return string(raw) != "null" && sessioncore.ValueText(raw) == t.Sub
+	return s.TextIs(o.claims["sub"], t.Sub)
 }
 
 // onOpen runs on every request whose session is open, before it is handed

@@ -85,6 +85,19 @@ func (s *Session) Text(key string) (text string, ok bool) {
 	return ValueText(v), true
 }
 
+// TextIs reports whether the value under key reads as text (see Text),
+// without copying a plain string: for a check on every request.
+func (s *Session) TextIs(key, text string) bool {
+	v, ok := s.Get(key)
+	if !ok || string(v) == "null" {
+		return false
+	}
+	if plain, ok := plainString(v); ok {
+		return string(plain) == text
+	}
+	return ValueText(v) == text
+}
+
 // ValueText returns a plain JSON value as text: a string as the string
 // itself, anything else as its JSON text.
 func ValueText(v json.RawMessage) string {

@@ -130,16 +130,9 @@ func TestReservedKeys(t *testing.T) {
 // renewal, not by a save of their own changes.
 func TestPrivateValuesAreNotUndone(t *testing.T) {
 	ctx := context.Background()
-	store := newMapStore()
-	codec, _ := NewSecureCookieCodec(testSecret)
-	manager, _ := NewManager(DefaultConfig(), codec, WithStore(store))
-	h := http.Header{}
-	s, _ := manager.Open(requestWithCookie("session", ""))
-	must(t, s.Set("user", json.RawMessage(`"alice"`)))
-	must(t, s.SetPrivate("oidc", json.RawMessage(`"t0"`)))
-	_, err := manager.Save(ctx, s, h)
-	must(t, err)
-	cookie := cookieValue(t, h, "session")
+	manager, store, s, cookie := aliceWithToken(t)
+	var h http.Header
+	var err error
 	open := func() *Session {
 		s, outcome := manager.Open(requestWithCookie("session", cookie))
 		if outcome != OutcomeValid {
@@ -193,16 +186,7 @@ func TestPrivateValuesAreNotUndone(t *testing.T) {
 // revoked or emptied meanwhile.
 func TestNoRevivalOfADeletedSession(t *testing.T) {
 	ctx := context.Background()
-	store := newMapStore()
-	codec, _ := NewSecureCookieCodec(testSecret)
-	manager, _ := NewManager(DefaultConfig(), codec, WithStore(store))
-	h := http.Header{}
-	s, _ := manager.Open(requestWithCookie("session", ""))
-	must(t, s.Set("user", json.RawMessage(`"alice"`)))
-	must(t, s.SetPrivate("oidc", json.RawMessage(`"t0"`)))
-	_, err := manager.Save(ctx, s, h)
-	must(t, err)
-	cookie := cookieValue(t, h, "session")
+	manager, store, s, cookie := aliceWithToken(t)
 
 	renewing, _ := manager.Open(requestWithCookie("session", cookie))
 	refreshing, _ := manager.Open(requestWithCookie("session", cookie))
@@ -210,7 +194,7 @@ func TestNoRevivalOfADeletedSession(t *testing.T) {
 		t.Fatal(err)
 	}
 	must(t, renewing.Renew())
-	h = http.Header{}
+	h := http.Header{}
 	action, err := manager.Save(ctx, renewing, h)
 	if err != nil || action != CookieUntouched || store.Len() != 0 || h.Get("Set-Cookie") != "" {
 		t.Errorf("a renewal of a revoked session: %s %v, %d stored", action, err, store.Len())
@@ -218,4 +202,20 @@ func TestNoRevivalOfADeletedSession(t *testing.T) {
 	if err := manager.SavePrivate(ctx, refreshing, "oidc", json.RawMessage(`"t1"`)); !errors.Is(err, ErrSessionGone) || store.Len() != 0 {
 		t.Errorf("SavePrivate to a revoked session: %v, %d stored", err, store.Len())
 	}
+}
+
+// aliceWithToken saves, with a store, a session of alice's that holds the
+// private value oidc = "t0", and returns it and its cookie.
+func aliceWithToken(t *testing.T) (*Manager, *mapStore, *Session, string) {
+	t.Helper()
+	store := newMapStore()
+	codec, _ := NewSecureCookieCodec(testSecret)
+	manager, _ := NewManager(DefaultConfig(), codec, WithStore(store))
+	h := http.Header{}
+	s, _ := manager.Open(requestWithCookie("session", ""))
+	must(t, s.Set("user", json.RawMessage(`"alice"`)))
+	must(t, s.SetPrivate("oidc", json.RawMessage(`"t0"`)))
+	_, err := manager.Save(context.Background(), s, h)
+	must(t, err)
+	return manager, store, s, cookieValue(t, h, "session")
 }

@@ -1,9 +1,7 @@
 package sessioncore
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"sync"
@@ -95,15 +93,7 @@ func (m *Manager) userOf(s *Session) string {
 	if !ok || len(raw) == 0 || !(raw[0] == '"' || raw[0] == '-' || '0' <= raw[0] && raw[0] <= '9') {
 		return ""
 	}
-	if raw[0] != '"' {
-		return string(raw)
-	}
-	if bytes.IndexByte(raw, '\\') < 0 { // the usual plain string: no copy to unescape
-		return string(raw[1 : len(raw)-1])
-	}
-	var text string
-	_ = json.Unmarshal(raw, &text)
-	return text
+	return ValueText(raw)
 }
 
 // checkUserCutoff voids s when its user has a cutoff later than its
