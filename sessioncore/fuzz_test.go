@@ -176,6 +176,43 @@ func FuzzCheckNormalizedObject(f *testing.F) {
 	})
 }
 
+// FuzzValidStoredValue: the check of values read from Redis accepts only
+// what json.Valid accepts, compact printable ASCII, its fast path for
+// plain strings included.
+func FuzzValidStoredValue(f *testing.F) {
+	for _, seed := range []string{`"alice"`, `""`, `"`, `"a"b"`, `"\q"`, `"\u00e9"`, `1`, `{"a":[1]}`, `"a b"`, "\"a\tb\"", `"é"`} {
+		f.Add([]byte(seed))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if ValidStoredValue(b) && !json.Valid(b) {
+			t.Fatalf("%q passed, but is not JSON", b)
+		}
+		if ValidStoredValue(b) && !isCompactASCII(b) {
+			t.Fatalf("%q passed, but is not compact printable ASCII", b)
+		}
+	})
+}
+
+// isCompactASCII reports whether b is printable ASCII with spaces only
+// inside strings, the slow way.
+func isCompactASCII(b []byte) bool {
+	inString, escaped := false, false
+	for _, c := range b {
+		if c < 0x20 || c > 0x7e || c == ' ' && !inString {
+			return false
+		}
+		switch {
+		case escaped:
+			escaped = false
+		case c == '\\':
+			escaped = inString
+		case c == '"':
+			inString = !inString
+		}
+	}
+	return true
+}
+
 // FuzzLookupMember: looking one key up in a normalized session, without
 // splitting it, finds what splitting it finds, for every key.
 func FuzzLookupMember(f *testing.F) {
