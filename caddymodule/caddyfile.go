@@ -72,6 +72,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //			tls true|false
 //			db <n>
 //			key_prefix <prefix>
+//			client_cache [<max_sessions>]
 //		}
 //		on_store_error fail_open|fail_closed
 //		forward <key> <Header-Name>
@@ -446,6 +447,11 @@ func parseStoreOf(d *caddyfile.Dispenser, extra map[string]func() error, types .
 			c.DB, err = intArg(d, 0)
 		case "key_prefix":
 			c.KeyPrefix, err = singleArg(d)
+		case "client_cache":
+			c.ClientCache = defaultClientCache
+			if d.CountRemainingArgs() > 0 {
+				c.ClientCache, err = intArg(d, 1)
+			}
 		}
 		if err != nil {
 			return nil, err
@@ -461,7 +467,7 @@ func validStoreOption(storeType, option string) bool {
 	case storeRedis:
 		switch option {
 		case "address", "addresses", "username", "password", "master_name", "sentinel_username", "sentinel_password",
-			"cluster", "tls", "db", "key_prefix", "max_session_size":
+			"cluster", "tls", "db", "key_prefix", "max_session_size", "client_cache":
 			return true
 		}
 	}

@@ -247,6 +247,8 @@ func TestParseRedisStoreOptions(t *testing.T) {
 		"store redis {\n tls true\n}":               {Type: storeRedis, TLS: true},
 		"store redis {\n tls false\n}":              {Type: storeRedis},
 		"store redis {\n tls {\n ca /ca.pem\n }\n}": {Type: storeRedis, TLS: true, TLSCA: "/ca.pem"},
+		"store redis {\n client_cache\n}":           {Type: storeRedis, ClientCache: defaultClientCache},
+		"store redis {\n client_cache 500\n}":       {Type: storeRedis, ClientCache: 500},
 	} {
 		d := caddyfile.NewTestDispenser(input)
 		d.Next()
@@ -274,6 +276,9 @@ func TestParseRedisStoreOptions(t *testing.T) {
 		"store redis {\n tls {\n key /k.pem\n }\n}":        "cert and key go together",
 		"store redis {\n cluster\n cluster\n}":             "cluster specified more than once",
 		"store redis {\n sentinel_password a\n tls b c\n}": "wrong argument count",
+		"store redis {\n client_cache 0\n}":                "client_cache",
+		"store redis {\n client_cache 5 6\n}":              "wrong argument count",
+		"store memory {\n client_cache\n}":                 `unrecognized option "client_cache" for store memory`,
 	} {
 		d := caddyfile.NewTestDispenser(input)
 		d.Next()
@@ -291,4 +296,32 @@ func resolvedRedisOptions(c StoreConfig) (*redis.UniversalOptions, error) {
 		return nil, err
 	}
 	return redisOptions(&resolved)
+}
+
+// client_cache follows one server only, database 0: go-redis's client-side
+// caching covers nothing else, and an error says so at load.
+func TestClientCacheRefusals(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		c    StoreConfig
+		want string
+	}{
+		{"cluster", StoreConfig{Cluster: true}, "single Redis server"},
+		{"sentinels", StoreConfig{MasterName: "m", Addresses: []string{"10.0.0.5:26379"}}, "single Redis server"},
+		{"several addresses", StoreConfig{Addresses: []string{"10.0.0.5:6379", "10.0.0.6:6379"}}, "single Redis server"},
+		{"a database", StoreConfig{DB: 2}, "database 0"},
+		{"a database in the URL", StoreConfig{Addresses: []string{"redis://u:hunter2@10.0.0.5:6379/3"}}, "database 0"},
+		{"a negative size", StoreConfig{ClientCache: -1}, "positive"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			tt.c.Type = storeRedis
+			if tt.c.ClientCache == 0 {
+				tt.c.ClientCache = 100
+			}
+			_, err := newCachedRedisStore(&tt.c, nil, "session:")
+			if err == nil || !strings.Contains(err.Error(), tt.want) || strings.Contains(err.Error(), "hunter2") {
+				t.Errorf("error %v, want one that says %q", err, tt.want)
+			}
+		})
+	}
 }

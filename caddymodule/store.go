@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
+	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
 
 	"github.com/sessiongate/caddy-session/sessioncore"
@@ -78,6 +79,14 @@ type StoreConfig struct {
 	DB int `json:"db,omitempty"`
 	// redis: the prefix of the session keys. Default: "session:".
 	KeyPrefix string `json:"key_prefix,omitempty"`
+	// redis, one server and database 0 only: keep up to this many sessions
+	// read in this process's memory (go-redis's client-side caching), so
+	// that a session read again costs no round trip. Redis reports every
+	// change, deletion and expiry of a kept session (RESP3 tracking, Redis
+	// 6 or newer); a change made through this gateway is read back at once,
+	// one made through another within milliseconds, and a kept session is
+	// asked for again at least every second. 0: off (the default).
+	ClientCache int `json:"client_cache,omitempty"`
 }
 
 // Store types.
@@ -92,6 +101,15 @@ const (
 	defaultMaxMemory   = 256 << 20
 	defaultRedisURL    = "redis://127.0.0.1:6379/0"
 	defaultKeyPrefix   = "session:"
+	// defaultClientCache is client_cache's size when given without one.
+	defaultClientCache = 10_000
+	// clientCacheStaleness is the longest a session kept by client_cache
+	// is used without asking Redis again.
+	clientCacheStaleness = time.Second
+	// clientCacheCheck is how often invalidations that reached idle
+	// connections are applied: how late a change made through another
+	// gateway can be seen.
+	clientCacheCheck = 50 * time.Millisecond
 )
 
 // stores holds the server-side stores of every loaded config, shared by
@@ -304,7 +322,15 @@ func openStore(c *StoreConfig, cookieName string) (pooledStore, func(), error) {
 			if prefix == "" {
 				prefix = defaultKeyPrefix
 			}
-			return pooledStore{Store: instrumentedStore{redisstore.New(client, prefix)}, use: new(storeUse), close: client.Close}, nil
+			if resolved.ClientCache == 0 {
+				return pooledStore{Store: instrumentedStore{redisstore.New(client, prefix)}, use: new(storeUse), close: client.Close}, nil
+			}
+			store, err := newCachedRedisStore(&resolved, client, prefix)
+			if err != nil {
+				client.Close()
+				return nil, err
+			}
+			return pooledStore{Store: instrumentedStore{store}, use: new(storeUse), close: func() error { return errors.Join(store.Close(), client.Close()) }}, nil
 		}
 		return nil, fmt.Errorf("unknown store type %q; want cookie, memory or redis", resolved.Type)
 	})
@@ -320,4 +346,24 @@ func openStore(c *StoreConfig, cookieName string) (pooledStore, func(), error) {
 		releaseBounds()
 		_, _ = stores.Delete(key)
 	}), nil
+}
+
+// newCachedRedisStore returns the Redis store of c with client_cache on:
+// loads go through a second client, to the same server, that keeps what
+// it read (redisstore.NewCached).
+func newCachedRedisStore(c *StoreConfig, client redis.UniversalClient, prefix string) (*redisstore.Store, error) {
+	if c.ClientCache < 0 {
+		return nil, errors.New("store client_cache: the number of sessions kept must be positive")
+	}
+	if c.Cluster || c.MasterName != "" || len(c.Addresses) > 1 {
+		return nil, errors.New("store client_cache: needs a single Redis server; go-redis's client-side caching does not follow sentinels or clusters")
+	}
+	opts, err := redisOptions(c)
+	if err != nil {
+		return nil, err
+	}
+	if opts.DB != 0 {
+		return nil, errors.New("store client_cache: needs database 0; Redis tracks the keys of database 0 only for go-redis")
+	}
+	return redisstore.NewCached(client, *opts.Simple(), redisstore.CacheOptions{MaxEntries: c.ClientCache, MaxStaleness: clientCacheStaleness, InvalidationCheck: clientCacheCheck}, prefix)
 }

@@ -322,3 +322,82 @@ func TestTwoGatewaysShareOneRedis(t *testing.T) {
 		t.Errorf("gateway A sees %+v after B's change", m)
 	}
 }
+
+// With client_cache, each gateway answers a session read again from its
+// memory; a change it makes itself is read back at once, and one made by
+// the other gateway (an update, a logout, an admin revocation) reaches it
+// through Redis's invalidation, well before the one second after which it
+// would ask Redis anyway.
+func TestTwoGatewaysWithClientCache(t *testing.T) {
+	server := redistest.Start(t)
+	rc := redisClient(t, server)
+	up := startUpstream(t, storeRoutes())
+	site := strings.Replace(redisSite(server, ""), "key_prefix it:session:", "key_prefix it:session:\n\t\t\tclient_cache 1000", 1)
+	a := startGateway(t, up.Addr(), site)
+	b := startGateway(t, up.Addr(), site)
+	ctx := context.Background()
+	hgetalls := func() int {
+		t.Helper()
+		info, err := rc.Info(ctx, "commandstats").Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for line := range strings.SplitSeq(info, "\r\n") {
+			if rest, ok := strings.CutPrefix(line, "cmdstat_hgetall:calls="); ok {
+				var n int
+				fmt.Sscan(strings.SplitN(rest, ",", 2)[0], &n)
+				return n
+			}
+		}
+		return 0
+	}
+
+	// A login, then at once the page it redirects to, on the same gateway.
+	resp, _ := get(t, a.URL+"/login", "")
+	login := sessionCookie(t, resp).Value
+	if m, _ := askMe(t, a, login); m.Session["user"] != "alice" {
+		t.Fatalf("right after login, gateway A reads %+v", m)
+	}
+	before := hgetalls()
+	for range 20 {
+		if m, _ := askMe(t, b, login); m.Session["user"] != "alice" {
+			t.Fatalf("gateway B reads %+v", m)
+		}
+	}
+	if n := hgetalls() - before; n > 3 {
+		t.Errorf("20 reads on gateway B asked Redis %d times: the cache is not used", n)
+	}
+
+	// seenOnB waits for gateway B to read what ok accepts, B having just
+	// read the session (so that only an invalidation, not the cache's one
+	// second, can bring the change within the 300 ms allowed).
+	seenOnB := func(what string, change func(), ok func(me) bool) {
+		t.Helper()
+		askMe(t, b, login)
+		change()
+		start := time.Now()
+		for {
+			m, _ := askMe(t, b, login)
+			if ok(m) {
+				t.Logf("%s: seen on gateway B after %s", what, time.Since(start).Round(time.Millisecond))
+				return
+			}
+			if time.Since(start) > 300*time.Millisecond {
+				t.Fatalf("%s: gateway B still reads %+v after %s", what, m, time.Since(start))
+			}
+			time.Sleep(2 * time.Millisecond)
+		}
+	}
+	seenOnB("an update on A", func() { get(t, a.URL+"/cart", login) },
+		func(m me) bool { return fmt.Sprint(m.Session["cart"]) == "[1 2]" })
+	m, _ := askMe(t, a, login)
+	seenOnB("a revocation through A's admin API", func() {
+		req, _ := http.NewRequest(http.MethodPost, a.Admin+"/session/revoke", strings.NewReader(`{"id":"`+m.ID+`"}`))
+		if resp, body := do(t, req); resp.StatusCode != 200 || !strings.Contains(body, `"revoked":1`) {
+			t.Fatalf("revoke: %d %s", resp.StatusCode, body)
+		}
+	}, func(m me) bool { return len(m.Session) == 0 })
+	if m, _ := askMe(t, a, login); len(m.Session) != 0 {
+		t.Errorf("the revoked session still opens on gateway A: %+v", m)
+	}
+}

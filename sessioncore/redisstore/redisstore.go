@@ -23,6 +23,10 @@ type Store struct {
 	client redis.UniversalClient
 	prefix string
 	loads  *loadBatcher
+	// cache and reader, for NewCached: the client-side cache of loads and
+	// the client they go through; nil otherwise.
+	cache  *loadCache
+	reader *redis.Client
 }
 
 // New returns a store that uses client (go-redis's universal
@@ -30,6 +34,16 @@ type Store struct {
 // keeps sessions under keys that start with prefix.
 func New(client redis.UniversalClient, prefix string) *Store {
 	return &Store{client: client, prefix: prefix, loads: &loadBatcher{client: client}}
+}
+
+// forget evicts the session id from the client-side cache, after a write
+// to it: the write has reached Redis, so a read that starts now sees it,
+// and one in flight from before cannot publish its older answer (the
+// cache drops its reservation too).
+func (s *Store) forget(id string) {
+	if s.cache != nil {
+		s.cache.forget(s.key(id))
+	}
 }
 
 func (s *Store) key(id string) string { return s.prefix + id }
@@ -43,12 +57,21 @@ func (s *Store) Load(ctx context.Context, id string) (map[string]json.RawMessage
 	if len(fields) == 0 {
 		return nil, false, nil
 	}
+	// The values share one buffer: one allocation, not one each.
+	size := 0
+	for _, v := range fields {
+		size += len(v)
+	}
+	buf := make([]byte, 0, size)
 	values := make(map[string]json.RawMessage, len(fields))
 	for k, v := range fields {
-		if !sessioncore.ValidStoredValue([]byte(v)) {
+		start := len(buf)
+		buf = append(buf, v...)
+		value := buf[start:len(buf):len(buf)] // an append to one cannot reach the next
+		if !sessioncore.ValidStoredValue(value) {
 			return nil, false, fmt.Errorf("%w: the stored value of key %q is not normalized JSON", sessioncore.ErrUndecodable, k)
 		}
-		values[k] = json.RawMessage(v)
+		values[k] = value
 	}
 	return values, true, nil
 }
@@ -84,6 +107,7 @@ return 1
 
 // Commit implements Store.
 func (s *Store) Commit(ctx context.Context, id string, c sessioncore.Changes, ttl time.Duration) (bool, error) {
+	defer s.forget(id) // also on error: the script may have run
 	args := make([]any, 0, 4+len(c.Deleted)+2*len(c.Set))
 	args = append(args, boolArg(c.Create), boolArg(c.Clear), ttl.Milliseconds(), len(c.Deleted))
 	for _, k := range c.Deleted {
@@ -113,6 +137,7 @@ func boolArg(b bool) string {
 
 // Delete implements Store.
 func (s *Store) Delete(ctx context.Context, id string) (bool, error) {
+	defer s.forget(id)
 	n, err := s.client.Del(ctx, s.key(id)).Result()
 	if err != nil {
 		return false, fmt.Errorf("%w: deleting a session: %w", sessioncore.ErrStore, err)
