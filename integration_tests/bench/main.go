@@ -17,7 +17,12 @@
 //	go run ./integration_tests/bench -instructions [-rounds 3] [-duration 15s]
 //
 // counts instead the instructions Caddy executes per request under the
-// same load, under callgrind (see countInstructions).
+// same load, under callgrind (see countInstructions), and
+//
+//	go run ./integration_tests/bench -allocations [-rounds 3] [-duration 5s]
+//
+// the allocations and bytes it allocates per request (see
+// countAllocations).
 // Everything runs on loopback, is bounded in time, and is stopped on exit.
 package main
 
@@ -83,7 +88,8 @@ func main() {
 	duration := flag.Duration("duration", 5*time.Second, "load per configuration per round")
 	connections := flag.Int("connections", 32, "wrk connections")
 	instructions := flag.Bool("instructions", false, "count Caddy's instructions per request under callgrind instead of loading with wrk")
-	profiles := flag.String("profiles", "", "with -instructions: keep each configuration's callgrind profile in this directory")
+	allocations := flag.Bool("allocations", false, "measure the allocations per request of one native Caddy instead of loading with wrk")
+	profiles := flag.String("profiles", "", "with -instructions: keep each configuration's callgrind profile in this directory; with -allocations, its allocation profiles")
 	suite := flag.String("suite", "core", "what to measure: core (read, refresh, Redis, the edge gate), scale (distinct cookies, session sizes), gate (the edge gate taken apart), matchers (its matcher), redis (plain and the Redis store only, for -connections 256) or peers (oauth2-proxy, caddy-security and the gateway's gate)")
 	flag.StringVar(&peers.oauth2Proxy, "oauth2-proxy", "", "with -suite peers: oauth2-proxy's binary (default: built from the Go module proxy, v7.15.6)")
 	flag.StringVar(&peers.caddySecurity, "caddy-security", "", "with -suite peers: a Caddy built with caddy-security (default: left out)")
@@ -95,6 +101,11 @@ func main() {
 	}
 	measure := func(ctx context.Context, binary, dir, upstream string, configs []*config) error {
 		return loadRounds(ctx, binary, dir, upstream, configs, *rounds, *duration, *connections)
+	}
+	if *allocations {
+		measure = func(ctx context.Context, binary, dir, upstream string, configs []*config) error {
+			return countAllocations(ctx, binary, dir, upstream, configs, *rounds, *connections, *duration, *profiles)
+		}
 	}
 	if *instructions {
 		measure = func(ctx context.Context, binary, dir, upstream string, configs []*config) error {
@@ -162,12 +173,19 @@ func run(suite string, measure func(ctx context.Context, binary, dir, upstream s
 			return fmt.Errorf("redis-server: %w", err)
 		}
 		redisStore := "store redis {\n\t\t\taddress redis://" + redisAddr + "/0\n\t\t}"
+		cachedStore := "store redis {\n\t\t\taddress redis://" + redisAddr + "/0\n\t\t\tclient_cache\n\t\t}"
 		if suite == "peers" {
-			configs = append(configs, &config{name: "session edge gate, Redis store (CPU includes redis-server's)", login: "/login",
-				site: strings.Replace(gateSite, "forward user_id", redisStore+"\n\t\tforward user_id", 1), alsoCPU: []*exec.Cmd{redis}})
+			configs = append(configs,
+				&config{name: "session edge gate, Redis store (CPU includes redis-server's)", login: "/login",
+					site: strings.Replace(gateSite, "forward user_id", redisStore+"\n\t\tforward user_id", 1), alsoCPU: []*exec.Cmd{redis}},
+				&config{name: "session edge gate, Redis store, client_cache (CPU includes redis-server's)", login: "/login",
+					site: strings.Replace(gateSite, "forward user_id", cachedStore+"\n\t\tforward user_id", 1), alsoCPU: []*exec.Cmd{redis}})
 		} else {
-			configs = append(configs, &config{name: "session (redis store, read, not reissued; CPU includes redis-server's)", login: "/login",
-				site: sessionSite(redisStore), alsoCPU: []*exec.Cmd{redis}})
+			configs = append(configs,
+				&config{name: "session (redis store, read, not reissued; CPU includes redis-server's)", login: "/login",
+					site: sessionSite(redisStore), alsoCPU: []*exec.Cmd{redis}},
+				&config{name: "session (redis store with client_cache, read, not reissued; CPU includes redis-server's)", login: "/login",
+					site: sessionSite(cachedStore), alsoCPU: []*exec.Cmd{redis}})
 		}
 	} else if suite != "scale" && suite != "gate" && suite != "matchers" {
 		fmt.Println("redis-server not found: skipping the Redis configuration")
@@ -230,8 +248,11 @@ func suiteConfigs(suite string) ([]*config, error) {
 				site: plain + "\n\t@never path /never\n\trespond @never 401"},
 		}, nil
 	case "redis":
+		// The Redis rows (added by run) beside their floors: the cookie
+		// read, and a server-side store without a network.
 		read := &config{name: "session (cookie read, not reissued)", login: "/login", site: sessionSite("")}
-		return []*config{{name: "reverse_proxy", site: plain, cookieOf: read}, read}, nil
+		return []*config{{name: "reverse_proxy", site: plain, cookieOf: read}, read,
+			{name: "session (memory store, read, not reissued)", login: "/login", site: sessionSite("store memory")}}, nil
 	case "scale":
 		one := &config{name: "session read, 1 cookie (200 B session)", login: "/login", site: sessionSite("")}
 		many := &config{name: "session read, 1,000 cookies rotating", login: "/login", site: sessionSite(""), distinct: 1000}
