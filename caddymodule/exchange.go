@@ -26,7 +26,7 @@ type exchange struct {
 	// shallow copy: a handler that sets a header replaces its values
 	// rather than writing into them. A rejected response is reduced to it.
 	before     []headerField
-	beforeRoom [8]headerField // before's storage for the usual few fields
+	beforeRoom [4]headerField // before's storage for the usual few fields (Server, Alt-Svc...)
 	// published is the session as later handlers see it (publishSession).
 	published requestSession
 }
