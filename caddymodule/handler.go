@@ -540,7 +540,7 @@ func (h *Handler) endProviderSession(ctx context.Context, user, sid string) erro
 	}
 	for _, info := range infos {
 		if sid != "" {
-			values, found, err := h.store.Load(ctx, info.ID)
+			values, found, err := sessioncore.LoadFresh(ctx, h.store, info.ID)
 			if err != nil {
 				errs = append(errs, err)
 				continue

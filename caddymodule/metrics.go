@@ -162,6 +162,16 @@ func (s instrumentedStore) Load(ctx context.Context, id string) (map[string]json
 	return values, found, err
 }
 
+var _ sessioncore.FreshLoads = instrumentedStore{}
+
+// LoadFresh implements sessioncore.FreshLoads.
+func (s instrumentedStore) LoadFresh(ctx context.Context, id string) (map[string]json.RawMessage, bool, error) {
+	start := time.Now()
+	values, found, err := sessioncore.LoadFresh(ctx, s.Store, id)
+	observe("load", start, err)
+	return values, found, err
+}
+
 func (s instrumentedStore) Commit(ctx context.Context, id string, c sessioncore.Changes, ttl time.Duration) (bool, error) {
 	start := time.Now()
 	exists, err := s.Store.Commit(ctx, id, c, ttl)

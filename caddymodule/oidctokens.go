@@ -331,7 +331,7 @@ func (o *oidcLogin) endLogin(s *sessioncore.Session) *oidcTokens {
 func (o *oidcLogin) storedTokens(ctx context.Context, id string) (*oidcTokens, error) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), refreshTimeout)
 	defer cancel()
-	values, found, err := o.store.Load(ctx, id)
+	values, found, err := sessioncore.LoadFresh(ctx, o.store, id) // another gateway's save, not a cached copy
 	if err != nil || !found {
 		return nil, err
 	}
@@ -482,7 +482,7 @@ func (o *oidcLogin) linkSID(ctx context.Context, sid, user string) {
 // is known (it expired or was evicted, or the login was not through this
 // gateway).
 func (o *oidcLogin) sidUser(ctx context.Context, sid string) (string, error) {
-	values, found, err := o.store.Load(ctx, o.sidLinkID(sid))
+	values, found, err := sessioncore.LoadFresh(ctx, o.store, o.sidLinkID(sid))
 	if err != nil || !found {
 		return "", err
 	}

@@ -325,3 +325,20 @@ func TestClientCacheRefusals(t *testing.T) {
 		})
 	}
 }
+
+// client_cache belongs to a Redis session store: on a memory store or a
+// revocation map, in the Caddyfile or in JSON, it is refused, not ignored.
+func TestClientCacheOnlyOnARedisStore(t *testing.T) {
+	if _, _, err := openStore(&StoreConfig{Type: storeMemory, ClientCache: 10}, "session"); err == nil || !strings.Contains(err.Error(), "only a Redis store") {
+		t.Errorf("memory store with client_cache: %v", err)
+	}
+	if _, _, err := openRevocations(&RevocationStoreConfig{StoreConfig: StoreConfig{Type: storeRedis, ClientCache: 10}}, "session"); err == nil || !strings.Contains(err.Error(), "no client_cache") {
+		t.Errorf("revocation map with client_cache: %v", err)
+	}
+	p := &caddyfileParser{h: &Handler{}}
+	d := caddyfile.NewTestDispenser("revocation_store redis {\n client_cache\n}")
+	d.Next()
+	if err := parseRevocationStore(p, d); err == nil || !strings.Contains(err.Error(), "no client_cache") {
+		t.Errorf("revocation_store redis { client_cache }: %v", err)
+	}
+}

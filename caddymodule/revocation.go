@@ -50,6 +50,9 @@ func parseRevocationStore(p *caddyfileParser, d *caddyfile.Dispenser) error {
 	if store.MaxSessions != 0 || store.MaxMemory != 0 || store.MaxSessionSize != 0 {
 		return d.Errf("revocation_store takes no session bounds")
 	}
+	if store.ClientCache != 0 {
+		return d.Errf("revocation_store takes no client_cache: the revocation map keeps its own, bounded by staleness")
+	}
 	rc.StoreConfig = *store
 	p.h.RevocationStore = rc
 	return nil
@@ -84,6 +87,9 @@ func (p pooledRevocations) Destruct() error {
 func openRevocations(c *RevocationStoreConfig, cookieName string) (sessioncore.Revocations, func(), error) {
 	if c == nil {
 		return nil, func() {}, nil
+	}
+	if c.ClientCache != 0 {
+		return nil, nil, errors.New("revocation_store takes no client_cache: the revocation map keeps its own, bounded by staleness")
 	}
 	resolved, err := resolveStoreConfig(&c.StoreConfig)
 	if err != nil {

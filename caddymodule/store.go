@@ -103,6 +103,10 @@ const (
 	defaultKeyPrefix   = "session:"
 	// defaultClientCache is client_cache's size when given without one.
 	defaultClientCache = 10_000
+	// clientCacheMemory bounds what client_cache holds, whatever the
+	// number of sessions: 64 MiB, in which a session of 4 MiB still fits
+	// (go-redis's cache is 16 shards, each with its share).
+	clientCacheMemory = 64 << 20
 	// clientCacheStaleness is the longest a session kept by client_cache
 	// is used without asking Redis again.
 	clientCacheStaleness = time.Second
@@ -301,6 +305,9 @@ func openStore(c *StoreConfig, cookieName string) (pooledStore, func(), error) {
 	if c == nil || c.Type == "" || c.Type == storeCookie {
 		return pooledStore{}, func() {}, nil
 	}
+	if c.Type != storeRedis && c.ClientCache != 0 {
+		return pooledStore{}, nil, fmt.Errorf("store client_cache: only a Redis store has one, not a %s store", c.Type)
+	}
 	resolved, err := resolveStoreConfig(c)
 	if err != nil {
 		return pooledStore{}, nil, err
@@ -365,5 +372,5 @@ func newCachedRedisStore(c *StoreConfig, client redis.UniversalClient, prefix st
 	if opts.DB != 0 {
 		return nil, errors.New("store client_cache: needs database 0; Redis tracks the keys of database 0 only for go-redis")
 	}
-	return redisstore.NewCached(client, *opts.Simple(), redisstore.CacheOptions{MaxEntries: c.ClientCache, MaxStaleness: clientCacheStaleness, InvalidationCheck: clientCacheCheck}, prefix)
+	return redisstore.NewCached(client, *opts.Simple(), redisstore.CacheOptions{MaxEntries: c.ClientCache, MaxBytes: clientCacheMemory, MaxStaleness: clientCacheStaleness, InvalidationCheck: clientCacheCheck}, prefix)
 }

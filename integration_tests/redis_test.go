@@ -24,6 +24,7 @@ func storeRoutes() map[string]http.HandlerFunc {
 		},
 		"/login":  setsSession("X-Session-Update", `{"user":"alice"}`, "X-Session-Renew", "true"),
 		"/cart":   setsSession("X-Session-Update", `{"cart":[1,2]}`),
+		"/renew":  setsSession("X-Session-Renew", "true"),
 		"/logout": setsSession("X-Session-Replace", `{}`),
 		"/set": func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("X-Session-Update", fmt.Sprintf(`{%q:true}`, r.URL.Query().Get("k")))
@@ -391,13 +392,32 @@ func TestTwoGatewaysWithClientCache(t *testing.T) {
 	seenOnB("an update on A", func() { get(t, a.URL+"/cart", login) },
 		func(m me) bool { return fmt.Sprint(m.Session["cart"]) == "[1 2]" })
 	m, _ := askMe(t, a, login)
+	askMe(t, a, login) // cached on A too
 	seenOnB("a revocation through A's admin API", func() {
 		req, _ := http.NewRequest(http.MethodPost, a.Admin+"/session/revoke", strings.NewReader(`{"id":"`+m.ID+`"}`))
 		if resp, body := do(t, req); resp.StatusCode != 200 || !strings.Contains(body, `"revoked":1`) {
 			t.Fatalf("revoke: %d %s", resp.StatusCode, body)
 		}
+		// On A, at once: its own write evicted the session.
+		if m, _ := askMe(t, a, login); len(m.Session) != 0 {
+			t.Errorf("right after its revocation, the session still opens on gateway A: %+v", m)
+		}
 	}, func(m me) bool { return len(m.Session) == 0 })
-	if m, _ := askMe(t, a, login); len(m.Session) != 0 {
-		t.Errorf("the revoked session still opens on gateway A: %+v", m)
+
+	// A renewal on B, within B's window, of a session revoked through A
+	// does not bring it back under a new ID: the renewal asks Redis.
+	resp, _ = get(t, a.URL+"/login", "")
+	second := sessionCookie(t, resp).Value
+	m, _ = askMe(t, a, second)
+	askMe(t, b, second)
+	req, _ := http.NewRequest(http.MethodPost, a.Admin+"/session/revoke", strings.NewReader(`{"id":"`+m.ID+`"}`))
+	do(t, req)
+	resp, _ = get(t, b.URL+"/renew", second)
+	for _, c := range resp.Cookies() {
+		if c.Name == "session" && c.MaxAge >= 0 {
+			if m, _ := askMe(t, a, c.Value); len(m.Session) != 0 {
+				t.Errorf("a renewal on B brought the revoked session back: %+v", m)
+			}
+		}
 	}
 }

@@ -60,8 +60,9 @@ func (m *Manager) saveToStore(ctx context.Context, s *Session) (CookieAction, st
 			// A renewal copies the session to a new ID: not one another
 			// request revoked or emptied meanwhile, and with the private
 			// values as they are stored now, not as this request loaded
-			// them (a token refresh meanwhile must not be undone).
-			stored, found, err := m.store.Load(ctx, s.id)
+			// them (a token refresh meanwhile must not be undone). Not
+			// from a cache: another gateway's revocation must count.
+			stored, found, err := LoadFresh(ctx, m.store, s.id)
 			switch {
 			case err != nil:
 				return CookieUntouched, "", err

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"maps"
 	"net/http"
 	"strings"
 	"testing"
@@ -201,6 +202,51 @@ func TestNoRevivalOfADeletedSession(t *testing.T) {
 	}
 	if err := manager.SavePrivate(ctx, refreshing, "oidc", json.RawMessage(`"t1"`)); !errors.Is(err, ErrSessionGone) || store.Len() != 0 {
 		t.Errorf("SavePrivate to a revoked session: %v, %d stored", err, store.Len())
+	}
+}
+
+// laggingStore answers Load for one session from a copy, as a cache that
+// has not yet heard of a change made elsewhere would; LoadFresh asks the
+// store.
+type laggingStore struct {
+	Store
+	id     string
+	values map[string]json.RawMessage
+}
+
+func (l *laggingStore) Load(ctx context.Context, id string) (map[string]json.RawMessage, bool, error) {
+	if id == l.id {
+		return maps.Clone(l.values), true, nil
+	}
+	return l.Store.Load(ctx, id)
+}
+
+func (l *laggingStore) LoadFresh(ctx context.Context, id string) (map[string]json.RawMessage, bool, error) {
+	return l.Store.Load(ctx, id)
+}
+
+// A renewal asks the store itself whether the session still exists: a
+// session revoked through another gateway, whose cache here has not heard
+// of it yet, does not come back under a new ID.
+func TestNoRevivalThroughALaggingCache(t *testing.T) {
+	ctx := context.Background()
+	_, store, s, cookie := aliceWithToken(t)
+	values, _, _ := store.Load(ctx, s.ID())
+	codec, _ := NewSecureCookieCodec(testSecret)
+	manager, _ := NewManager(DefaultConfig(), codec, WithStore(&laggingStore{Store: store, id: s.ID(), values: values}))
+
+	renewing, _ := manager.Open(requestWithCookie("session", cookie))
+	if v, _ := renewing.Text("user"); v != "alice" {
+		t.Fatalf("the lagging copy did not open: %q", v)
+	}
+	if _, err := store.Delete(ctx, s.ID()); err != nil { // revoked elsewhere
+		t.Fatal(err)
+	}
+	must(t, renewing.Renew())
+	h := http.Header{}
+	action, err := manager.Save(ctx, renewing, h)
+	if err != nil || action != CookieUntouched || store.Len() != 0 || h.Get("Set-Cookie") != "" {
+		t.Errorf("a renewal of a session revoked elsewhere: %s %v, %d stored", action, err, store.Len())
 	}
 }
 

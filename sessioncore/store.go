@@ -37,6 +37,25 @@ type Store interface {
 	Delete(ctx context.Context, id string) (bool, error)
 }
 
+// FreshLoads is implemented by a store whose Load may answer from a cache
+// that lags behind changes made through other processes (the Redis store
+// with a client-side cache). LoadFresh reads what the store holds now.
+type FreshLoads interface {
+	LoadFresh(ctx context.Context, id string) (values map[string]json.RawMessage, found bool, err error)
+}
+
+// LoadFresh reads the session id as store holds it now: through
+// FreshLoads when store has it, through Load otherwise. The decisions that
+// must not act on an old copy use it: whether a session being renewed
+// still exists (a revoked one must not come back under a new ID), and what
+// another gateway saved meanwhile.
+func LoadFresh(ctx context.Context, store Store, id string) (map[string]json.RawMessage, bool, error) {
+	if fresh, ok := store.(FreshLoads); ok {
+		return fresh.LoadFresh(ctx, id)
+	}
+	return store.Load(ctx, id)
+}
+
 // Evictions is implemented by a store that evicts sessions to stay within
 // its bounds (the memory store). A session evicted while a request was
 // using it is written back whole by that request's save, under the same

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/sessiongate/caddy-session/sessioncore"
 )
 
 // Client-side caching of loads (NewCached). go-redis keeps the replies of
@@ -31,6 +33,10 @@ type CacheOptions struct {
 	// MaxEntries is the most sessions kept; the least recently used go
 	// first.
 	MaxEntries int
+	// MaxBytes bounds the memory the kept sessions take, as go-redis
+	// estimates it; 0: no bound but MaxEntries. go-redis splits it over 16
+	// shards, and a session larger than a shard's share is not kept.
+	MaxBytes int64
 	// MaxStaleness is the longest a kept session is used without asking
 	// Redis again, whatever the invalidations: it bounds how late an expiry
 	// is noticed (Redis reports an expired key only when it deletes it, which
@@ -60,7 +66,7 @@ func NewCached(client redis.UniversalClient, reader redis.Options, opts CacheOpt
 		return nil, errors.New("client-side caching needs a fixed user name and password")
 	}
 	cache := &loadCache{
-		LocalCache: redis.NewLocalCache(redis.CacheConfig{MaxEntries: opts.MaxEntries, MaxStaleness: opts.MaxStaleness, DrainInterval: opts.InvalidationCheck}),
+		LocalCache: redis.NewLocalCache(redis.CacheConfig{MaxEntries: opts.MaxEntries, MaxMemoryBytes: opts.MaxBytes, MaxStaleness: opts.MaxStaleness, DrainInterval: opts.InvalidationCheck}),
 		namespace:  cacheNamespace(reader.DB, reader.Username),
 	}
 	reader.Protocol = 3 // tracking's invalidations are RESP3 pushes
@@ -122,4 +128,7 @@ func (c *loadCache) Reserve(cacheKey string, redisKeys []string) (uint64, bool) 
 // in flight, which then does not publish its answer.
 func (c *loadCache) forget(key string) { c.DeleteByRedisKey(c.namespace + key) }
 
-var _ redis.Cache = (*loadCache)(nil)
+var (
+	_ redis.Cache            = (*loadCache)(nil)
+	_ sessioncore.FreshLoads = (*Store)(nil)
+)

@@ -104,13 +104,15 @@ func TestCachedLoadsSeeWrites(t *testing.T) {
 
 // go-redis names cached keys within a namespace of database and ACL user;
 // the store predicts it to evict what it writes. With an ACL user, loads
-// are still cached, and still read back what was written.
+// are still cached, and still read back what was written. The user is
+// denied every CLIENT subcommand but TRACKING, which the README says a
+// user needs it.
 func TestCachedWithACLUser(t *testing.T) {
 	ctx := context.Background()
 	server := redistest.Start(t)
 	admin := redis.NewClient(&redis.Options{Addr: server.Addr})
 	defer admin.Close()
-	if err := admin.Do(ctx, "ACL", "SETUSER", "gateway", "on", ">gateway-password", "~*", "+@all").Err(); err != nil {
+	if err := admin.Do(ctx, "ACL", "SETUSER", "gateway", "on", ">gateway-password", "~*", "+@all", "-client", "+client|tracking").Err(); err != nil {
 		t.Fatal(err)
 	}
 	options := redis.Options{Addr: server.Addr, Username: "gateway", Password: "gateway-password"}
@@ -150,5 +152,29 @@ func TestLoadCacheKeepsOnlyPredictedKeys(t *testing.T) {
 	cache.forget("session:x")
 	if cache.Len() != 0 {
 		t.Error("forget left the entry")
+	}
+}
+
+// LoadFresh asks Redis, whatever the cache holds: a session deleted
+// through another gateway a moment ago is gone for it at once.
+func TestCachedLoadFreshAsksRedis(t *testing.T) {
+	ctx := context.Background()
+	server := redistest.Start(t)
+	one := cachedStore(t, server.Addr, "fresh:")
+	other := cachedStore(t, server.Addr, "fresh:")
+	for i := range 50 {
+		id := storetest.NewID(t)
+		storetest.Commit(t, other, id, sessioncore.Changes{Create: true, Set: map[string]json.RawMessage{"n": json.RawMessage(strconv.Itoa(i))}}, time.Hour)
+		for range 2 {
+			if _, found, err := one.Load(ctx, id); err != nil || !found {
+				t.Fatal(found, err)
+			}
+		}
+		if _, err := other.Delete(ctx, id); err != nil {
+			t.Fatal(err)
+		}
+		if _, found, err := one.LoadFresh(ctx, id); err != nil || found {
+			t.Fatalf("LoadFresh right after another gateway's delete: found %v, %v", found, err)
+		}
 	}
 }

@@ -51,6 +51,20 @@ func (s *Store) key(id string) string { return s.prefix + id }
 // Load implements Store.
 func (s *Store) Load(ctx context.Context, id string) (map[string]json.RawMessage, bool, error) {
 	fields, err := s.loads.hgetall(ctx, s.key(id))
+	return storedValues(fields, err)
+}
+
+// LoadFresh implements sessioncore.FreshLoads: it asks Redis, whatever
+// the client-side cache holds.
+func (s *Store) LoadFresh(ctx context.Context, id string) (map[string]json.RawMessage, bool, error) {
+	if s.cache == nil {
+		return s.Load(ctx, id)
+	}
+	return storedValues(s.client.HGetAll(ctx, s.key(id)).Result())
+}
+
+// storedValues checks a session's fields as HGETALL returned them.
+func storedValues(fields map[string]string, err error) (map[string]json.RawMessage, bool, error) {
 	if err != nil {
 		return nil, false, fmt.Errorf("%w: loading a session: %w", sessioncore.ErrStore, err)
 	}
