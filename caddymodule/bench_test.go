@@ -35,6 +35,9 @@ func BenchmarkHandler(b *testing.B) {
 		return err
 	})
 	forwardUser := func(h *Handler) { h.Forward = []ForwardHeader{{Key: "user_id", Header: "X-Remote-User"}} }
+	forwardTwo := func(h *Handler) {
+		h.Forward = []ForwardHeader{{Key: "user_id", Header: "X-Remote-User"}, {Key: "role", Header: "X-Remote-Role"}}
+	}
 	revocationMap := func(h *Handler) {
 		h.UserKey = "user_id"
 		h.RevocationStore = &RevocationStoreConfig{StoreConfig: StoreConfig{Type: storeMemory}}
@@ -61,6 +64,7 @@ func BenchmarkHandler(b *testing.B) {
 		{"read", `{"role":"editor","user_id":"u-12345","pad":"` + pad + `"}`, nil},
 		{"read, signed", `{"role":"editor","user_id":"u-12345","pad":"` + pad + `"}`, signed},
 		{"read, forward user", `{"role":"editor","user_id":"u-12345","pad":"` + pad + `"}`, forwardUser},
+		{"read, forward user and role", `{"role":"editor","user_id":"u-12345","pad":"` + pad + `"}`, forwardTwo},
 		{"read, login oidc", `{"role":"editor","user_id":"u-12345","pad":"` + pad + `"}`, oidcLogin},
 		{"read, revocation map", `{"role":"editor","user_id":"u-12345","pad":"` + pad + `"}`, revocationMap},
 		{"refresh", `{"_permanent":true,"role":"editor","user_id":"u-12345","pad":"` + pad + `"}`, nil},

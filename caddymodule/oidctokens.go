@@ -219,7 +219,9 @@ func (o *oidcLogin) onOpen(r *http.Request, s *sessioncore.Session) {
 		return
 	}
 	if t.due(time.Now()) {
-		if t = o.refresh(r, s, t); t == nil {
+		if stored := o.refreshedElsewhere(r.Context(), s, t); stored != nil {
+			t = stored
+		} else if t = o.refresh(r, s, t); t == nil {
 			return
 		}
 		forward = o.parsed.forwardValue(t)
@@ -227,6 +229,25 @@ func (o *oidcLogin) onOpen(r *http.Request, s *sessioncore.Session) {
 	if o.forwardHeader != "" && t.AccessToken != "" && !t.expired(time.Now()) {
 		r.Header[o.forwardHeader] = []string{forward} // canonical since provisioning
 	}
+}
+
+// refreshedElsewhere returns the tokens the store holds now for s when
+// another request or gateway refreshed them since s was opened, and they
+// are not due: this request's copy of the session may lag (a client-side
+// cache), and redeeming a refresh token that was already rotated is a
+// reuse, which providers that detect it punish by revoking the whole
+// login. Nil otherwise, and when the store cannot tell: then the refresh
+// goes ahead, and an invalid_grant is checked against the store again.
+func (o *oidcLogin) refreshedElsewhere(ctx context.Context, s *sessioncore.Session, t *oidcTokens) *oidcTokens {
+	if o.store == nil {
+		return nil
+	}
+	stored, err := o.storedTokens(ctx, s.ID())
+	if err != nil || stored == nil || stored.RefreshToken == t.RefreshToken || stored.Sub != t.Sub || stored.due(time.Now()) {
+		return nil
+	}
+	metrics.oidcRefreshes.inc("superseded")
+	return stored
 }
 
 // refresh redeems t's refresh token and saves the new tokens to the store

@@ -164,3 +164,53 @@ func TestTokensFollowTheirUser(t *testing.T) {
 		t.Errorf("an expired token was forwarded: %q", got)
 	}
 }
+
+// oneSessionStore answers every load with one session's values, or fails.
+type oneSessionStore struct {
+	sessioncore.Store
+	values map[string]json.RawMessage
+	err    error
+}
+
+func (f oneSessionStore) Load(context.Context, string) (map[string]json.RawMessage, bool, error) {
+	return f.values, f.values != nil, f.err
+}
+
+// Before redeeming a refresh token that is due, the gateway asks the store
+// whether another request or gateway refreshed it meanwhile (this
+// request's copy may lag behind a client-side cache): it then uses those
+// tokens rather than reuse a rotated refresh token.
+func TestRefreshedElsewhere(t *testing.T) {
+	due := &oidcTokens{Sub: "alice", AccessToken: "a1", RefreshToken: "r1", Expiry: time.Now().Add(10 * time.Second), RefreshAt: time.Now().Add(-time.Second)}
+	stored := func(tokens *oidcTokens) map[string]json.RawMessage {
+		raw, _ := json.Marshal(tokens)
+		return map[string]json.RawMessage{"uid": json.RawMessage(`"alice"`), sessioncore.PrivatePrefix + oidcPrivate: raw}
+	}
+	fresh := &oidcTokens{Sub: "alice", AccessToken: "a2", RefreshToken: "r2", Expiry: time.Now().Add(time.Hour), RefreshAt: time.Now().Add(59 * time.Minute)}
+	for _, tc := range []struct {
+		name  string
+		store oneSessionStore
+		want  string // the access token used; "" for none (refresh)
+	}{
+		{"refreshed elsewhere", oneSessionStore{values: stored(fresh)}, "a2"},
+		{"the same refresh token", oneSessionStore{values: stored(due)}, ""},
+		{"another user's", oneSessionStore{values: stored(&oidcTokens{Sub: "bob", RefreshToken: "r2", Expiry: fresh.Expiry, RefreshAt: fresh.RefreshAt})}, ""},
+		{"due as well", oneSessionStore{values: stored(&oidcTokens{Sub: "alice", RefreshToken: "r2", Expiry: due.Expiry, RefreshAt: due.RefreshAt})}, ""},
+		{"gone", oneSessionStore{}, ""},
+		{"the store fails", oneSessionStore{err: sessioncore.ErrStore}, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			o := &oidcLogin{store: tc.store}
+			got := o.refreshedElsewhere(context.Background(), sessioncore.NewSession(), due)
+			switch {
+			case tc.want == "" && got != nil:
+				t.Errorf("used %q instead of refreshing", got.AccessToken)
+			case tc.want != "" && (got == nil || got.AccessToken != tc.want):
+				t.Errorf("got %+v, want the tokens with %q", got, tc.want)
+			}
+		})
+	}
+	if (&oidcLogin{}).refreshedElsewhere(context.Background(), sessioncore.NewSession(), due) != nil {
+		t.Error("cookie mode (no store) found tokens")
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"time"
 
 	"go.uber.org/zap"
@@ -71,12 +72,14 @@ func (m *Manager) saveToStore(ctx context.Context, s *Session) (CookieAction, st
 				return CookieUntouched, "", nil
 			}
 			s.takeStoredPrivate(stored)
+			changes = Changes{Create: true, Clear: true, Set: renewedMembers(stored, changes)}
+		} else {
+			changes = Changes{Create: true, Clear: true, Set: s.storedMembers()}
 		}
 		var err error
 		if id, err = newSessionID(); err != nil {
 			return CookieUntouched, "", fmt.Errorf("%w: %w", ErrStore, err)
 		}
-		changes = Changes{Create: true, Clear: true, Set: s.storedMembers()}
 	}
 	changes.Owner = m.owner(s)
 	exists, err := m.store.Commit(ctx, id, changes, m.config.Lifetime)
@@ -210,4 +213,24 @@ func (m *Manager) SavePrivate(ctx context.Context, s *Session, name string, valu
 	}
 	delete(s.privateDirty, name) // saved already
 	return nil
+}
+
+// renewedMembers is what a renewal writes under the new ID: the session as
+// the store holds it now, with this request's changes applied, as a save
+// without renewal applies them. A key that another request or gateway
+// changed meanwhile keeps its change, rather than the value this request
+// opened (which a client-side cache may have kept from before it).
+func renewedMembers(stored map[string]json.RawMessage, c Changes) map[string]json.RawMessage {
+	members := make(map[string]json.RawMessage, len(stored)+len(c.Set))
+	for k, v := range stored {
+		if c.Clear && !reservedKey(k) {
+			continue // a replacement keeps only the private fields it does not name
+		}
+		members[k] = v
+	}
+	for _, k := range c.Deleted {
+		delete(members, k)
+	}
+	maps.Copy(members, c.Set)
+	return members
 }

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestPrivateValues(t *testing.T) {
@@ -247,6 +248,47 @@ func TestNoRevivalThroughALaggingCache(t *testing.T) {
 	action, err := manager.Save(ctx, renewing, h)
 	if err != nil || action != CookieUntouched || store.Len() != 0 || h.Get("Set-Cookie") != "" {
 		t.Errorf("a renewal of a session revoked elsewhere: %s %v, %d stored", action, err, store.Len())
+	}
+}
+
+// A renewal writes the session as the store holds it now, with the
+// request's changes on top: a change made elsewhere meanwhile, which this
+// request's lagging copy does not show, is not undone under the new ID.
+func TestRenewalKeepsChangesMadeElsewhere(t *testing.T) {
+	ctx := context.Background()
+	_, store, s, cookie := aliceWithToken(t)
+	values, _, _ := store.Load(ctx, s.ID())
+	codec, _ := NewSecureCookieCodec(testSecret)
+	manager, _ := NewManager(DefaultConfig(), codec, WithStore(&laggingStore{Store: store, id: s.ID(), values: values}))
+
+	renewing, _ := manager.Open(requestWithCookie("session", cookie))
+	storetestCommit(t, store, s.ID(), Changes{Set: map[string]json.RawMessage{"role": json.RawMessage(`"user"`), "theme": json.RawMessage(`"dark"`)}})
+	must(t, renewing.Set("cart", json.RawMessage(`[1]`)))
+	must(t, renewing.Renew())
+	h := http.Header{}
+	if _, err := manager.Save(ctx, renewing, h); err != nil {
+		t.Fatal(err)
+	}
+	renewed, found, _ := store.Load(ctx, renewing.ID())
+	if !found || renewing.ID() == s.ID() {
+		t.Fatalf("not renewed: %v %q", found, renewing.ID())
+	}
+	want := map[string]string{"user": `"alice"`, "role": `"user"`, "theme": `"dark"`, "cart": `[1]`, PrivatePrefix + "oidc": `"t0"`}
+	if len(renewed) != len(want) {
+		t.Errorf("renewed into %s", renewed)
+	}
+	for k, v := range want {
+		if string(renewed[k]) != v {
+			t.Errorf("renewed %s = %s, want %s", k, renewed[k], v)
+		}
+	}
+}
+
+// storetestCommit applies changes to the stored session id.
+func storetestCommit(t *testing.T, store Store, id string, c Changes) {
+	t.Helper()
+	if exists, err := store.Commit(context.Background(), id, c, time.Hour); err != nil || !exists {
+		t.Fatalf("commit: %v %v", exists, err)
 	}
 }
 

@@ -30,6 +30,9 @@ const batchTimeout = 5 * time.Second
 // loadBatcher runs HGETALLs, alone or batched.
 type loadBatcher struct {
 	client redis.UniversalClient
+	// unbatched sends every load alone (a client with a client-side
+	// cache, which pipelines bypass).
+	unbatched bool
 
 	mu       sync.Mutex
 	inflight int
@@ -46,6 +49,9 @@ type loadCall struct {
 
 // hgetall returns the fields of the hash at key.
 func (b *loadBatcher) hgetall(ctx context.Context, key string) (map[string]string, error) {
+	if b.unbatched {
+		return b.client.HGetAll(ctx, key).Result()
+	}
 	b.mu.Lock()
 	if b.inflight < maxInflight {
 		b.inflight++

@@ -70,16 +70,15 @@ func NewCached(client redis.UniversalClient, reader redis.Options, opts CacheOpt
 		namespace:  cacheNamespace(reader.DB, reader.Username),
 	}
 	reader.Protocol = 3 // tracking's invalidations are RESP3 pushes
-	// go-redis's drainer looks at every idle connection at each tick, and
-	// cache hits leave them all idle: a pool no larger than the loads that
-	// run at once before the batcher pipelines them keeps that work small.
-	reader.PoolSize = maxInflight + 2
 	reader.ClientSideCache = cache
 	// go-redis reads the drainer's period from the config, even beside a
 	// cache of one's own.
 	reader.ClientSideCacheConfig = &redis.ClientSideCacheConfig{DrainInterval: opts.InvalidationCheck}
 	readerClient := redis.NewClient(&reader)
-	return &Store{client: client, prefix: prefix, loads: &loadBatcher{client: readerClient}, cache: cache, reader: readerClient}, nil
+	// Loads are not batched: go-redis neither reads nor fills the cache
+	// for a pipeline, so batching would bypass it just when load is high.
+	loads := &loadBatcher{client: readerClient, unbatched: true}
+	return &Store{client: client, prefix: prefix, loads: loads, cache: cache, reader: readerClient}, nil
 }
 
 // Close closes the client that NewCached made; the client given to New or
