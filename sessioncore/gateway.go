@@ -38,6 +38,9 @@ type Gateway struct {
 	rules                             *WriteRules
 	onOpen                            func(r *http.Request, s *Session)
 	ownHeaders                        []string
+	// stripped are the headers stripForwarded removes: the forwarded
+	// ones, an assertion header outside the protocol, ownHeaders.
+	stripped []string
 }
 
 // GatewayConfig configures a Gateway.
@@ -122,6 +125,10 @@ func NewGateway(manager *Manager, c GatewayConfig) (*Gateway, error) {
 		}
 	}
 	g.forward = slices.Clone(c.Forward)
+	for i := range g.forward {
+		// Set directly, without canonicalizing on every request.
+		g.forward[i].Header = http.CanonicalHeaderKey(g.forward[i].Header)
+	}
 	for _, h := range c.OwnHeaders {
 		if err := g.checkForwardHeader(ForwardHeader{Key: "-", Header: h}); err != nil {
 			return nil, err
@@ -153,6 +160,13 @@ func NewGateway(manager *Manager, c GatewayConfig) (*Gateway, error) {
 		}
 		g.assertion, g.assertionName = c.Assertion, http.CanonicalHeaderKey(c.AssertionHeader)
 	}
+	for _, f := range g.forward {
+		g.stripped = append(g.stripped, f.Header)
+	}
+	if g.assertionName != "" && !g.protocol.Owns(g.assertionName) {
+		g.stripped = append(g.stripped, g.assertionName)
+	}
+	g.stripped = append(g.stripped, g.ownHeaders...)
 	return g, nil
 }
 
@@ -362,29 +376,32 @@ func (g *Gateway) stripOwned(header http.Header) {
 
 // stripForwarded removes every spelling of the forwarded identity headers,
 // of an assertion header outside the protocol and of the headers OnOpen
-// sets, from the header map and from the Connection and Trailer lists.
+// sets, from the header map and from the Connection and Trailer lists, in
+// one pass over the header.
 func (g *Gateway) stripForwarded(header http.Header) {
-	for _, f := range g.forward {
-		stripHeader(header, f.Header)
+	if len(g.stripped) == 0 {
+		return
 	}
-	if g.assertionName != "" && !g.protocol.Owns(g.assertionName) {
-		stripHeader(header, g.assertionName)
-	}
-	for _, h := range g.ownHeaders {
-		stripHeader(header, h)
-	}
-}
-
-// stripHeader removes every spelling of one header.
-func stripHeader(header http.Header, h string) {
 	for name := range header {
-		if SameHeaderName(name, h) {
+		if g.strips(name) {
 			delete(header, name)
 		}
 	}
-	for _, list := range []string{"Connection", "Trailer"} {
-		removeFromHeaderList(header, list, func(token string) bool { return SameHeaderName(token, h) })
+	for _, list := range [...]string{"Connection", "Trailer"} {
+		if _, ok := header[list]; ok {
+			removeFromHeaderList(header, list, g.strips)
+		}
 	}
+}
+
+// strips reports whether stripForwarded removes the header called name.
+func (g *Gateway) strips(name string) bool {
+	for _, h := range g.stripped {
+		if SameHeaderName(name, h) {
+			return true
+		}
+	}
+	return false
 }
 
 // forwardIdentity sets the forwarded identity headers from the session: a
@@ -404,7 +421,7 @@ func (g *Gateway) forwardIdentity(h http.Header, s *Session) {
 				zap.String("key", f.Key), zap.String("header", f.Header), zap.String("reason", reason))
 			continue
 		}
-		h.Set(f.Header, value)
+		h[f.Header] = []string{value} // canonical since New
 	}
 }
 
