@@ -4,12 +4,14 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/sessiongate/caddy-session/sessioncore"
 	"github.com/sessiongate/caddy-session/sessioncore/memstore"
+	"github.com/sessiongate/caddy-session/sessioncore/redisstore"
 )
 
 // The gateway's metrics. They are package-level, so that their counts
@@ -24,6 +26,8 @@ var metrics = struct {
 	evictions       counters
 	revocations     counters
 	indexUsers      prometheus.GaugeFunc
+	cacheHits       prometheus.CounterFunc
+	cacheMisses     prometheus.CounterFunc
 	oidcLogins      prometheus.Counter
 	oidcFailures    counters
 	oidcBackChannel counters
@@ -60,6 +64,14 @@ var metrics = struct {
 		Namespace: "caddy", Subsystem: "session", Name: "index_users",
 		Help: "Users in the user index of the memory stores (Redis keeps its index itself).",
 	}, memoryIndexUsers),
+	cacheHits: prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Namespace: "caddy", Subsystem: "session", Name: "client_cache_hits_total",
+		Help: "Session loads a Redis store's client_cache answered from memory.",
+	}, func() float64 { hits, _ := clientCaches.counts(); return float64(hits) }),
+	cacheMisses: prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Namespace: "caddy", Subsystem: "session", Name: "client_cache_misses_total",
+		Help: "Session loads a Redis store's client_cache had to ask Redis for.",
+	}, func() float64 { _, misses := clientCaches.counts(); return float64(misses) }),
 	oidcLogins: prometheus.NewCounter(prometheus.CounterOpts{
 		Namespace: "caddy", Subsystem: "session", Name: "oidc_logins_total",
 		Help: "Logins completed against the OpenID provider.",
@@ -124,7 +136,7 @@ func registerMetrics(registry *prometheus.Registry) error {
 	if registry == nil {
 		return nil
 	}
-	for _, c := range []prometheus.Collector{metrics.opened.vec, metrics.cookies.vec, metrics.mutations.vec, metrics.withheld.vec, metrics.evictions.vec, metrics.revocations.vec, metrics.indexUsers, metrics.oidcLogins, metrics.oidcFailures.vec, metrics.oidcBackChannel.vec, metrics.oidcRefreshes.vec,
+	for _, c := range []prometheus.Collector{metrics.opened.vec, metrics.cookies.vec, metrics.mutations.vec, metrics.withheld.vec, metrics.evictions.vec, metrics.revocations.vec, metrics.indexUsers, metrics.cacheHits, metrics.cacheMisses, metrics.oidcLogins, metrics.oidcFailures.vec, metrics.oidcBackChannel.vec, metrics.oidcRefreshes.vec,
 		metrics.cookieSize, metrics.storeDuration, metrics.storeErrors} {
 		if err := registry.Register(c); err != nil && !errors.As(err, new(prometheus.AlreadyRegisteredError)) {
 			return err
@@ -222,4 +234,47 @@ func memoryIndexUsers() float64 {
 		return true
 	})
 	return float64(users)
+}
+
+// clientCaches are the Redis stores with a client_cache, for the metrics.
+// A store that closes hands its counts to retired, in the same step, so
+// that the counters never go back.
+var clientCaches = &cacheRegistry{live: map[*redisstore.Store]struct{}{}}
+
+type cacheRegistry struct {
+	mu                         sync.Mutex
+	live                       map[*redisstore.Store]struct{}
+	retiredHits, retiredMisses uint64
+}
+
+func (c *cacheRegistry) add(s *redisstore.Store) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.live[s] = struct{}{}
+}
+
+// retire counts s's hits and misses among the retired ones.
+func (c *cacheRegistry) retire(s *redisstore.Store) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, ok := c.live[s]; ok {
+		stats := s.CacheStats()
+		c.retiredHits += stats.Hits
+		c.retiredMisses += stats.Misses
+		delete(c.live, s)
+	}
+}
+
+// counts adds up the hits and misses of every client cache, open or
+// closed, since Caddy started.
+func (c *cacheRegistry) counts() (hits, misses uint64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	hits, misses = c.retiredHits, c.retiredMisses
+	for s := range c.live {
+		stats := s.CacheStats()
+		hits += stats.Hits
+		misses += stats.Misses
+	}
+	return hits, misses
 }

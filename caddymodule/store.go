@@ -337,7 +337,12 @@ func openStore(c *StoreConfig, cookieName string) (pooledStore, func(), error) {
 				client.Close()
 				return nil, err
 			}
-			return pooledStore{Store: instrumentedStore{store}, use: new(storeUse), close: func() error { return errors.Join(store.Close(), client.Close()) }}, nil
+			clientCaches.add(store)
+			closeAll := func() error {
+				clientCaches.retire(store)
+				return errors.Join(store.Close(), client.Close())
+			}
+			return pooledStore{Store: instrumentedStore{store}, use: new(storeUse), close: closeAll}, nil
 		}
 		return nil, fmt.Errorf("unknown store type %q; want cookie, memory or redis", resolved.Type)
 	})

@@ -1,6 +1,7 @@
 package caddymodule
 
 import (
+	"context"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -9,7 +10,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
+	"github.com/sessiongate/caddy-session/internal/redistest"
 	"github.com/sessiongate/caddy-session/sessioncore"
+	"github.com/sessiongate/caddy-session/sessioncore/redisstore"
 	"github.com/sessiongate/caddy-session/sessioncore/storetest"
 )
 
@@ -108,5 +113,37 @@ func TestRenewedTLSFilesMakeANewRedisStore(t *testing.T) {
 	}
 	if got := describeStore(before); !strings.HasPrefix(got, "redis ") {
 		t.Errorf("the admin API's description of the store: %q", got)
+	}
+}
+
+// The client_cache counters add up every cache's hits and misses, and do
+// not go back when a store closes (a reload that changed its settings).
+func TestClientCacheCountersSurviveAClose(t *testing.T) {
+	ctx := context.Background()
+	server := redistest.Start(t)
+	client := redis.NewClient(&redis.Options{Addr: server.Addr})
+	defer client.Close()
+	store, err := redisstore.NewCached(client, redis.Options{Addr: server.Addr}, redisstore.CacheOptions{MaxEntries: 10, MaxStaleness: time.Minute}, "counters:")
+	if err != nil {
+		t.Fatal(err)
+	}
+	registry := &cacheRegistry{live: map[*redisstore.Store]struct{}{}}
+	registry.add(store)
+	if _, err := store.Commit(ctx, "id", sessioncore.Changes{Create: true, Set: map[string]json.RawMessage{"a": json.RawMessage(`1`)}}, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	for range 5 {
+		if _, _, err := store.Load(ctx, "id"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	hits, misses := registry.counts()
+	if hits < 3 || misses < 1 {
+		t.Fatalf("%d hits, %d misses of 5 loads", hits, misses)
+	}
+	registry.retire(store)
+	store.Close()
+	if h, m := registry.counts(); h != hits || m != misses {
+		t.Errorf("after the close: %d hits and %d misses, before %d and %d", h, m, hits, misses)
 	}
 }

@@ -368,6 +368,15 @@ func TestTwoGatewaysWithClientCache(t *testing.T) {
 	if n := hgetalls() - before; n > 3 {
 		t.Errorf("20 reads on gateway B asked Redis %d times: the cache is not used", n)
 	}
+	_, metrics := get(t, b.Admin+"/metrics", "")
+	var hits, misses float64
+	for line := range strings.SplitSeq(metrics, "\n") {
+		fmt.Sscanf(line, "caddy_session_client_cache_hits_total %g", &hits)
+		fmt.Sscanf(line, "caddy_session_client_cache_misses_total %g", &misses)
+	}
+	if hits < 17 || misses < 1 {
+		t.Errorf("gateway B's metrics count %g hits and %g misses of 20 reads", hits, misses)
+	}
 
 	// seenOnB waits for gateway B to read what ok accepts, B having just
 	// read the session (so that only an invalidation, not the cache's one
