@@ -72,7 +72,14 @@ func (m *Manager) saveToStore(ctx context.Context, s *Session) (CookieAction, st
 				return CookieUntouched, "", nil
 			}
 			s.takeStoredPrivate(stored)
-			changes = Changes{Create: true, Clear: true, Set: renewedMembers(stored, changes)}
+			members := renewedMembers(stored, changes)
+			if !hasPublicKey(members) {
+				// This request's deletions and another's meanwhile left
+				// nothing: the session is over, as a save without renewal
+				// would end it, and so is its old ID.
+				return m.emptyStored(ctx, s)
+			}
+			changes = Changes{Create: true, Clear: true, Set: members}
 		} else {
 			changes = Changes{Create: true, Clear: true, Set: s.storedMembers()}
 		}
@@ -233,4 +240,15 @@ func renewedMembers(stored map[string]json.RawMessage, c Changes) map[string]jso
 	}
 	maps.Copy(members, c.Set)
 	return members
+}
+
+// hasPublicKey reports whether members hold a key of the session's own,
+// not only private values.
+func hasPublicKey(members map[string]json.RawMessage) bool {
+	for k := range members {
+		if !reservedKey(k) {
+			return true
+		}
+	}
+	return false
 }

@@ -284,6 +284,30 @@ func TestRenewalKeepsChangesMadeElsewhere(t *testing.T) {
 	}
 }
 
+// A renewal whose deletions, with another request's meanwhile, leave the
+// session empty ends it: the old ID goes and the cookie is deleted, as a
+// save without renewal would do, rather than the old ID staying alive.
+func TestRenewalThatEmptiesTheSessionEndsIt(t *testing.T) {
+	ctx := context.Background()
+	_, store, s, cookie := aliceWithToken(t)
+	storetestCommit(t, store, s.ID(), Changes{Set: map[string]json.RawMessage{"role": json.RawMessage(`"admin"`)}})
+	codec, _ := NewSecureCookieCodec(testSecret)
+	manager, _ := NewManager(DefaultConfig(), codec, WithStore(store))
+
+	loggingOut, _ := manager.Open(requestWithCookie("session", cookie))
+	storetestCommit(t, store, s.ID(), Changes{Deleted: []string{"role"}}) // another request, meanwhile
+	must(t, loggingOut.Delete("user"))
+	must(t, loggingOut.Renew())
+	h := http.Header{}
+	action, err := manager.Save(ctx, loggingOut, h)
+	if err != nil || action != CookieDeleted || store.Len() != 0 {
+		t.Errorf("a renewal that empties the session: %s %v, %d stored", action, err, store.Len())
+	}
+	if !strings.Contains(h.Get("Set-Cookie"), "Max-Age=0") {
+		t.Errorf("the cookie was not deleted: %q", h.Values("Set-Cookie"))
+	}
+}
+
 // storetestCommit applies changes to the stored session id.
 func storetestCommit(t *testing.T, store Store, id string, c Changes) {
 	t.Helper()
