@@ -16,7 +16,7 @@ import (
 // connection read (RESP3 CLIENT TRACKING): when anyone changes or deletes
 // a key, or it expires, Redis pushes an invalidation, which go-redis
 // applies at the next command on that connection or at its background
-// drainer's next tick (every 5 ms) when the connection is idle.
+// drainer's next tick (CacheOptions.InvalidationCheck) when the connection is idle.
 //
 // That leaves one window go-redis does not close: a process that writes a
 // session and reads it again before the invalidation is applied would read
