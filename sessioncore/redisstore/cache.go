@@ -15,8 +15,9 @@ import (
 // read commands in process memory and has Redis track the keys each
 // connection read (RESP3 CLIENT TRACKING): when anyone changes or deletes
 // a key, or it expires, Redis pushes an invalidation, which go-redis
-// applies at the next command on that connection or at its background
-// drainer's next tick (CacheOptions.InvalidationCheck) when the connection is idle.
+// applies at the next command on that connection or, when the connection
+// is idle, at its background drainer's next tick
+// (CacheOptions.InvalidationCheck).
 //
 // That leaves one window go-redis does not close: a process that writes a
 // session and reads it again before the invalidation is applied would read
