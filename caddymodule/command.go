@@ -120,7 +120,9 @@ store of a running Caddy's config, through its admin API: it POSTs
   {"revoked":1,"stores":[{"store":"memory (cookie session)","revoked":true}]}
 
 The ID is the one the upstream receives in X-Session-Id, or the one
-'caddy session inspect' shows for a cookie of a site with a store. The
+'caddy session inspect' shows for a cookie of a site with a store. IDs
+issued since 2026-11-29 never begin with '-'; for an older one that does,
+write -- before it: caddy session revoke -- -YEbl0Wrt.... The
 session's cookie opens nothing afterwards: its next request gets a new, empty
 session.
 

@@ -311,3 +311,14 @@ func TestSessionSizeIsBounded(t *testing.T) {
 	}
 	expectValues(t, store, s.ID(), `{"user":"alice"}`)
 }
+
+// A session ID never begins with '-', which a command line would read as
+// a flag; without the redraw, one in 64 would.
+func TestSessionIDsDoNotLookLikeFlags(t *testing.T) {
+	for range 2000 {
+		id, err := newSessionID()
+		if err != nil || !ValidSessionID(id) || id[0] == '-' {
+			t.Fatalf("%q, %v", id, err)
+		}
+	}
+}
