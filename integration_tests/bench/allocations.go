@@ -25,14 +25,9 @@ import (
 // go tool pprof -sample_index=alloc_space -diff_base before after.
 func countAllocations(ctx context.Context, binary, dir, upstream string, configs []*config, rounds, connections int, d time.Duration, profiles string) error {
 	adminPort := freePort()
-	var caddyfile strings.Builder
-	caddyfile.WriteString(strings.Replace(globalOptions, "admin off", fmt.Sprintf("admin 127.0.0.1:%d", adminPort), 1))
-	for _, c := range configs {
-		c.port = freePort()
-		caddyfile.WriteString(c.siteBlock(upstream))
-	}
-	path := filepath.Join(dir, "Caddyfile.allocations")
-	if err := os.WriteFile(path, []byte(caddyfile.String()), 0o600); err != nil {
+	global := strings.Replace(globalOptions, "admin off", fmt.Sprintf("admin 127.0.0.1:%d", adminPort), 1)
+	path, err := oneCaddyfile(dir, "Caddyfile.allocations", global, upstream, configs)
+	if err != nil {
 		return err
 	}
 	cmd := pinned(0, binary, "run", "--config", path, "--adapter", "caddyfile")
@@ -42,10 +37,8 @@ func countAllocations(ctx context.Context, binary, dir, upstream string, configs
 		return err
 	}
 	defer kill(cmd)
-	for _, c := range configs {
-		if err := waitListening(c.port); err != nil {
-			return fmt.Errorf("%s: %w", c.name, err)
-		}
+	if err := waitAllListening(configs); err != nil {
+		return err
 	}
 	if err := logIn(configs); err != nil {
 		return err

@@ -32,14 +32,8 @@ func countInstructions(ctx context.Context, binary, dir, upstream string, config
 			return fmt.Errorf("%s is required: apt-get install valgrind wrk", tool)
 		}
 	}
-	var caddyfile strings.Builder
-	caddyfile.WriteString(globalOptions)
-	for _, c := range configs {
-		c.port = freePort()
-		caddyfile.WriteString(c.siteBlock(upstream))
-	}
-	path := filepath.Join(dir, "Caddyfile.callgrind")
-	if err := os.WriteFile(path, []byte(caddyfile.String()), 0o600); err != nil {
+	path, err := oneCaddyfile(dir, "Caddyfile.callgrind", globalOptions, upstream, configs)
+	if err != nil {
 		return err
 	}
 	out := filepath.Join(dir, "callgrind.out")
@@ -58,10 +52,8 @@ func countInstructions(ctx context.Context, binary, dir, upstream string, config
 	}
 	defer kill(cmd)
 	startTimeout = 3 * time.Minute
-	for _, c := range configs {
-		if err := waitListening(c.port); err != nil {
-			return fmt.Errorf("%s: %w", c.name, err)
-		}
+	if err := waitAllListening(configs); err != nil {
+		return err
 	}
 	if err := logIn(configs); err != nil {
 		return err

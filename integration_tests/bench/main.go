@@ -289,10 +289,8 @@ func loadRounds(ctx context.Context, binary, dir, upstreamAddr string, configs [
 		}
 		defer kill(c.cmd)
 	}
-	for _, c := range configs {
-		if err := waitListening(c.port); err != nil {
-			return fmt.Errorf("%s: %w", c.name, err)
-		}
+	if err := waitAllListening(configs); err != nil {
+		return err
 	}
 	if err := logIn(configs); err != nil {
 		return err
@@ -614,6 +612,30 @@ func login(port int, path string) (string, error) {
 		return "", fmt.Errorf("no session cookie from %s", path)
 	}
 	return strings.Join(pairs, "; "), nil
+}
+
+// waitAllListening waits for every configuration's port to open.
+func waitAllListening(configs []*config) error {
+	for _, c := range configs {
+		if err := waitListening(c.port); err != nil {
+			return fmt.Errorf("%s: %w", c.name, err)
+		}
+	}
+	return nil
+}
+
+// oneCaddyfile gives each configuration a port, writes a Caddyfile that
+// serves them all after global to dir/name, and returns its path: one
+// Caddy for every configuration.
+func oneCaddyfile(dir, name, global, upstream string, configs []*config) (string, error) {
+	var caddyfile strings.Builder
+	caddyfile.WriteString(global)
+	for _, c := range configs {
+		c.port = freePort()
+		caddyfile.WriteString(c.siteBlock(upstream))
+	}
+	path := filepath.Join(dir, name)
+	return path, os.WriteFile(path, []byte(caddyfile.String()), 0o600)
 }
 
 func waitListening(port int) error { return waitListeningAddr(fmt.Sprintf("127.0.0.1:%d", port)) }
