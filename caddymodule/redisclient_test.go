@@ -318,7 +318,11 @@ func TestClientCacheRefusals(t *testing.T) {
 			if tt.c.ClientCache == 0 {
 				tt.c.ClientCache = 100
 			}
-			_, err := newCachedRedisStore(&tt.c, nil, "session:")
+			opts, err := redisOptions(&tt.c)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = newCachedRedisStore(&tt.c, opts, nil, "session:")
 			if err == nil || !strings.Contains(err.Error(), tt.want) || strings.Contains(err.Error(), "hunter2") {
 				t.Errorf("error %v, want one that says %q", err, tt.want)
 			}

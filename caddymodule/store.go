@@ -321,18 +321,16 @@ func openStore(c *StoreConfig, cookieName string) (pooledStore, func(), error) {
 			bounds := &memoryBounds{store: memory, asked: map[int]memoryLimits{}}
 			return pooledStore{Store: instrumentedStore{memory}, bounds: bounds, use: new(storeUse)}, nil
 		case storeRedis:
-			client, err := newRedisClient(&resolved)
+			opts, err := redisOptions(&resolved)
 			if err != nil {
 				return nil, err
 			}
-			prefix := resolved.KeyPrefix
-			if prefix == "" {
-				prefix = defaultKeyPrefix
-			}
+			client := redis.NewUniversalClient(opts)
+			prefix := cmp.Or(resolved.KeyPrefix, defaultKeyPrefix)
 			if resolved.ClientCache == 0 {
 				return pooledStore{Store: instrumentedStore{redisstore.New(client, prefix)}, use: new(storeUse), close: client.Close}, nil
 			}
-			store, err := newCachedRedisStore(&resolved, client, prefix)
+			store, err := newCachedRedisStore(&resolved, opts, client, prefix)
 			if err != nil {
 				client.Close()
 				return nil, err
@@ -361,21 +359,19 @@ func openStore(c *StoreConfig, cookieName string) (pooledStore, func(), error) {
 }
 
 // newCachedRedisStore returns the Redis store of c with client_cache on:
-// loads go through a second client, to the same server, that keeps what
-// it read (redisstore.NewCached).
-func newCachedRedisStore(c *StoreConfig, client redis.UniversalClient, prefix string) (*redisstore.Store, error) {
+// loads go through a second client, made from opts, to the same server,
+// that keeps what it read (redisstore.NewCached).
+func newCachedRedisStore(c *StoreConfig, opts *redis.UniversalOptions, client redis.UniversalClient, prefix string) (*redisstore.Store, error) {
 	if c.ClientCache < 0 {
 		return nil, errors.New("store client_cache: the number of sessions kept must be positive")
 	}
 	if c.Cluster || c.MasterName != "" || len(c.Addresses) > 1 {
 		return nil, errors.New("store client_cache: needs a single Redis server; go-redis's client-side caching does not follow sentinels or clusters")
 	}
-	opts, err := redisOptions(c)
+	store, err := redisstore.NewCached(client, *opts.Simple(),
+		redisstore.CacheOptions{MaxEntries: c.ClientCache, MaxBytes: clientCacheMemory, MaxStaleness: clientCacheStaleness, InvalidationCheck: clientCacheCheck}, prefix)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("store client_cache: %w", err)
 	}
-	if opts.DB != 0 {
-		return nil, errors.New("store client_cache: needs database 0; Redis tracks the keys of database 0 only for go-redis")
-	}
-	return redisstore.NewCached(client, *opts.Simple(), redisstore.CacheOptions{MaxEntries: c.ClientCache, MaxBytes: clientCacheMemory, MaxStaleness: clientCacheStaleness, InvalidationCheck: clientCacheCheck}, prefix)
+	return store, nil
 }
