@@ -226,15 +226,23 @@ func (l *laggingStore) LoadFresh(ctx context.Context, id string) (map[string]jso
 	return l.Store.Load(ctx, id)
 }
 
+// aliceBehindALaggingCache is aliceWithToken's session, with a manager
+// whose store answers loads of it from a copy taken now (laggingStore).
+func aliceBehindALaggingCache(t *testing.T) (*Manager, *mapStore, *Session, string) {
+	t.Helper()
+	_, store, s, cookie := aliceWithToken(t)
+	values, _, _ := store.Load(context.Background(), s.ID())
+	codec, _ := NewSecureCookieCodec(testSecret)
+	manager, _ := NewManager(DefaultConfig(), codec, WithStore(&laggingStore{Store: store, id: s.ID(), values: values}))
+	return manager, store, s, cookie
+}
+
 // A renewal asks the store itself whether the session still exists: a
 // session revoked through another gateway, whose cache here has not heard
 // of it yet, does not come back under a new ID.
 func TestNoRevivalThroughALaggingCache(t *testing.T) {
 	ctx := context.Background()
-	_, store, s, cookie := aliceWithToken(t)
-	values, _, _ := store.Load(ctx, s.ID())
-	codec, _ := NewSecureCookieCodec(testSecret)
-	manager, _ := NewManager(DefaultConfig(), codec, WithStore(&laggingStore{Store: store, id: s.ID(), values: values}))
+	manager, store, s, cookie := aliceBehindALaggingCache(t)
 
 	renewing, _ := manager.Open(requestWithCookie("session", cookie))
 	if v, _ := renewing.Text("user"); v != "alice" {
@@ -256,10 +264,7 @@ func TestNoRevivalThroughALaggingCache(t *testing.T) {
 // request's lagging copy does not show, is not undone under the new ID.
 func TestRenewalKeepsChangesMadeElsewhere(t *testing.T) {
 	ctx := context.Background()
-	_, store, s, cookie := aliceWithToken(t)
-	values, _, _ := store.Load(ctx, s.ID())
-	codec, _ := NewSecureCookieCodec(testSecret)
-	manager, _ := NewManager(DefaultConfig(), codec, WithStore(&laggingStore{Store: store, id: s.ID(), values: values}))
+	manager, store, s, cookie := aliceBehindALaggingCache(t)
 
 	renewing, _ := manager.Open(requestWithCookie("session", cookie))
 	storetestCommit(t, store, s.ID(), Changes{Set: map[string]json.RawMessage{"role": json.RawMessage(`"user"`), "theme": json.RawMessage(`"dark"`)}})
@@ -289,10 +294,8 @@ func TestRenewalKeepsChangesMadeElsewhere(t *testing.T) {
 // save without renewal would do, rather than the old ID staying alive.
 func TestRenewalThatEmptiesTheSessionEndsIt(t *testing.T) {
 	ctx := context.Background()
-	_, store, s, cookie := aliceWithToken(t)
+	manager, store, s, cookie := aliceWithToken(t)
 	storetestCommit(t, store, s.ID(), Changes{Set: map[string]json.RawMessage{"role": json.RawMessage(`"admin"`)}})
-	codec, _ := NewSecureCookieCodec(testSecret)
-	manager, _ := NewManager(DefaultConfig(), codec, WithStore(store))
 
 	loggingOut, _ := manager.Open(requestWithCookie("session", cookie))
 	storetestCommit(t, store, s.ID(), Changes{Deleted: []string{"role"}}) // another request, meanwhile
