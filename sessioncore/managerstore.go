@@ -191,14 +191,13 @@ func (m *Manager) SavePrivate(ctx context.Context, s *Session, name string, valu
 	if m.store == nil || s.id == "" {
 		return errors.New("no stored session to save a private value to")
 	}
+	value, err := normalizePrivate(name, value)
+	if err != nil {
+		return err
+	}
 	field := PrivatePrefix + name
 	c := Changes{Deleted: []string{field}}
 	if value != nil {
-		normalized, err := normalizeJSON(value)
-		if err != nil {
-			return fmt.Errorf("private value %q: %w", name, err)
-		}
-		value = normalized
 		c = Changes{Set: map[string]json.RawMessage{field: value}}
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), storeTimeout)
@@ -210,14 +209,7 @@ func (m *Manager) SavePrivate(ctx context.Context, s *Session, name string, valu
 	case !exists:
 		return ErrSessionGone
 	}
-	if value == nil {
-		delete(s.private, name)
-	} else {
-		if s.private == nil {
-			s.private = map[string]json.RawMessage{}
-		}
-		s.private[name] = value
-	}
+	s.putPrivate(name, value)
 	delete(s.privateDirty, name) // saved already
 	return nil
 }

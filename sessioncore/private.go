@@ -50,20 +50,14 @@ func (s *Session) SetPrivate(name string, value json.RawMessage) error {
 	if err := s.checkAvailable(); err != nil {
 		return err
 	}
-	if value != nil {
-		normalized, err := normalizeJSON(value)
-		if err != nil {
-			return fmt.Errorf("private value %q: %w", name, err)
-		}
-		if s.private == nil {
-			s.private = map[string]json.RawMessage{}
-		}
-		s.private[name] = normalized
-	} else if _, ok := s.private[name]; !ok {
-		return nil
-	} else {
-		delete(s.private, name)
+	value, err := normalizePrivate(name, value)
+	if err != nil {
+		return err
 	}
+	if _, ok := s.private[name]; !ok && value == nil {
+		return nil
+	}
+	s.putPrivate(name, value)
 	if s.privateDirty == nil {
 		s.privateDirty = map[string]struct{}{}
 	}
@@ -71,6 +65,32 @@ func (s *Session) SetPrivate(name string, value json.RawMessage) error {
 	// The response depends on the session now: it varies by cookie.
 	s.modified, s.accessed = true, true
 	return nil
+}
+
+// normalizePrivate returns a private value in its stored form; nil stays
+// nil (a removal).
+func normalizePrivate(name string, value json.RawMessage) (json.RawMessage, error) {
+	if value == nil {
+		return nil, nil
+	}
+	normalized, err := normalizeJSON(value)
+	if err != nil {
+		return nil, fmt.Errorf("private value %q: %w", name, err)
+	}
+	return normalized, nil
+}
+
+// putPrivate sets the private value name, or removes it when v is nil,
+// without marking anything.
+func (s *Session) putPrivate(name string, v json.RawMessage) {
+	if v == nil {
+		delete(s.private, name)
+		return
+	}
+	if s.private == nil {
+		s.private = map[string]json.RawMessage{}
+	}
+	s.private[name] = v
 }
 
 // dropPrivate removes every private value.
@@ -94,10 +114,7 @@ func (s *Session) takeStoredPrivate(stored map[string]json.RawMessage) {
 		}
 		name := k[len(PrivatePrefix):]
 		if _, changed := s.privateDirty[name]; !changed {
-			if s.private == nil {
-				s.private = map[string]json.RawMessage{}
-			}
-			s.private[name] = v
+			s.putPrivate(name, v)
 		}
 	}
 }
@@ -107,10 +124,7 @@ func (s *Session) takeStoredPrivate(stored map[string]json.RawMessage) {
 func (s *Session) splitPrivate() {
 	for k, v := range s.values {
 		if reservedKey(k) {
-			if s.private == nil {
-				s.private = map[string]json.RawMessage{}
-			}
-			s.private[k[len(PrivatePrefix):]] = v
+			s.putPrivate(k[len(PrivatePrefix):], v)
 			delete(s.values, k)
 		}
 	}
