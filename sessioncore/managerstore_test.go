@@ -81,19 +81,21 @@ func (failingStore) Commit(context.Context, string, Changes, time.Duration) (boo
 }
 func (failingStore) Delete(context.Context, string) (bool, error) { return false, errDown }
 
-func TestManagerWithStore(t *testing.T) {
-	ctx := context.Background()
-	clock := &testClock{t: testEpoch}
+// storeManager returns a manager with a map store and the test secret's
+// secure-cookie codec, and save, which saves a session and returns the
+// session cookie the response set ("" for none).
+func storeManager(t *testing.T, options ...Option) (*Manager, *mapStore, func(*Session) string) {
+	t.Helper()
 	store := newMapStore()
 	codec, _ := NewSecureCookieCodec(testSecret)
-	manager, err := NewManager(DefaultConfig(), codec, WithClock(clock.Now), WithStore(store))
+	manager, err := NewManager(DefaultConfig(), codec, append(options, WithStore(store))...)
 	if err != nil {
 		t.Fatal(err)
 	}
 	save := func(s *Session) string {
 		t.Helper()
 		h := http.Header{}
-		if _, err := manager.Save(ctx, s, h); err != nil {
+		if _, err := manager.Save(context.Background(), s, h); err != nil {
 			t.Fatal(err)
 		}
 		if h.Get("Set-Cookie") == "" {
@@ -101,6 +103,14 @@ func TestManagerWithStore(t *testing.T) {
 		}
 		return cookieValue(t, h, "session")
 	}
+	return manager, store, save
+}
+
+func TestManagerWithStore(t *testing.T) {
+	ctx := context.Background()
+	clock := &testClock{t: testEpoch}
+	codec, _ := NewSecureCookieCodec(testSecret)
+	manager, store, save := storeManager(t, WithClock(clock.Now))
 
 	// A new session gets an ID and is stored; the cookie holds only the ID.
 	s, _ := manager.Open(requestWithCookie("session", ""))

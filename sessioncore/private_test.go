@@ -13,24 +13,7 @@ import (
 
 func TestPrivateValues(t *testing.T) {
 	ctx := context.Background()
-	clock := &testClock{t: testEpoch}
-	store := newMapStore()
-	codec, _ := NewSecureCookieCodec(testSecret)
-	manager, err := NewManager(DefaultConfig(), codec, WithClock(clock.Now), WithStore(store))
-	if err != nil {
-		t.Fatal(err)
-	}
-	save := func(s *Session) string {
-		t.Helper()
-		h := http.Header{}
-		if _, err := manager.Save(ctx, s, h); err != nil {
-			t.Fatal(err)
-		}
-		if h.Get("Set-Cookie") == "" {
-			return ""
-		}
-		return cookieValue(t, h, "session")
-	}
+	manager, store, save := storeManager(t)
 	open := func(cookie string) *Session {
 		t.Helper()
 		s, outcome := manager.Open(requestWithCookie("session", cookie))
@@ -323,14 +306,13 @@ func storetestCommit(t *testing.T, store Store, id string, c Changes) {
 // private value oidc = "t0", and returns it and its cookie.
 func aliceWithToken(t *testing.T) (*Manager, *mapStore, *Session, string) {
 	t.Helper()
-	store := newMapStore()
-	codec, _ := NewSecureCookieCodec(testSecret)
-	manager, _ := NewManager(DefaultConfig(), codec, WithStore(store))
-	h := http.Header{}
+	manager, store, save := storeManager(t)
 	s, _ := manager.Open(requestWithCookie("session", ""))
 	must(t, s.Set("user", json.RawMessage(`"alice"`)))
 	must(t, s.SetPrivate("oidc", json.RawMessage(`"t0"`)))
-	_, err := manager.Save(context.Background(), s, h)
-	must(t, err)
-	return manager, store, s, cookieValue(t, h, "session")
+	cookie := save(s)
+	if cookie == "" {
+		t.Fatal("alice's session set no cookie")
+	}
+	return manager, store, s, cookie
 }
